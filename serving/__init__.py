@@ -1,0 +1,1 @@
+"""Risk service (FastAPI) and the ``crs-risk`` command-line entry point."""

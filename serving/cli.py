@@ -1,0 +1,39 @@
+"""The ``crs-risk`` command: one Typer app with a sub-command per stage.
+
+The entry point lives in ``serving`` because serving is the outermost layer (it may import
+``features`` and ``training``; they never import it). Sub-command modules import their heavy
+dependencies inside the commands so that ``crs-risk --help`` stays fast. Every
+:class:`features.errors.CrsRiskError` becomes one message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from features.cli import cohort_app, features_app
+from features.errors import CrsRiskError
+
+app = typer.Typer(
+    name="crs-risk",
+    help="Risk scores for severe and tocilizumab-refractory CRS after CD19 CAR T-cell therapy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(cohort_app, name="cohort")
+app.add_typer(features_app, name="features")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, report user errors without a traceback (exit 2)."""
+    try:
+        app(args=argv, prog_name="crs-risk")
+    except CrsRiskError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Models, small-sample validation, metrics, explanations, MLflow tracking and registry."""
