@@ -21,7 +21,9 @@ class FeatureTable:
     y: pd.Series  # int 0/1 outcome, same index
     ids: pd.Series  # patient_id, same index; never a feature
     groups: pd.DataFrame  # subgroup columns (center, age_band, product, marrow_burden), same index
-    summary: dict[str, Any] = field(default_factory=dict)  # eligible, events, exclusions, missingness
+    summary: dict[str, Any] = field(
+        default_factory=dict
+    )  # eligible, events, exclusions, missingness
 
     @property
     def n_events(self) -> int:
