@@ -1,0 +1,520 @@
+"""The import mapping: a validated, declarative description of how a real extract becomes a cohort.
+
+A mapping (YAML) lists ``sources``; each names a file of the extract (matched by file name), how
+to read it (``sheet``, ``header_rows``, ``na_values``), which column holds the patient id, and
+what it holds (``kind``):
+
+- ``patients``: one row per patient; ``columns`` map cohort patient fields to source columns,
+  ``constants`` give fields one value for everyone, ``events`` turn per-patient flags into events.
+- ``per_patient_events``: one row per patient, only ``events`` (outcome and treatment flags).
+- ``long_measurements``: one row per value (time, analyte, value, unit or a unit column).
+- ``wide_measurements``: one row per patient and time point; ``measurements`` name the analyte
+  columns, ``crs_grade`` an optional per-row CRS grade from which onset and maximum are derived.
+- ``patient_measurements``: one row per patient, each matched column one analyte at one time
+  (the shape of workbooks with several header rows: time window in one header row, analyte and
+  unit in the next, the exact draw day in a neighbouring column).
+- ``long_events``: one row per event (time, event name, grade).
+
+A column is addressed by its header text (``"CRP (mg/L)"``), by its header path across header
+rows (``"Day 7 (5-9) Timepoint / CRP (mg/L)"``; any trailing part of the path works when it is
+unique), by spreadsheet ``letter`` or by 1-based ``position``. ``values`` maps source values
+(``0/1`` → booleans, sex codes, …); ``na_values`` are placeholders that mean missing. Every
+problem is reported with the mapping file, the YAML path (``sources[2].time.unit``) and the rule.
+
+Only the shape is checked here; whether files and columns exist is checked by
+:mod:`features.importer` against the extract itself.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from features.errors import CrsRiskError
+from features.schema import EVENTS, GRADED_EVENTS, PATIENTS
+from features.vocabulary import ANALYTES, resolve_analyte, resolve_unit
+
+Scalar = bool | int | float | str
+MapTarget = bool | int | float | str | None
+TIME_UNITS: dict[str, float] = {"days": 24.0, "hours": 1.0}
+CRS_DERIVED = ("crs_onset", "crs_grade", "crs_max_grade")
+SKIP = "skip"
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "none", "ColumnSpec", "dict", "list"}
+
+
+def value_key(value: object) -> str:
+    """Comparison key of a source cell or a mapping key: ``1``, ``1.0`` and ``"1"`` agree.
+
+    Numbers compare by value, text by its stripped, case-folded form, so a value map written as
+    ``{0: false, 1: true}`` matches a CSV cell ``"1"`` and an Excel cell ``1.0`` alike.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else repr(number)
+    text = " ".join(str(value).split()).casefold()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if number != number or number in (float("inf"), float("-inf")):
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Strict):
+    """One source column: by header text/path, letter or position; optional value map."""
+
+    header: str | None = None
+    letter: str | None = None
+    position: int | None = Field(default=None, ge=1)
+    values: dict[str, MapTarget] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"header": data} if isinstance(data, str) else data
+
+    @field_validator("letter")
+    @classmethod
+    def _letter(cls, letter: str | None) -> str | None:
+        if letter is not None and not re.fullmatch(r"[A-Za-z]{1,3}", letter.strip()):
+            raise ValueError(f"{letter!r} is not a spreadsheet column letter (A, B, …, AA, …)")
+        return None if letter is None else letter.strip().upper()
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _keys(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            return {value_key(k): v for k, v in values.items()}
+        return values
+
+    @model_validator(mode="after")
+    def _one_address(self) -> ColumnSpec:
+        given = [n for n in ("header", "letter", "position") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of header, letter or position")
+        return self
+
+    def describe(self) -> str:
+        if self.header is not None:
+            return repr(self.header)
+        if self.letter is not None:
+            return f"letter {self.letter}"
+        return f"position {self.position}"
+
+
+class TimeSpec(_Strict):
+    """Time of a row or column: a ``column`` or a constant/template ``value``, in days or hours.
+
+    ``hours_from_infusion = (t + offset) * (24 if unit == days else 1)``. ``fallback`` is used
+    when the time cell is empty (e.g. the nominal day of a window when the true date is missing).
+    ``source`` reads the column from another per-patient source (joined on the patient id).
+    Templates (``"{window} / true date_{analyte}"``, ``"{day}"``) are filled from the named
+    groups of a measurement rule's ``match``.
+    """
+
+    column: ColumnSpec | None = None
+    value: float | str | None = None
+    unit: Literal["days", "hours"]
+    offset: float = 0.0
+    fallback: float | str | None = None
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _one_time(self) -> TimeSpec:
+        if (self.column is None) == (self.value is None):
+            raise ValueError("give exactly one of column or value")
+        if self.source is not None and self.column is None:
+            raise ValueError("source needs a column")
+        return self
+
+    @property
+    def scale(self) -> float:
+        return TIME_UNITS[self.unit]
+
+    def require_numbers(self) -> None:
+        """Outside measurement rules there are no match groups: value/fallback are numbers."""
+        for name in ("value", "fallback"):
+            given = getattr(self, name)
+            if isinstance(given, str):
+                try:
+                    float(given)
+                except ValueError:
+                    raise ValueError(
+                        f"time.{name} {given!r} must be a number here (templates only work in "
+                        "measurement rules with match)"
+                    ) from None
+
+    def number(self, name: str) -> float | None:
+        given = getattr(self, name)
+        return None if given is None else float(given)
+
+
+def _check_analyte_name(name: str | None) -> str | None:
+    if name is not None and resolve_analyte(name) is None:
+        raise ValueError(f"unknown analyte {name!r} (keys: {', '.join(ANALYTES)})")
+    return name
+
+
+class MeasureRule(_Strict):
+    """Measurement columns: one ``column`` or every column whose header path fully matches
+    the regular expression ``match`` (case-insensitive). Named groups ``analyte`` and ``unit``
+    stand in for the fixed ``analyte``/``unit``; other groups fill the ``time`` templates."""
+
+    column: ColumnSpec | None = None
+    match: str | None = None
+    analyte: str | None = None
+    unit: str | None = None
+    time: TimeSpec | None = None
+
+    @field_validator("analyte")
+    @classmethod
+    def _analyte(cls, analyte: str | None) -> str | None:
+        return _check_analyte_name(analyte)
+
+    @model_validator(mode="after")
+    def _shape(self) -> MeasureRule:
+        if (self.column is None) == (self.match is None):
+            raise ValueError("give exactly one of column or match")
+        groups: set[str] = set()
+        if self.match is not None:
+            try:
+                groups = set(re.compile(self.match).groupindex)
+            except re.error as exc:
+                raise ValueError(f"match is not a valid regular expression: {exc}") from None
+        if self.analyte is None and "analyte" not in groups:
+            raise ValueError("give analyte (or a named group (?P<analyte>…) in match)")
+        if self.unit is None and "unit" not in groups:
+            raise ValueError("give unit (or a named group (?P<unit>…) in match)")
+        if self.analyte is not None and self.unit is not None:
+            key = resolve_analyte(self.analyte)
+            if key is not None and resolve_unit(key, self.unit) is None:
+                raise ValueError(
+                    f"unit {self.unit!r} is not accepted for {key} "
+                    f"(accepted: {', '.join(ANALYTES[key].units)})"
+                )
+        return self
+
+
+class PatientEventRule(_Strict):
+    """A per-patient event: emitted when ``flag`` is true (after its value map), when ``grade``
+    is present for graded events, or when the ``time`` cell is present otherwise. Without a
+    time the event has unknown time (it can define an outcome, never a feature)."""
+
+    event: str
+    flag: ColumnSpec | None = None
+    grade: ColumnSpec | int | None = None
+    time: TimeSpec | None = None
+    dose: ColumnSpec | None = None
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, event: str) -> str:
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r} (allowed: {', '.join(EVENTS)})")
+        return event
+
+    @model_validator(mode="after")
+    def _shape(self) -> PatientEventRule:
+        graded = self.event in GRADED_EVENTS
+        if graded and self.grade is None:
+            raise ValueError(f"{self.event} needs a grade (column or number)")
+        if not graded and self.grade is not None:
+            raise ValueError(f"{self.event} takes no grade")
+        if isinstance(self.grade, int):
+            lo, hi = GRADED_EVENTS[self.event]
+            if not lo <= self.grade <= hi:
+                raise ValueError(f"grade {self.grade} outside {lo}–{hi} for {self.event}")
+        if not graded and self.flag is None and (self.time is None or self.time.column is None):
+            raise ValueError(f"{self.event} needs a flag column or a time column")
+        if self.time is not None:
+            self.time.require_numbers()
+        return self
+
+
+class _Source(_Strict):
+    name: str | None = None
+    file: str = Field(min_length=1)
+    sheet: str | int | None = None
+    header_rows: int = Field(default=1, ge=0, le=50)
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
+    na_values: list[Scalar] = Field(default_factory=list)
+    id_column: ColumnSpec
+
+
+class _AnalyteOptions(_Strict):
+    analytes: dict[str, str] = Field(default_factory=dict)
+    unknown_analytes: Literal["error", "skip"] = "error"
+
+    @field_validator("analytes")
+    @classmethod
+    def _targets(cls, analytes: dict[str, str]) -> dict[str, str]:
+        for name, target in analytes.items():
+            if target != SKIP and target not in ANALYTES:
+                raise ValueError(
+                    f"{name!r} maps to {target!r}, which is neither 'skip' nor an analyte key "
+                    f"({', '.join(ANALYTES)})"
+                )
+        return {value_key(k): v for k, v in analytes.items()}
+
+
+_PATIENT_FIELDS = tuple(c.name for c in PATIENTS.columns if c.name != "patient_id")
+
+
+class PatientsSource(_Source):
+    kind: Literal["patients"]
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
+    constants: dict[str, Scalar] = Field(default_factory=dict)
+    events: list[PatientEventRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fields(self) -> PatientsSource:
+        for name in (*self.columns, *self.constants):
+            if name not in _PATIENT_FIELDS:
+                raise ValueError(
+                    f"{name!r} is not a patient field (fields: {', '.join(_PATIENT_FIELDS)})"
+                )
+        both = set(self.columns) & set(self.constants)
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))} given both as column and constant")
+        return self
+
+
+class PerPatientEventsSource(_Source):
+    kind: Literal["per_patient_events"]
+    events: list[PatientEventRule] = Field(min_length=1)
+
+
+class LongMeasurementsSource(_AnalyteOptions, _Source):
+    kind: Literal["long_measurements"]
+    time: TimeSpec
+    analyte: ColumnSpec
+    value: ColumnSpec
+    unit: str | None = None
+    unit_column: ColumnSpec | None = None
+    qualifier: ColumnSpec | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> LongMeasurementsSource:
+        if (self.unit is None) == (self.unit_column is None):
+            raise ValueError("give exactly one of unit or unit_column")
+        if self.time.column is None:
+            raise ValueError("time needs a column (one time per row)")
+        self.time.require_numbers()
+        return self
+
+
+class WideMeasurementsSource(_AnalyteOptions, _Source):
+    kind: Literal["wide_measurements"]
+    time: TimeSpec
+    measurements: list[MeasureRule] = Field(default_factory=list)
+    crs_grade: ColumnSpec | None = None
+    crs_events: list[Literal["crs_onset", "crs_grade", "crs_max_grade"]] = Field(
+        default_factory=lambda: list(CRS_DERIVED)
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> WideMeasurementsSource:
+        if self.time.column is None:
+            raise ValueError("time needs a column (one time per row)")
+        self.time.require_numbers()
+        if not self.measurements and self.crs_grade is None:
+            raise ValueError("give measurements and/or crs_grade")
+        for i, rule in enumerate(self.measurements):
+            if rule.time is not None:
+                raise ValueError(f"measurements[{i}].time: rows carry the time; remove it")
+        return self
+
+
+class PatientMeasurementsSource(_AnalyteOptions, _Source):
+    kind: Literal["patient_measurements"]
+    measurements: list[MeasureRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> PatientMeasurementsSource:
+        for i, rule in enumerate(self.measurements):
+            if rule.time is None:
+                raise ValueError(f"measurements[{i}].time is required for this kind")
+        return self
+
+
+class LongEventsSource(_Source):
+    kind: Literal["long_events"]
+    time: TimeSpec
+    event: ColumnSpec
+    grade: ColumnSpec | None = None
+    dose: ColumnSpec | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> LongEventsSource:
+        if self.time.column is None:
+            raise ValueError("time needs a column (one time per row)")
+        self.time.require_numbers()
+        return self
+
+
+Source = Annotated[
+    PatientsSource
+    | PerPatientEventsSource
+    | LongMeasurementsSource
+    | WideMeasurementsSource
+    | PatientMeasurementsSource
+    | LongEventsSource,
+    Field(discriminator="kind"),
+]
+KINDS = (
+    "patients",
+    "per_patient_events",
+    "long_measurements",
+    "wide_measurements",
+    "patient_measurements",
+    "long_events",
+)
+PER_PATIENT_KINDS = ("patients", "per_patient_events")
+
+
+class Mapping(_Strict):
+    """A whole import mapping (see the module docstring)."""
+
+    version: Literal[1] = 1
+    description: str | None = None
+    na_values: list[Scalar] = Field(default_factory=list)
+    duplicates: Literal["error", "keep_first"] = "error"
+    sources: list[Source] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _cross(self) -> Mapping:
+        if not any(s.kind == "patients" for s in self.sources):
+            raise ValueError("needs at least one source of kind 'patients' (the patient table)")
+        names = [s.name for s in self.sources if s.name is not None]
+        if len(names) != len(set(names)):
+            raise ValueError("source names must be unique")
+        per_patient = {s.name for s in self.sources if s.kind in PER_PATIENT_KINDS and s.name}
+        owner: dict[str, int] = {}
+        for i, s in enumerate(self.sources):
+            if isinstance(s, PatientsSource):
+                for field in (*s.columns, *s.constants):
+                    if field in owner:
+                        raise ValueError(
+                            f"patient field {field!r} is given by sources[{owner[field]}] and "
+                            f"sources[{i}]; give each field in one source"
+                        )
+                    owner[field] = i
+            for j, rule in enumerate(getattr(s, "events", None) or []):
+                ref = rule.time.source if rule.time is not None else None
+                if ref is not None and ref not in per_patient:
+                    raise ValueError(
+                        f"sources[{i}].events[{j}].time.source: {ref!r} is not the name of a "
+                        "per-patient source (kind patients or per_patient_events)"
+                    )
+        return self
+
+
+# --- loading --------------------------------------------------------------------------------
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans (only true/false; ``yes``/``no``/``on``/``off`` stay
+    text, so sex or answer codes are not silently turned into booleans) that refuses duplicate
+    keys (PyYAML would silently keep the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _yaml_path(loc: tuple[str | int, ...]) -> str:
+    """``('sources', 2, 'patients', 'columns', 'x')`` → ``sources[2].columns.x``.
+
+    Pydantic puts the discriminator tag after a source's index and the branch type names of
+    unions into ``loc``; neither is part of the YAML, so both are left out.
+    """
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        after_source = i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "sources"
+        if (after_source and part in KINDS) or part in _TYPE_TAGS or "[" in part:
+            continue
+        out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def format_validation_error(name: str, exc: ValidationError) -> list[str]:
+    """One line per problem: ``mapping NAME: YAML.PATH: rule``; union branches collapsed."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for err in exc.errors(include_url=False):
+        path = _yaml_path(tuple(err["loc"]))
+        if path in seen and err["type"] not in ("extra_forbidden", "missing"):
+            continue
+        seen.add(path)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the mapping format)"
+        elif err["type"] == "union_tag_invalid":
+            tag = err.get("ctx", {}).get("tag")
+            path, msg = f"{path}.kind", f"unknown kind {tag!r} (kinds: {', '.join(KINDS)})"
+        elif err["type"] == "union_tag_not_found":
+            path, msg = f"{path}.kind", f"kind is required (kinds: {', '.join(KINDS)})"
+        elif err["type"] in ("literal_error", "enum"):
+            msg = f"{msg}; got {err['input']!r}"
+        lines.append(f"mapping {name}: {path}: {msg}")
+    return lines
+
+
+def parse_mapping(data: object, name: str = "mapping") -> Mapping:
+    """Validate already-parsed YAML; raise :class:`CrsRiskError` listing every problem."""
+    if not isinstance(data, dict):
+        raise CrsRiskError(f"mapping {name}: the top level must be a mapping with 'sources'")
+    try:
+        return Mapping.model_validate(data)
+    except ValidationError as exc:
+        lines = format_validation_error(name, exc)
+        count = f"{len(lines)} problem" + ("s" if len(lines) != 1 else "")
+        raise CrsRiskError(f"mapping {name} is invalid ({count}):\n" + "\n".join(lines)) from None
+
+
+def load_mapping(path: Path | str) -> Mapping:
+    """Read and validate a mapping file; errors name the file, the YAML path and the rule."""
+    path = Path(path)
+    if not path.is_file():
+        raise CrsRiskError(f"mapping {path}: file not found")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CrsRiskError(f"mapping {path.name}: not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise CrsRiskError(f"mapping {path.name}: not UTF-8 text") from None
+    return parse_mapping(data, path.name)
