@@ -1,0 +1,536 @@
+"""Deterministic per-patient feature table at a landmark (no learning happens here).
+
+``build_features(cohort, task, landmark)`` → :class:`features.table.FeatureTable`: one row per
+eligible patient, the fixed column list of ``features.catalog.catalog_for`` (all float64, NaN =
+missing), the label, identifiers and subgroup columns separately, and a summary (eligible,
+events, exclusions by reason, missingness per feature, derivation notes).
+
+Every feature is computed from the cohort *cut at the landmark* (``features.landmark.cut``), so
+nothing recorded after the landmark, and no event with unknown time, can enter a feature. Each
+patient's row depends only on that patient's data. The same code builds one patient's row at
+serving time (:func:`build_patient_features`).
+
+Definitions (units are canonical, ``features.vocabulary``):
+
+- baseline of an analyte = its earliest value at or before infusion (hours ≤ 0), i.e. the
+  pre-lymphodepletion draw when there is one; EASIX = LDH × creatinine / platelets and
+  m-EASIX = LDH × CRP[mg/dL] / platelets on baseline values, CRP converted from mg/L (÷10) as
+  published (Pennisi M et al., Blood Adv 2021;5:3397);
+- per analyte up to the landmark: last value, maximum, fold change = maximum / baseline,
+  least-squares slope per 24 h (on log10(1 + x) for log-scale analytes), hours since the first
+  value, number of values, missing indicator. Values at a detection limit enter at the limit;
+- temperature: maximum, last, count, fever present (≥38.0 °C in the 24 h up to the landmark),
+  hours since the first fever, febrile count;
+- CRS course from the grade course of the cut cohort (``features.grading``): CRS present, highest
+  grade so far, grade in force, hours since onset; for ``toci_refractory`` the grade and hours
+  since onset at the first dose, and the dose's time.
+
+Vectorised with NumPy over (patient, analyte) groups of the sorted long table: no Python loop
+over patients.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import (
+    BASELINE_LABS,
+    DYNAMIC_ANALYTES,
+    HIGH_BURDEN_BLASTS_PCT,
+    LOG_SCALE,
+    _slug,
+    catalog_for,
+)
+from features.cohort import Cohort
+from features.errors import CrsRiskError
+from features.grading import FEVER_WINDOW_H, GradeCourse, is_fever
+from features.landmark import PATIENT_CODE, with_codes
+from features.schema import LYMPHODEPLETION, PRODUCTS
+from features.table import FeatureTable
+from features.tasks import (
+    Assignment,
+    Task,
+    assign,
+    course_of,
+    get_task,
+    last_grade,
+    max_grade,
+    parse_landmark,
+)
+
+ANALYTE_CODE = "_a"
+TRACKED: tuple[str, ...] = (*DYNAMIC_ANALYTES, "temperature")
+_TEMP = TRACKED.index("temperature")
+_LOG = np.array([a in LOG_SCALE for a in TRACKED])
+GROUP_COLUMNS: tuple[str, ...] = ("center", "age_band", "product", "marrow_burden")
+
+
+# --- preparation -----------------------------------------------------------------------------
+def prepare(cohort: Cohort) -> Cohort:
+    """Integer patient/analyte codes and (patient, analyte, time) order, done once per cohort.
+
+    Measurements keep only the columns features and grading read (``_p``, ``_a``, ``analyte``
+    as a category, ``hours_from_infusion``, ``value``); the cut preserves the order.
+    """
+    if ANALYTE_CODE in cohort.measurements.columns:
+        return cohort
+    coded = with_codes(cohort)
+    m = coded.measurements
+    analyte = pd.Categorical(m["analyte"].astype(str))
+    tracked = pd.Index(TRACKED).get_indexer(analyte.categories)[analyte.codes]
+    p = m[PATIENT_CODE].to_numpy(dtype=np.int64)
+    t = m["hours_from_infusion"].to_numpy(dtype=float)
+    if np.all((p[1:] > p[:-1]) | ((p[1:] == p[:-1]) & (t[1:] >= t[:-1]))):
+        # canonical (patient, time) order: a stable sort on (patient, analyte) keeps time order
+        # and is several times faster than a three-key lexsort
+        order = np.argsort(p * (len(TRACKED) + 1) + (tracked + 1), kind="stable")
+    else:
+        order = np.lexsort((t, tracked, p))
+    m = pd.DataFrame(
+        {
+            PATIENT_CODE: p[order],
+            ANALYTE_CODE: tracked[order].astype(np.int16),
+            "analyte": analyte[order],
+            "hours_from_infusion": t[order],
+            "value": m["value"].to_numpy(dtype=float)[order],
+        }
+    )
+    return dataclasses.replace(coded, measurements=m)
+
+
+# --- feature families ------------------------------------------------------------------------
+_TRUTH = {
+    "true": 1.0,
+    "1": 1.0,
+    "1.0": 1.0,
+    "yes": 1.0,
+    "false": 0.0,
+    "0": 0.0,
+    "0.0": 0.0,
+    "no": 0.0,
+}
+
+
+def _float(series: pd.Series) -> np.ndarray:
+    """Numbers or booleans (nullable or not, or their text) as float64 with NaN for missing."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return pd.to_numeric(series).to_numpy(dtype=float, na_value=np.nan)
+    text = series.astype("string").str.strip().str.lower()
+    truth = text.map(_TRUTH).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    number = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.where(np.isnan(truth), number, truth)
+
+
+def _indicators(values: pd.Series, levels: tuple[str, ...]) -> dict[str, np.ndarray]:
+    text = values.astype("string")
+    known = text.notna().to_numpy()
+    out = {}
+    for level in levels:
+        col = (text == level).fillna(False).to_numpy(dtype=float)
+        out[level] = np.where(known, col, np.nan)
+    return out
+
+
+def _patient_features(patients: pd.DataFrame) -> dict[str, np.ndarray]:
+    f: dict[str, np.ndarray] = {}
+    for col in ("age_years", "weight_kg", "car_t_dose", "marrow_blasts_pct"):
+        f[col] = _float(patients[col])
+    for col in ("prior_hsct", "prior_blinatumomab", "prior_inotuzumab", "extramedullary_disease"):
+        f[col] = _float(patients[col])
+    f["sex_male"] = _indicators(patients["sex"], ("M",))["M"]
+    for level, col in _indicators(patients["product"], PRODUCTS).items():
+        f[f"product_{_slug(level)}"] = col
+    for level, col in _indicators(patients["lymphodepletion"], LYMPHODEPLETION).items():
+        f[f"lymphodepletion_{level}"] = col
+    blasts = f["marrow_blasts_pct"]
+    with np.errstate(invalid="ignore"):
+        f["high_marrow_burden"] = np.where(
+            np.isnan(blasts), np.nan, (blasts >= HIGH_BURDEN_BLASTS_PCT).astype(float)
+        )
+    return f
+
+
+def _measurement_features(m: pd.DataFrame, lm: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Per (patient, tracked analyte) statistics of the cut long table, scattered to columns."""
+    a_all = m[ANALYTE_CODE].to_numpy()
+    keep = a_all >= 0
+    p = m[PATIENT_CODE].to_numpy()[keep]
+    a = a_all[keep].astype(np.int64)
+    t = m["hours_from_infusion"].to_numpy()[keep]
+    v = m["value"].to_numpy()[keep]
+    k = len(TRACKED)
+    key = p * k + a
+    shape = (n, k)
+    stats = {
+        s: np.full(shape, np.nan)
+        for s in ("last", "max", "base", "slope", "first_t", "n", "fold_change")
+    }
+    stats["n"][:] = 0.0
+    if len(key):
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        ends = np.r_[starts[1:], len(key)]
+        cnt = (ends - starts).astype(float)
+        gp, ga = p[starts], a[starts]
+        y = np.where(_LOG[a], np.log10(1.0 + np.clip(v, 0.0, None)), v)
+        dt = (t - np.repeat(t[starts], ends - starts)) / 24.0  # days since the group's first
+        s_t = np.add.reduceat(dt, starts)
+        s_y = np.add.reduceat(y, starts)
+        s_tt = np.add.reduceat(dt * dt, starts)
+        s_ty = np.add.reduceat(dt * y, starts)
+        den = cnt * s_tt - s_t * s_t
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = np.where(
+                (cnt >= 2) & (den > 0), (cnt * s_ty - s_t * s_y) / np.where(den > 0, den, 1), np.nan
+            )
+            base = np.where(t[starts] <= 0, v[starts], np.nan)
+            vmax = np.maximum.reduceat(v, starts)
+            fold = np.where(base > 0, vmax / np.where(base > 0, base, 1), np.nan)
+        for name, values in (
+            ("last", v[ends - 1]),
+            ("max", vmax),
+            ("base", base),
+            ("slope", slope),
+            ("first_t", t[starts]),
+            ("n", cnt),
+            ("fold_change", fold),
+        ):
+            stats[name][gp, ga] = values
+    f: dict[str, np.ndarray] = {}
+    for j, an in enumerate(TRACKED):
+        if an == "temperature":
+            continue
+        f[f"{an}_last"] = stats["last"][:, j]
+        f[f"{an}_max"] = stats["max"][:, j]
+        f[f"{an}_fold_change"] = stats["fold_change"][:, j]
+        f[f"{an}_slope_24h"] = stats["slope"][:, j]
+        f[f"{an}_hours_since_first"] = lm - stats["first_t"][:, j]
+        f[f"{an}_n"] = stats["n"][:, j]
+        f[f"{an}_missing"] = (stats["n"][:, j] == 0).astype(float)
+    for an in BASELINE_LABS:
+        f[f"{an}_pre_ld"] = stats["base"][:, TRACKED.index(an)]
+    ldh, crp, plt, cre = (f[f"{x}_pre_ld"] for x in ("ldh", "crp", "platelets", "creatinine"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        plt_ok = np.where(plt > 0, plt, np.nan)
+        f["easix_pre_ld"] = ldh * cre / plt_ok
+        f["m_easix_pre_ld"] = ldh * (crp / 10.0) / plt_ok  # CRP mg/L → mg/dL as published
+    # temperature and fever
+    n_temp = stats["n"][:, _TEMP]
+    f["temperature_max"] = stats["max"][:, _TEMP]
+    f["temperature_last"] = stats["last"][:, _TEMP]
+    f["temperature_n"] = n_temp
+    f["temperature_missing"] = (n_temp == 0).astype(float)
+    hot = (a == _TEMP) & is_fever(v)
+    fp, ft = p[hot], t[hot]
+    first_fever = np.full(n, np.nan)
+    last_fever = np.full(n, np.nan)
+    fever_n = np.zeros(n)
+    if len(fp):
+        first = np.r_[True, fp[1:] != fp[:-1]]
+        last = np.r_[fp[1:] != fp[:-1], True]
+        first_fever[fp[first]] = ft[first]
+        last_fever[fp[last]] = ft[last]
+        fever_n = np.bincount(fp, minlength=n).astype(float)[:n]
+    with np.errstate(invalid="ignore"):
+        recent = (lm - last_fever) <= FEVER_WINDOW_H
+    f["fever_present"] = np.where(n_temp > 0, recent.astype(float), np.nan)
+    f["fever_hours_since_first"] = lm - first_fever
+    f["fever_n"] = fever_n
+    return f
+
+
+def _course_features(course: GradeCourse, lm: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    steps = course.steps
+    current = last_grade(course, n)
+    onset = np.full(n, np.nan)
+    on = steps[steps["grade"] >= 1]
+    if len(on):
+        codes = on[PATIENT_CODE].to_numpy()
+        first = np.r_[True, codes[1:] != codes[:-1]]
+        onset[codes[first]] = on["hours_from_infusion"].to_numpy()[first]
+    since = lm - onset
+    return {
+        "crs_present": (current >= 1).astype(float),
+        "crs_max_grade_so_far": max_grade(course, n),
+        "crs_grade_current": current,
+        "crs_hours_since_onset": since,
+        "toci_crs_grade": current,
+        "toci_hours_since_onset": since,
+        "toci_hours_from_infusion": lm.copy(),
+    }
+
+
+def feature_frame(prepared: Cohort, assignment: Assignment, names: list[str]) -> pd.DataFrame:
+    """All patients' features (rows = ``prepared.patients``) from the cut cohort, as float64."""
+    n = len(prepared.patients)
+    lm = assignment.landmark
+    f = _patient_features(prepared.patients)
+    f |= _measurement_features(assignment.at_landmark.measurements, lm, n)
+    f |= _course_features(assignment.course, lm, n)
+    return pd.DataFrame({name: np.asarray(f[name], dtype=np.float64) for name in names})
+
+
+# --- groups and summary ----------------------------------------------------------------------
+def _band(values: np.ndarray, edges: list[float], labels: list[str]) -> np.ndarray:
+    """Label of the half-open interval [edges[i], edges[i+1]) holding each value, or "unknown"."""
+    idx = np.searchsorted(np.asarray(edges), values, side="right") - 1
+    ok = ~np.isnan(values) & (idx >= 0) & (idx < len(labels))
+    return np.where(
+        ok, np.asarray(labels, dtype=object)[np.clip(idx, 0, len(labels) - 1)], "unknown"
+    )
+
+
+def _groups(patients: pd.DataFrame) -> pd.DataFrame:
+    """Subgroup columns for fairness/calibration checks (never features)."""
+    age = _band(
+        _float(patients["age_years"]), [0, 3, 10, 18, np.inf], ["<3", "3–9", "10–17", "≥18"]
+    )
+    blasts = _float(patients["marrow_blasts_pct"])
+    burden = _band(blasts, [0, 5, HIGH_BURDEN_BLASTS_PCT, np.inf], ["<5%", "5–39%", "≥40%"])
+    return pd.DataFrame(
+        {
+            "center": patients["center"].astype(str).to_numpy(),
+            "age_band": age,
+            "product": patients["product"].astype("string").fillna("unknown").to_numpy(),
+            "marrow_burden": burden,
+        }
+    ).astype(str)
+
+
+def _source_counts(course: GradeCourse, eligible_codes: np.ndarray) -> dict[str, int]:
+    src = course.source.reindex(eligible_codes).fillna("none")
+    return {k: int(v) for k, v in src.value_counts().sort_index().items()}
+
+
+def _table(
+    prepared: Cohort,
+    task: Task,
+    name: str,
+    assignment: Assignment,
+    require_label: bool,
+) -> FeatureTable:
+    names = [s.name for s in catalog_for(task, name)]
+    elig = np.flatnonzero(assignment.eligible)
+    patients = prepared.patients.iloc[elig]
+    # Features of eligible patients only: restrict the cut cohort to them (codes re-based).
+    remap = np.full(len(prepared.patients), -1, dtype=np.int64)
+    remap[elig] = np.arange(len(elig))
+    at = assignment.at_landmark
+    m = at.measurements
+    m = m[remap[m[PATIENT_CODE].to_numpy()] >= 0]
+    m = m.assign(**{PATIENT_CODE: remap[m[PATIENT_CODE].to_numpy()]})
+    steps = assignment.course.steps
+    steps = steps[remap[steps[PATIENT_CODE].to_numpy()] >= 0]
+    steps = steps.assign(**{PATIENT_CODE: remap[steps[PATIENT_CODE].to_numpy()]})
+    sub = dataclasses.replace(
+        assignment,
+        landmark=assignment.landmark[elig],
+        at_landmark=dataclasses.replace(at, measurements=m),
+        course=dataclasses.replace(assignment.course, steps=steps),
+    )
+    X = feature_frame(dataclasses.replace(prepared, patients=patients), sub, names)
+    y_raw = assignment.y[elig]
+    y = (
+        pd.Series(y_raw.astype(np.int64), name="y")
+        if require_label
+        else pd.Series(pd.array([pd.NA] * len(elig), dtype="Int64"), name="y")
+    )
+    ids = pd.Series(patients["patient_id"].astype(str).to_numpy(), name="patient_id")
+    reasons = pd.Series(assignment.reason[assignment.reason != ""], dtype=object)
+    exclusions = {str(k): int(v) for k, v in reasons.value_counts(sort=False).items()}
+    order = {r: i for i, r in enumerate(dict.fromkeys(assignment.reason[assignment.reason != ""]))}
+    exclusions = dict(sorted(exclusions.items(), key=lambda kv: (-kv[1], order[kv[0]])))
+    frac = X.isna().mean() if len(X) else pd.Series(0.0, index=names)
+    missingness = {c: float(frac[c]) for c in names}
+    derivation = [
+        *assignment.notes,
+        "grade course source among eligible patients: "
+        + ", ".join(f"{k} {v}" for k, v in _source_counts(assignment.course, elig).items()),
+    ]
+    summary: dict[str, Any] = {
+        "task": task.name,
+        "landmark": name,
+        "patients": len(prepared.patients),
+        "eligible": len(elig),
+        "events": int(y.sum()) if require_label else None,
+        "exclusions": exclusions,
+        "missingness": missingness,
+        "derivation": derivation,
+        "parameters": task.card()["parameters"],
+        "cohort": {"source": prepared.source, "digest": prepared.digest},
+    }
+    return FeatureTable(
+        task=task.name,
+        landmark=name,
+        X=X,
+        y=y,
+        ids=ids,
+        groups=_groups(patients),
+        summary=summary,
+    )
+
+
+# --- public API ------------------------------------------------------------------------------
+def build_features(
+    cohort: Cohort,
+    task: str | Task,
+    landmark: str | float,
+    require_label: bool = True,
+    *,
+    full_course: GradeCourse | None = None,
+) -> FeatureTable:
+    """The model-ready table of ``task`` at ``landmark`` (``"0h"``…``"72h"``, 48, ``"first_toci"``).
+
+    ``require_label=False`` (serving) applies only eligibility rules that use data up to the
+    landmark and returns ``y`` as NA. ``full_course`` reuses the uncut cohort's grade course
+    (see :func:`build_landmarks`).
+    """
+    task = get_task(task)
+    name, _ = parse_landmark(task, landmark)
+    prepared = prepare(cohort)
+    if require_label and full_course is None:
+        full_course = course_of(prepared)
+    assignment = assign(prepared, task, name, require_label, full_course)
+    return _table(prepared, task, name, assignment, require_label)
+
+
+def build_patient_features(cohort: Cohort, task: str | Task, landmark: str | float) -> FeatureTable:
+    """Features for patients at serving time: no label, same code path as training.
+
+    Patients not eligible at the landmark (e.g. already grade ≥3) get no row; the reason is in
+    ``summary["exclusions"]``.
+    """
+    return build_features(cohort, task, landmark, require_label=False)
+
+
+def build_landmarks(
+    cohort: Cohort,
+    task: str | Task,
+    landmarks: tuple[str | float, ...] | None = None,
+    require_label: bool = True,
+) -> dict[str, FeatureTable]:
+    """Tables of ``task`` at several landmarks (default: all of the task's), sharing preparation."""
+    task = get_task(task)
+    prepared = prepare(cohort)
+    full = course_of(prepared) if require_label else None
+    out = {}
+    for lm in landmarks if landmarks is not None else task.landmarks:
+        table = build_features(prepared, task, lm, require_label, full_course=full)
+        out[table.landmark] = table
+    return out
+
+
+# --- files and the CLI report ----------------------------------------------------------------
+META_KEY = b"crs_risk_feature_table"
+
+
+def write_table(table: FeatureTable, out: Path) -> Path:
+    """Write ids, groups, ``y``, ``X`` to ``.parquet`` (summary in the file metadata) or ``.csv``.
+
+    The output is the user's local file like the cohort itself: the ``patient_id`` column is the
+    join key and never a feature.
+    """
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise CrsRiskError(f"--out {out.name}: the table must be .parquet or .csv")
+    frame = pd.concat(
+        [table.ids.to_frame(), table.groups, table.y.astype("Int64").to_frame(), table.X], axis=1
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.to_csv(out, index=False, float_format="%.10g")
+        return out
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(arrow.schema.metadata or {})
+    meta[META_KEY] = json.dumps(
+        {"task": table.task, "landmark": table.landmark, "summary": table.summary}
+    ).encode()
+    pq.write_table(arrow.replace_schema_metadata(meta), out)
+    return out
+
+
+def read_table(path: Path) -> FeatureTable:
+    """Read a table written by :func:`write_table` (``.parquet``) back into a FeatureTable."""
+    import pyarrow.parquet as pq
+
+    arrow = pq.read_table(path)
+    meta = json.loads((arrow.schema.metadata or {})[META_KEY])
+    frame = arrow.to_pandas()
+    feature_cols = [c for c in frame.columns if c not in ("patient_id", "y", *GROUP_COLUMNS)]
+    return FeatureTable(
+        task=meta["task"],
+        landmark=meta["landmark"],
+        X=frame[feature_cols].astype(np.float64),
+        y=frame["y"],
+        ids=frame["patient_id"].astype(str),
+        groups=frame[list(GROUP_COLUMNS)],
+        summary=meta["summary"],
+    )
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What ``crs-risk features build`` prints: counts, exclusions, missingness, the file."""
+
+    table: FeatureTable
+    out: Path | None
+
+    def render(self) -> str:
+        s = self.table.summary
+        eligible, events = s["eligible"], s["events"]
+        lines = [
+            f"features build: task {s['task']} at landmark {s['landmark']} "
+            f"(cohort {s['cohort']['source']}, digest {str(s['cohort']['digest'])[:12]})",
+            f"patients: {s['patients']}  eligible: {eligible}  events: {events}"
+            + (f" ({events / eligible:.1%})" if eligible and events is not None else ""),
+            "exclusions by reason:",
+        ]
+        lines += [f"  {n:6d}  {r}" for r, n in s["exclusions"].items()] or ["  none"]
+        lines.append("derivation:")
+        lines += [f"  - {d}" for d in s["derivation"]]
+        miss = s["missingness"]
+        missing = {k: v for k, v in miss.items() if v > 0}
+        lines.append(
+            f"missingness per feature ({len(miss) - len(missing)} of {len(miss)} features "
+            "complete; the rest below):"
+        )
+        width = max((len(k) for k in missing), default=0)
+        lines += [f"  {k:<{width}}  {v:6.1%}" for k, v in missing.items()]
+        if self.out is not None:
+            lines.append(
+                f"written: {self.out} ({len(self.table.X)} rows × {self.table.X.shape[1]} features)"
+            )
+        return "\n".join(lines)
+
+
+def build_to_file(
+    directory: Path, task: str = "severe_crs", landmark: str = "48", out: Path | None = None
+) -> BuildReport:
+    """Load the cohort folder, build one table and write it (nothing written if none eligible)."""
+    from features.io import load_cohort
+
+    task_obj = get_task(task)
+    parse_landmark(task_obj, landmark)  # fail on a bad option before reading the cohort
+    cohort = load_cohort(Path(directory))
+    table = build_features(cohort, task_obj, landmark)
+    if table.summary["eligible"] == 0:
+        reasons = "; ".join(f"{r}: {n}" for r, n in table.summary["exclusions"].items())
+        raise CrsRiskError(
+            f"no eligible patient for {task_obj.name} at {table.landmark} in cohort "
+            f"{cohort.source} ({reasons}); nothing written"
+        )
+    if out is not None:
+        write_table(table, Path(out))
+    return BuildReport(table, None if out is None else Path(out))

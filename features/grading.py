@@ -1,0 +1,316 @@
+"""ASTCT CRS grade: derivation from timed support rows, and the per-patient grade course.
+
+Grading follows the ASTCT 2019 consensus (Lee DW et al., Biol Blood Marrow Transplant
+2019;25:625; table in ../shared/clinical-facts.md §1.9):
+
+- grade 1: fever (T ≥ 38.0 °C), no hypotension, no hypoxia;
+- grade 2: fever with hypotension not requiring vasopressors and/or hypoxia needing low-flow
+  nasal cannula (≤ 6 L/min) or blow-by;
+- grade 3: fever with hypotension needing one vasopressor (with or without vasopressin) and/or
+  hypoxia needing high-flow nasal cannula (> 6 L/min), facemask, non-rebreather or Venturi mask;
+- grade 4: fever with hypotension needing multiple vasopressors (excluding vasopressin) and/or
+  hypoxia needing positive pressure (CPAP, BiPAP, intubation and mechanical ventilation).
+
+The grade is the worse of the hypotension and hypoxia criteria. Once tocilizumab or
+corticosteroids were given, fever is no longer required (guideline footnote). Grade 5 (death
+from CRS) cannot be derived from support rows; it comes only from a recorded ``crs_grade`` 5.
+
+Support rows are measurements (``features.vocabulary``): ``temperature`` (°C), ``hypotension``
+(flag), ``vasopressors`` (count, vasopressin excluded), ``oxygen_device`` (:class:`OxygenDevice`
+code) and ``oxygen_flow`` (L/min). Rows arrive at different times, so the state at a time ``t``
+is assembled causally (only rows at or before ``t``): fever = a temperature ≥ 38.0 °C within
+the preceding :data:`FEVER_WINDOW_H` hours (inclusive); each support row holds for at most
+:data:`SUPPORT_VALID_H` hours or until the next row of the same kind. A derived grade at ``t``
+therefore never depends on anything after ``t``.
+
+The *grade course* of a patient is a step function (grade in force from each time on). It comes
+from recorded events when the patient has any timed ``crs_onset`` / ``crs_grade`` /
+``crs_resolved`` event, otherwise from the support rows when the patient has any, otherwise
+from a timed ``crs_max_grade`` ≥ 1 (it is timed at onset: grade 1 from then on, the only part
+of the maximum known at onset), otherwise it is empty (grade 0 throughout). The value of a
+``crs_max_grade`` (a whole-course summary) and graded events with unknown time never enter the
+course: they are not known at their time stamp. They are returned separately as *summary
+evidence* for outcome definitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.vocabulary import OxygenDevice
+
+FEVER_C = 38.0
+LOW_FLOW_MAX_L_PER_MIN = 6.0
+FEVER_WINDOW_H = 24.0
+SUPPORT_VALID_H = 24.0
+SUPPORT_ANALYTES: tuple[str, ...] = (
+    "temperature",
+    "hypotension",
+    "vasopressors",
+    "oxygen_device",
+    "oxygen_flow",
+)
+COURSE_EVENTS: tuple[str, ...] = ("crs_onset", "crs_grade", "crs_resolved")
+FEVER_EXEMPTING_DRUGS: tuple[str, ...] = ("tocilizumab", "corticosteroids")
+
+ArrayLike = np.ndarray | pd.Series | list | float | None
+
+
+def _arr(x: ArrayLike, n: int | None = None) -> np.ndarray:
+    """Float array from input (``None`` → all NaN of length ``n``)."""
+    if x is None:
+        return np.full(n or 1, np.nan)
+    return np.atleast_1d(np.asarray(x, dtype=float))
+
+
+def is_fever(temperature_c: ArrayLike) -> np.ndarray:
+    """Fever per ASTCT: temperature ≥ 38.0 °C (38.0 is fever, 37.9 is not; NaN is not)."""
+    t = _arr(temperature_c)
+    with np.errstate(invalid="ignore"):
+        # Round to 0.01 °C so that values converted from °F (e.g. 100.4 °F → 37.99999…) grade as
+        # the thermometer read them.
+        return np.round(t, 2) >= FEVER_C
+
+
+def hypotension_grade(hypotension: ArrayLike, vasopressors: ArrayLike) -> np.ndarray:
+    """Grade implied by the circulation: 2 hypotension without vasopressors, 3 one, 4 two or more.
+
+    ``vasopressors`` counts agents other than vasopressin (the guideline's "multiple vasopressors
+    (excluding vasopressin)"); a running vasopressor implies hypotension even without a flag.
+    """
+    hypo = _arr(hypotension)
+    vaso = _arr(vasopressors)
+    hypo, vaso = np.broadcast_arrays(hypo, vaso)
+    grade = np.zeros(hypo.shape, dtype=np.int8)
+    with np.errstate(invalid="ignore"):
+        grade[hypo >= 1] = 2
+        grade[vaso >= 1] = 3
+        grade[vaso >= 2] = 4
+    return grade
+
+
+def hypoxia_grade(oxygen_device: ArrayLike, oxygen_flow: ArrayLike) -> np.ndarray:
+    """Grade implied by oxygen support (ASTCT 2019 hypoxia column).
+
+    Nasal cannula ≤ 6 L/min is low-flow (grade 2), > 6 L/min counts as high-flow (grade 3); a
+    nasal cannula without a recorded flow is taken as low-flow. Without a device code, a flow
+    alone grades the same way (> 6 L/min → 3, > 0 → 2).
+    """
+    dev = _arr(oxygen_device)
+    flow = _arr(oxygen_flow)
+    dev, flow = np.broadcast_arrays(dev, flow)
+    with np.errstate(invalid="ignore"):
+        high_flow = np.round(flow, 3) > LOW_FLOW_MAX_L_PER_MIN
+        any_flow = flow > 0
+        grade = np.zeros(dev.shape, dtype=np.int8)
+        nc = dev == OxygenDevice.NASAL_CANNULA
+        grade[nc] = np.where(high_flow[nc], 3, 2)
+        grade[dev == OxygenDevice.BLOW_BY] = 2
+        grade[(dev == OxygenDevice.HIGH_FLOW_NASAL_CANNULA) | (dev == OxygenDevice.FACEMASK)] = 3
+        grade[
+            (dev == OxygenDevice.NONINVASIVE_POSITIVE_PRESSURE)
+            | (dev == OxygenDevice.MECHANICAL_VENTILATION)
+        ] = 4
+        no_dev = np.isnan(dev)
+        grade[no_dev & any_flow] = 2
+        grade[no_dev & high_flow] = 3
+    return grade
+
+
+def astct_grade(
+    temperature_c: ArrayLike,
+    hypotension: ArrayLike = None,
+    vasopressors: ArrayLike = None,
+    oxygen_device: ArrayLike = None,
+    oxygen_flow: ArrayLike = None,
+    fever_exempt: ArrayLike = None,
+) -> np.ndarray:
+    """ASTCT 2019 CRS grade (0–4), element-wise over aligned arrays.
+
+    ``temperature_c`` is the highest temperature in the fever window (NaN = none recorded);
+    ``fever_exempt`` is true once tocilizumab or corticosteroids were given, when fever is no
+    longer required. Without fever (and not exempt) the grade is 0: hypotension or hypoxia alone
+    are not CRS. With fever the grade is at least 1; otherwise the worse of hypotension and
+    hypoxia.
+    """
+    temp = _arr(temperature_c)
+    n = temp.shape[0]
+    hypo = hypotension_grade(_arr(hypotension, n), _arr(vasopressors, n))
+    oxy = hypoxia_grade(_arr(oxygen_device, n), _arr(oxygen_flow, n))
+    fever = is_fever(temp)
+    exempt = np.zeros(n, dtype=bool) if fever_exempt is None else _arr(fever_exempt, n) > 0
+    organ = np.maximum(hypo, oxy)
+    grade = np.where(fever, np.maximum(organ, 1), np.where(exempt, organ, 0))
+    return np.broadcast_to(grade, np.broadcast_shapes(temp.shape, hypo.shape)).astype(np.int8)
+
+
+def _asof(
+    comp: np.ndarray,
+    codes: np.ndarray,
+    hours: np.ndarray,
+    query: np.ndarray,
+    q_code: np.ndarray,
+    q_hours: np.ndarray,
+    tolerance: float,
+) -> np.ndarray:
+    """Index of the last row at or before each query within ``tolerance`` hours (-1 = none).
+
+    ``comp`` / ``query`` are exact integer (patient, time-rank) keys sorted ascending; the
+    search is NumPy's ``searchsorted`` (``pandas.merge_asof`` does the same with more overhead
+    per call, which dominated the one-patient serving path).
+    """
+    if len(comp) == 0:
+        return np.full(len(query), -1, dtype=np.int64)
+    idx = np.searchsorted(comp, query, side="right") - 1
+    safe = np.clip(idx, 0, None)
+    ok = (idx >= 0) & (codes[safe] == q_code) & (q_hours - hours[safe] <= tolerance)
+    return np.where(ok, idx, -1)
+
+
+def derive_grades(
+    measurements: pd.DataFrame, events: pd.DataFrame, key: str = "patient_id"
+) -> pd.DataFrame:
+    """ASTCT grade at every time a support row was recorded (``key``, hours, grade).
+
+    Causal by construction: the state at ``t`` uses only rows at or before ``t`` (see module
+    docstring for the fever window and how long a support row holds). Fever is not required
+    from the first timed tocilizumab or corticosteroid dose on; drugs with unknown time are
+    ignored here (an unknown time can define an outcome, never a state).
+    """
+    m = measurements[measurements["analyte"].isin(SUPPORT_ANALYTES)]
+    if m.empty:
+        return pd.DataFrame(
+            {
+                key: pd.Series([], dtype=measurements[key].dtype),
+                "hours_from_infusion": pd.Series([], dtype=float),
+                "grade": pd.Series([], dtype=float),
+            }
+        )
+    codes, keys = pd.factorize(m[key])
+    hours = m["hours_from_infusion"].to_numpy(dtype=float)
+    times, rank = np.unique(hours, return_inverse=True)
+    n_ranks = len(times)
+    comp = codes.astype(np.int64) * n_ranks + rank
+    order = np.argsort(comp, kind="stable")
+    comp, codes, hours = comp[order], codes[order], hours[order]
+    analyte = m["analyte"].astype(str).to_numpy()[order]
+    value = m["value"].to_numpy(dtype=float)[order]
+    query = np.unique(comp)  # one evaluation per (patient, time) with a support row
+    q_code, q_hours = query // n_ranks, times[query % n_ranks]
+    state: dict[str, np.ndarray] = {}
+    for name, mask, tol in (
+        *((a, analyte == a, SUPPORT_VALID_H) for a in SUPPORT_ANALYTES[1:]),
+        ("fever", (analyte == "temperature") & is_fever(value), FEVER_WINDOW_H),
+    ):
+        sel = np.flatnonzero(mask)
+        idx = _asof(comp[sel], codes[sel], hours[sel], query, q_code, q_hours, tol)
+        found = value[sel][idx[idx >= 0]]
+        state[name] = np.full(len(query), np.nan)
+        state[name][idx >= 0] = found
+    drugs = events[
+        events["event"].astype(str).isin(FEVER_EXEMPTING_DRUGS)
+        & events["hours_from_infusion"].notna()
+    ]
+    first_drug = np.full(len(keys), np.inf)
+    d_code = pd.Index(keys).get_indexer(drugs[key])
+    ok = d_code >= 0
+    np.minimum.at(first_drug, d_code[ok], drugs["hours_from_infusion"].to_numpy(dtype=float)[ok])
+    grade = astct_grade(
+        state["fever"],
+        state["hypotension"],
+        state["vasopressors"],
+        state["oxygen_device"],
+        state["oxygen_flow"],
+        first_drug[q_code] <= q_hours,
+    )
+    return pd.DataFrame(
+        {
+            key: keys.take(q_code),
+            "hours_from_infusion": q_hours,
+            "grade": grade.astype(float),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class GradeCourse:
+    """Per-patient ASTCT grade course and the summary evidence kept out of it.
+
+    ``steps``: ``key``, ``hours_from_infusion``, ``grade`` — the grade in force from that time
+    on, sorted by key and time (at one time the highest grade wins). ``source``: per key,
+    ``"recorded"``, ``"derived"`` (ASTCT 2019 from support rows) or ``"none"``. ``summary``:
+    ``key``, ``grade``, ``hours_from_infusion`` of ``crs_max_grade`` events and of graded events
+    with unknown time — whole-course facts whose value is not known at their time stamp.
+    """
+
+    steps: pd.DataFrame
+    source: pd.Series
+    summary: pd.DataFrame
+
+
+def grade_course(
+    measurements: pd.DataFrame, events: pd.DataFrame, key: str = "patient_id"
+) -> GradeCourse:
+    """Build the grade course of every patient appearing in ``measurements`` or ``events``.
+
+    A patient with any timed ``crs_onset`` / ``crs_grade`` / ``crs_resolved`` event uses the
+    recorded course (``crs_resolved`` = grade 0); otherwise the course is derived from support
+    rows (:func:`derive_grades`) when the patient has any; otherwise a timed ``crs_max_grade``
+    ≥ 1 gives grade 1 from onset (``source`` ``"max_grade_onset"``); otherwise it is empty.
+    """
+    name = events["event"].astype(str).to_numpy(dtype=object)
+    hours = events["hours_from_infusion"].to_numpy(dtype=float)
+    grade = pd.to_numeric(events["grade"]).to_numpy(dtype=float, na_value=np.nan)
+    ev_key = events[key].to_numpy()
+    timed = ~np.isnan(hours)
+    in_course = np.isin(name, COURSE_EVENTS) & timed
+    rec_grade = np.where(name[in_course] == "crs_resolved", 0.0, grade[in_course])
+    recorded_keys = pd.unique(ev_key[in_course])
+    m_key = measurements[key]
+    support = measurements[
+        measurements["analyte"].isin(SUPPORT_ANALYTES) & ~m_key.isin(recorded_keys)
+    ]
+    derived = derive_grades(support, events[~np.isin(ev_key, recorded_keys)], key)
+    # Onset from a timed whole-course maximum ≥1, for patients with nothing better: CRS is known
+    # to be present from that time on at grade ≥1; the maximum itself is not known then.
+    has_course = np.isin(ev_key, recorded_keys) | np.isin(ev_key, pd.unique(derived[key]))
+    onset_only = (name == "crs_max_grade") & timed & (grade >= 1) & ~has_course
+    all_keys = np.concatenate([ev_key[in_course], derived[key].to_numpy(), ev_key[onset_only]])
+    all_hours = np.concatenate(
+        [hours[in_course], derived["hours_from_infusion"].to_numpy(), hours[onset_only]]
+    )
+    all_grade = np.concatenate(
+        [rec_grade, derived["grade"].to_numpy(), np.ones(int(onset_only.sum()))]
+    )
+    ok = ~np.isnan(all_grade)
+    codes, uniques = pd.factorize(all_keys[ok], sort=True)
+    all_hours, all_grade = all_hours[ok], all_grade[ok]
+    order = np.lexsort((all_grade, all_hours, codes))  # at one time the highest grade last
+    codes, all_hours, all_grade = codes[order], all_hours[order], all_grade[order]
+    last = np.r_[(codes[1:] != codes[:-1]) | (all_hours[1:] != all_hours[:-1]), True][: len(codes)]
+    steps = pd.DataFrame(
+        {
+            key: uniques.take(codes[last]),
+            "hours_from_infusion": all_hours[last],
+            "grade": all_grade[last],
+        }
+    )
+    source = pd.concat(
+        [
+            pd.Series("recorded", index=pd.Index(recorded_keys, name=key), dtype=object),
+            pd.Series("derived", index=pd.Index(pd.unique(derived[key]), name=key), dtype=object),
+            pd.Series(
+                "max_grade_onset",
+                index=pd.Index(pd.unique(ev_key[onset_only]), name=key),
+                dtype=object,
+            ),
+        ]
+    )
+    summ = (name == "crs_max_grade") | (np.isin(name, COURSE_EVENTS[:2]) & ~timed)
+    summary = pd.DataFrame(
+        {key: ev_key[summ], "grade": grade[summ], "hours_from_infusion": hours[summ]}
+    )
+    return GradeCourse(steps=steps, source=source, summary=summary)
