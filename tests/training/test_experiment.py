@@ -1,0 +1,76 @@
+"""Experiment files: the shipped ones validate; bad ones fail with one line naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from features.errors import CrsRiskError
+from training.experiment import load_experiment, normalise_landmark
+
+from .helpers import write_experiment
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["quickstart", "full", "car22"])
+def test_shipped_experiments_validate(name):
+    exp = load_experiment(REPO / "experiments" / f"{name}.yaml")
+    assert exp.name == name
+    assert exp.tasks and exp.models
+
+
+def test_car22_is_severe_crs_only_from_the_shared_folder():
+    exp = load_experiment(REPO / "experiments" / "car22.yaml")
+    assert list(exp.tasks) == ["severe_crs"]
+    assert exp.cohort.import_ is not None
+    assert (
+        exp.resolve(exp.cohort.import_.sources[0]) == (REPO.parent / "shared/data/car22").resolve()
+    )
+
+
+def test_landmark_spellings():
+    assert normalise_landmark(48) == "48h"
+    assert normalise_landmark("0") == "0h"
+    assert normalise_landmark("72H") == "72h"
+    assert normalise_landmark("first_toci") == "first_toci"
+    with pytest.raises(ValueError):
+        normalise_landmark("soon")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"validation": {"folds": 1}}, "validation.folds"),
+        ({"models": {"forest": {}}}, "unknown model 'forest'"),
+        ({"tasks": {"severe_crs": {"landmarks": ["36h"]}}}, "landmark '36h' not supported"),
+        ({"tasks": {"sepsis": {"landmarks": ["0h"]}}}, "unknown task 'sepsis'"),
+        ({"thresholds": [0.2, 1.5]}, "thresholds"),
+        ({"champion": {"slope_band": [1.2, 0.8]}}, "champion.slope_band"),
+        ({"validation": {"method": "holdout"}}, "validation.method"),
+        ({"cohort": {}}, "cohort: give exactly one of path, synth or import"),
+        ({"seeds": 3}, "seeds: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_experiment_names_file_and_key(tmp_path, override, message):
+    path = write_experiment(tmp_path / "bad.yaml", **override)
+    with pytest.raises(CrsRiskError) as err:
+        load_experiment(path)
+    text = str(err.value)
+    assert text.startswith(str(path))
+    assert message in text
+    assert "\n" not in text
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: x\ntasks: [unclosed\n", encoding="utf-8")
+    with pytest.raises(CrsRiskError, match="not valid YAML at line"):
+        load_experiment(bad)
+    with pytest.raises(CrsRiskError, match="experiment file not found"):
+        load_experiment(tmp_path / "nope.yaml")
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n", encoding="utf-8")
+    with pytest.raises(CrsRiskError, match="expected a mapping"):
+        load_experiment(scalar)

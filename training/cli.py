@@ -1,0 +1,184 @@
+"""``crs-risk train | compare | evaluate | quickstart | demo``: thin wiring over ``training``.
+
+Registered on the root app in ``serving.cli``. Heavy imports (MLflow, scikit-learn, XGBoost)
+happen inside the commands so ``crs-risk --help`` stays fast. User-fixable problems raise
+``CrsRiskError`` → one line on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO_ROOT / "experiments" / "quickstart.yaml"
+QUICKSTART_N = 118  # the seed cohort's size (Galán-Gómez 2025)
+QUICKSTART_SEED = 7
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
+    ),
+]
+
+
+def train_command(
+    experiment: Annotated[Path, typer.Argument(help="Experiment file (experiments/*.yaml).")],
+    cohort: Annotated[
+        Path | None, typer.Option(help="Cohort folder (overrides the experiment's cohort).")
+    ] = None,
+    tracking_uri: TrackingUri = None,
+    jobs: Annotated[int, typer.Option(help="Parallel outer folds (processes).", min=1)] = 1,
+    register: Annotated[
+        bool, typer.Option("--register/--no-register", help="Register champions.")
+    ] = True,
+) -> None:
+    """Train and validate every model of an experiment, log to MLflow, register champions."""
+    from training.runner import train
+
+    result = train(
+        experiment,
+        cohort=cohort,
+        tracking_uri=tracking_uri,
+        n_jobs=jobs,
+        register=None if register else False,
+    )
+    typer.echo(result.render())
+
+
+def compare_command(
+    experiment: Annotated[
+        str, typer.Option(help="MLflow experiment: crs-severe or crs-toci-refractory.")
+    ] = "crs-severe",
+    metric: Annotated[str, typer.Option(help="Metric to rank by.")] = "auroc",
+    out: Annotated[Path, typer.Option(help="Folder for the CSV and HTML leaderboard.")] = Path("."),
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Every run, not only the latest per model/landmark.")
+    ] = False,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Leaderboard: metric with CI per model and landmark, oracle gap, differing params."""
+    from training.compare import format_leaderboard, leaderboard, write_leaderboard
+
+    board = leaderboard(experiment, tracking_uri=tracking_uri, metric=metric, include_all=all_runs)
+    typer.echo(format_leaderboard(board, metric))
+    csv_path, html_path = write_leaderboard(board, out, experiment)
+    typer.echo(f"written {csv_path} and {html_path}")
+
+
+def evaluate_command(
+    model: Annotated[
+        str, typer.Option(help="Registered model, e.g. models:/crs-severe-48h@champion.")
+    ],
+    cohort: Annotated[Path, typer.Option(help="Cohort folder to validate on.")],
+    tracking_uri: TrackingUri = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for CIs.", min=0)] = 500,
+) -> None:
+    """External validation of a registered model on a new cohort (logged as an evaluation run)."""
+    from training.evaluate import evaluate
+
+    typer.echo(evaluate(model, cohort, tracking_uri=tracking_uri, n_boot=bootstrap).render())
+
+
+def quickstart(out: Path, tracking_uri: str | None, jobs: int = 1) -> str:
+    """Synthesise the seed-sized cohort into OUT/cohort, train quickstart.yaml, return the text."""
+    from features.synth import synth_to_folder
+    from training.runner import train
+
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    cohort_dir = out / "cohort"
+    synth_to_folder(cohort_dir, n=QUICKSTART_N, seed=QUICKSTART_SEED)
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{out / 'mlflow.db'}"
+    result = train(QUICKSTART, cohort=cohort_dir, tracking_uri=uri, n_jobs=jobs)
+    lines = [
+        result.render(),
+        "",
+        f"Cohort: {cohort_dir} (synthetic, n={QUICKSTART_N}, seed={QUICKSTART_SEED})",
+        f"MLflow store: {uri}",
+        f"Open the MLflow UI:  MLFLOW_TRACKING_URI={uri} make ui   → http://127.0.0.1:5000",
+        f"Start the service:   crs-risk serve --tracking-uri {uri}   → http://127.0.0.1:8000",
+        f"Compare models:      crs-risk compare --experiment crs-severe --tracking-uri {uri}",
+    ]
+    return "\n".join(lines)
+
+
+def quickstart_command(
+    out: Annotated[Path, typer.Option(help="Output folder (cohort, MLflow store).")] = Path("demo"),
+    tracking_uri: TrackingUri = None,
+    jobs: Annotated[int, typer.Option(help="Parallel outer folds (processes).", min=1)] = 1,
+) -> None:
+    """Synthesise the seed-sized cohort (n=118), train quickstart.yaml, register champions."""
+    typer.echo(quickstart(out, tracking_uri, jobs))
+
+
+def demo_command(
+    out: Annotated[Path, typer.Option(help="Output folder (cohort, MLflow store).")] = Path("demo"),
+    tracking_uri: TrackingUri = None,
+    jobs: Annotated[int, typer.Option(help="Parallel outer folds (processes).", min=1)] = 1,
+) -> None:
+    """What `make demo` runs: the quickstart into OUT (store sqlite:///OUT/mlflow.db)."""
+    typer.echo(quickstart(out, tracking_uri, jobs))
+
+
+def explain_command(
+    model: Annotated[
+        str, typer.Option(help="Registered model, e.g. models:/crs-severe-48h@champion.")
+    ],
+    cohort: Annotated[Path, typer.Option(help="Cohort folder holding the patient.")],
+    patient: Annotated[str, typer.Option(help="The patient's identifier in the cohort.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the report: FILE.html (page) or FILE.png (waterfall)."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Variables shown before 'other'.", min=1)] = 8,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """One patient's risk and its reasons in clinical language (written locally, never logged)."""
+    from training.explain_report import explain_patient
+
+    report = explain_patient(model, cohort, patient, out=out, tracking_uri=tracking_uri, top=top)
+    typer.echo(report.render())
+
+
+def card_command(
+    model: Annotated[
+        str, typer.Argument(help="Registered model, e.g. models:/crs-severe-48h@champion.")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for model_card.md/.html (default model-card-NAME-vN)."),
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option(help="Build from the run instead of the logged card.")
+    ] = False,
+    log: Annotated[bool, typer.Option(help="Log a card built now with the model version.")] = False,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """The model card (TRIPOD+AI) of a registered model version, as Markdown and HTML."""
+    from training.card import fetch_model_card
+
+    result = fetch_model_card(model, out=out, tracking_uri=tracking_uri, rebuild=rebuild, log=log)
+    typer.echo(result.render())
+
+
+COMMANDS: dict[str, object] = {
+    "train": train_command,
+    "compare": compare_command,
+    "evaluate": evaluate_command,
+    "quickstart": quickstart_command,
+    "demo": demo_command,
+    "explain": explain_command,
+    "card": card_command,
+}
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add the training commands to the root ``crs-risk`` app."""
+    for name, fn in COMMANDS.items():
+        app.command(name)(fn)  # type: ignore[arg-type]

@@ -1,0 +1,225 @@
+"""MLflow tracking: where runs go, how experiments are created, what every run carries.
+
+Tracking URI precedence: ``--tracking-uri`` > ``MLFLOW_TRACKING_URI`` > ``sqlite:///mlflow.db``
+in the working directory (the embedded default needs no server). For a SQLite store the
+artifact location is set explicitly to ``mlartifacts/`` beside the database, so runs started
+from different directories agree (MLflow would otherwise resolve ``./mlruns`` against the
+working directory at experiment creation). A shared server (``http://…``) chooses its own
+artifact store. An unreachable server is detected before any training and reported as one
+:class:`CrsRiskError` line.
+
+Nothing here ever logs patient-level data: datasets are logged with ``mlflow.log_input`` as a
+per-feature profile (counts and missingness, no values, no rows) with the cohort digest.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from features.errors import CrsRiskError
+
+DEFAULT_DB = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+EXPERIMENT_NAMES: dict[str, str] = {
+    "severe_crs": "crs-severe",
+    "toci_refractory": "crs-toci-refractory",
+}
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_tracking_uri(cli_uri: str | None = None) -> str:
+    """``--tracking-uri`` if given, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///./mlflow.db``."""
+    if cli_uri:
+        return cli_uri
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(Path.cwd() / DEFAULT_DB).resolve()}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative paths against the working dir)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :]).resolve()
+
+
+def artifact_root(uri: str) -> str | None:
+    """Explicit artifact root for a SQLite store (``mlartifacts`` beside the file), else None."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    return (db.parent / ARTIFACTS_DIR).as_uri()
+
+
+def experiment_name(task: str) -> str:
+    """MLflow experiment of a task: ``crs-severe`` or ``crs-toci-refractory``."""
+    try:
+        return EXPERIMENT_NAMES[task]
+    except KeyError:
+        raise CrsRiskError(f"unknown task {task!r}") from None
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast with one line when the tracking store cannot be used."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        import httpx
+
+        try:
+            resp = httpx.get(
+                uri.rstrip("/") + "/api/2.0/mlflow/experiments/search",
+                params={"max_results": 1},
+                timeout=timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise CrsRiskError(
+                f"tracking server unreachable at {uri}: {type(exc).__name__}"
+            ) from None
+        if resp.status_code >= 400:
+            raise CrsRiskError(
+                f"tracking server at {uri} answered HTTP {resp.status_code}; "
+                "is it an MLflow server?"
+            )
+        return
+    db = sqlite_path(uri)
+    if db is not None:
+        if not db.parent.is_dir():
+            raise CrsRiskError(f"tracking store folder does not exist: {db.parent}")
+        if not os.access(db.parent, os.W_OK):
+            raise CrsRiskError(f"tracking store folder is not writable: {db.parent}")
+        return
+    if parsed.scheme in ("", "file"):
+        raise CrsRiskError(
+            f"tracking URI {uri!r} is a file store; use sqlite:///path/mlflow.db or an http server"
+        )
+
+
+@contextmanager
+def fail_fast_http() -> Iterator[None]:
+    """Fewer, shorter MLflow HTTP retries while we talk to the store (restored afterwards)."""
+    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+    old = {k: os.environ.get(k) for k in keys}
+    for k, v in keys.items():
+        os.environ.setdefault(k, v)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+
+
+def connect(uri: str) -> Any:
+    """Point MLflow (tracking and registry) at ``uri`` after checking it is usable."""
+    check_reachable(uri)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(client: Any, name: str, uri: str) -> str:
+    """Id of experiment ``name``, created with an explicit artifact location if new."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    root = artifact_root(uri)
+    location = f"{root}/{name}" if root else None
+    return client.create_experiment(
+        name,
+        artifact_location=location,
+        tags={"project": "crs-risk", "task": name},
+    )
+
+
+@functools.cache
+def code_version() -> str:
+    """Installed version of the crs-risk package."""
+    try:
+        return version("crs-risk")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@functools.cache
+def git_commit() -> str:
+    """Commit of the working tree (``+dirty`` when it has uncommitted changes), or ``unknown``."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}+dirty" if dirty else sha
+
+
+def provenance_tags() -> dict[str, str]:
+    """Tags every run carries besides task/landmark/model/cohort."""
+    return {"code_version": code_version(), "git_commit": git_commit(), "project": "crs-risk"}
+
+
+def dataset_profile(X: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
+    """Per-feature profile logged instead of the data: counts and missingness, no values."""
+    n = len(X)
+    rows = [
+        {
+            "feature": col,
+            "n_present": int(X[col].notna().sum()),
+            "missing_pct": round(100.0 * float(X[col].isna().mean()), 1) if n else 0.0,
+        }
+        for col in X.columns
+    ]
+    rows.append({"feature": "(outcome events)", "n_present": int(y.sum()), "missing_pct": 0.0})
+    rows.append({"feature": "(patients)", "n_present": n, "missing_pct": 0.0})
+    # float counts: MLflow warns that integer columns cannot hold missing values
+    return pd.DataFrame(rows).astype({"n_present": "float64"})
+
+
+def log_dataset(
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    name: str,
+    digest: str,
+    source: str,
+    context: str = "training",
+) -> None:
+    """``mlflow.log_input`` of the cohort's profile with the cohort digest (never its rows)."""
+    import mlflow
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    profile = dataset_profile(X, y)
+    ds = mlflow.data.from_pandas(
+        profile,
+        source=CodeDatasetSource({"cohort": source, "profile_of": "feature table"}),
+        name=name,
+        digest=digest[:36],
+    )
+    mlflow.log_input(ds, context=context)
