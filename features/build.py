@@ -25,14 +25,18 @@ Definitions (units are canonical, ``features.vocabulary``):
   grade so far, grade in force, hours since onset; for ``toci_refractory`` the grade and hours
   since onset at the first dose, and the dose's time.
 
-Vectorised with NumPy over (patient, analyte) groups of the sorted long table: no Python loop
-over patients.
+Vectorised with NumPy over (patient, analyte) groups of the cohort's records
+(``features.landmark.Records``: the long tables as arrays, built once by :func:`prepare`), into
+one float64 matrix (:data:`FEATURE_COLUMNS`); a task's table selects its catalog columns. No
+Python loop over patients and no per-landmark pandas work, so the same code builds one
+patient's row for the service in about a millisecond and 10⁵ patients' tables in seconds.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +54,8 @@ from features.catalog import (
 )
 from features.cohort import Cohort
 from features.errors import CrsRiskError
-from features.grading import FEVER_WINDOW_H, GradeCourse, is_fever
-from features.landmark import PATIENT_CODE, with_codes
+from features.grading import FEVER_WINDOW_H, SOURCE_NAMES, Course, GradeCourse, is_fever
+from features.landmark import ANALYTE_KEYS, PreparedCohort, Records, prepared
 from features.schema import LYMPHODEPLETION, PRODUCTS
 from features.table import FeatureTable
 from features.tasks import (
@@ -65,44 +69,22 @@ from features.tasks import (
     parse_landmark,
 )
 
-ANALYTE_CODE = "_a"
 TRACKED: tuple[str, ...] = (*DYNAMIC_ANALYTES, "temperature")
 _TEMP = TRACKED.index("temperature")
 _LOG = np.array([a in LOG_SCALE for a in TRACKED])
+# tracked index of each vocabulary analyte code (-1 = not tracked; the extra slot maps code -1)
+_TRACKED_OF = np.array([TRACKED.index(k) if k in TRACKED else -1 for k in ANALYTE_KEYS] + [-1])
 GROUP_COLUMNS: tuple[str, ...] = ("center", "age_band", "product", "marrow_burden")
 
 
 # --- preparation -----------------------------------------------------------------------------
-def prepare(cohort: Cohort) -> Cohort:
-    """Integer patient/analyte codes and (patient, analyte, time) order, done once per cohort.
+def prepare(cohort: Cohort) -> PreparedCohort:
+    """Integer patient/analyte/event codes and (patient, analyte, time) order, once per cohort.
 
-    Measurements keep only the columns features and grading read (``_p``, ``_a``, ``analyte``
-    as a category, ``hours_from_infusion``, ``value``); the cut preserves the order.
+    The result is the same cohort carrying its :class:`~features.landmark.Records`; every task
+    and landmark built from it reuses them (the cut keeps the order).
     """
-    if ANALYTE_CODE in cohort.measurements.columns:
-        return cohort
-    coded = with_codes(cohort)
-    m = coded.measurements
-    analyte = pd.Categorical(m["analyte"].astype(str))
-    tracked = pd.Index(TRACKED).get_indexer(analyte.categories)[analyte.codes]
-    p = m[PATIENT_CODE].to_numpy(dtype=np.int64)
-    t = m["hours_from_infusion"].to_numpy(dtype=float)
-    if np.all((p[1:] > p[:-1]) | ((p[1:] == p[:-1]) & (t[1:] >= t[:-1]))):
-        # canonical (patient, time) order: a stable sort on (patient, analyte) keeps time order
-        # and is several times faster than a three-key lexsort
-        order = np.argsort(p * (len(TRACKED) + 1) + (tracked + 1), kind="stable")
-    else:
-        order = np.lexsort((t, tracked, p))
-    m = pd.DataFrame(
-        {
-            PATIENT_CODE: p[order],
-            ANALYTE_CODE: tracked[order].astype(np.int16),
-            "analyte": analyte[order],
-            "hours_from_infusion": t[order],
-            "value": m["value"].to_numpy(dtype=float)[order],
-        }
-    )
-    return dataclasses.replace(coded, measurements=m)
+    return prepared(cohort)
 
 
 # --- feature families ------------------------------------------------------------------------
@@ -118,63 +100,136 @@ _TRUTH = {
 }
 
 
-def _float(series: pd.Series) -> np.ndarray:
+def _array(column: pd.Series | np.ndarray | Any) -> Any:
+    """The values behind a column: a Series' array, else the column itself."""
+    return column.array if isinstance(column, pd.Series) else column
+
+
+def _float(series: pd.Series | np.ndarray | Any) -> np.ndarray:
     """Numbers or booleans (nullable or not, or their text) as float64 with NaN for missing."""
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return series.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    if pd.api.types.is_numeric_dtype(series.dtype):
-        return pd.to_numeric(series).to_numpy(dtype=float, na_value=np.nan)
-    text = series.astype("string").str.strip().str.lower()
+    values = _array(series)
+    dtype = values.dtype
+    if isinstance(values, np.ndarray) and dtype.kind in "fiub":
+        return values.astype(np.float64)
+    if pd.api.types.is_bool_dtype(dtype) or (
+        pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+    ):
+        return np.asarray(values.to_numpy(dtype=float, na_value=np.nan), dtype=float)
+    text = pd.Series(values).astype("string").str.strip().str.lower()
     truth = text.map(_TRUTH).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     number = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return np.where(np.isnan(truth), number, truth)
 
 
-def _indicators(values: pd.Series, levels: tuple[str, ...]) -> dict[str, np.ndarray]:
-    text = values.astype("string")
-    known = text.notna().to_numpy()
-    out = {}
-    for level in levels:
-        col = (text == level).fillna(False).to_numpy(dtype=float)
-        out[level] = np.where(known, col, np.nan)
+def _indicators(values: pd.Series | Any, levels: tuple[str, ...]) -> np.ndarray:
+    """(n, levels) 1/0 per level (exact text match), NaN where the value is missing."""
+    arr = _array(values)
+    if isinstance(arr, pd.Categorical):
+        codes = arr.codes
+        texts = _category_texts(arr.dtype)
+    else:
+        codes, uniques = pd.factorize(pd.Series(arr).astype("string"))
+        texts = [str(u) for u in uniques]
+    hit = np.array([[t == level for level in levels] for t in texts] + [[False] * len(levels)])
+    return np.where((codes >= 0)[:, None], hit[codes].astype(float), np.nan)
+
+
+@functools.lru_cache(maxsize=64)
+def _category_texts(dtype: pd.CategoricalDtype) -> list[str]:
+    return [str(c) for c in dtype.categories]
+
+
+_FLOAT_PATIENT = ("age_years", "weight_kg", "car_t_dose", "marrow_blasts_pct")
+_BOOL_PATIENT = ("prior_hsct", "prior_blinatumomab", "prior_inotuzumab", "extramedullary_disease")
+_LEVELS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("sex", ("M",), ("sex_male",)),
+    ("product", PRODUCTS, tuple(f"product_{_slug(x)}" for x in PRODUCTS)),
+    ("lymphodepletion", LYMPHODEPLETION, tuple(f"lymphodepletion_{x}" for x in LYMPHODEPLETION)),
+)
+_DYN = [j for j, an in enumerate(TRACKED) if an != "temperature"]
+_STATS = ("last", "max", "fold_change", "slope_24h", "hours_since_first", "n", "missing")
+_COURSE = (
+    "crs_present",
+    "crs_max_grade_so_far",
+    "crs_grade_current",
+    "crs_hours_since_onset",
+    "toci_crs_grade",
+    "toci_hours_since_onset",
+    "toci_hours_from_infusion",
+)
+FEATURE_COLUMNS: tuple[str, ...] = (
+    *_FLOAT_PATIENT,
+    *_BOOL_PATIENT,
+    *(name for _, _, names in _LEVELS for name in names),
+    "high_marrow_burden",
+    *(f"{TRACKED[j]}_{stat}" for j in _DYN for stat in _STATS),
+    *(f"{an}_pre_ld" for an in BASELINE_LABS),
+    "easix_pre_ld",
+    "m_easix_pre_ld",
+    "temperature_max",
+    "temperature_last",
+    "temperature_n",
+    "temperature_missing",
+    "fever_present",
+    "fever_hours_since_first",
+    "fever_n",
+    *_COURSE,
+)
+"""Every feature the builder computes, in the column order of :func:`feature_matrix`."""
+COLUMN: dict[str, int] = {name: j for j, name in enumerate(FEATURE_COLUMNS)}
+N_PATIENT = COLUMN["high_marrow_burden"] + 1  # the time-free block comes first
+
+
+def _cols(names: list[str] | tuple[str, ...]) -> np.ndarray:
+    return np.array([COLUMN[c] for c in names], dtype=np.int64)
+
+
+_STAT_COLS = {stat: _cols([f"{TRACKED[j]}_{stat}" for j in _DYN]) for stat in _STATS}
+_PRE_LD = _cols([f"{an}_pre_ld" for an in BASELINE_LABS])
+_PRE_LD_J = np.array([TRACKED.index(an) for an in BASELINE_LABS])
+_COURSE_COLS = _cols(_COURSE)
+
+
+def patient_features(patients: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
+    """The time-free features of every patient row (the first :data:`N_PATIENT` columns).
+
+    ``patients``: the patients frame, or its typed columns by name (the validator's arrays).
+    The same at every landmark, so a caller scoring several landmarks computes them once.
+    """
+    n = len(patients) if isinstance(patients, pd.DataFrame) else len(patients["patient_id"])
+    out = np.empty((n, N_PATIENT))
+    j = 0
+    for col in (*_FLOAT_PATIENT, *_BOOL_PATIENT):
+        out[:, j] = _float(patients[col])
+        j += 1
+    for col, levels, _ in _LEVELS:
+        out[:, j : j + len(levels)] = _indicators(patients[col], levels)
+        j += len(levels)
+    blasts = out[:, COLUMN["marrow_blasts_pct"]]
+    with np.errstate(invalid="ignore"):
+        out[:, j] = np.where(
+            np.isnan(blasts), np.nan, (blasts >= HIGH_BURDEN_BLASTS_PCT).astype(float)
+        )
     return out
 
 
-def _patient_features(patients: pd.DataFrame) -> dict[str, np.ndarray]:
-    f: dict[str, np.ndarray] = {}
-    for col in ("age_years", "weight_kg", "car_t_dose", "marrow_blasts_pct"):
-        f[col] = _float(patients[col])
-    for col in ("prior_hsct", "prior_blinatumomab", "prior_inotuzumab", "extramedullary_disease"):
-        f[col] = _float(patients[col])
-    f["sex_male"] = _indicators(patients["sex"], ("M",))["M"]
-    for level, col in _indicators(patients["product"], PRODUCTS).items():
-        f[f"product_{_slug(level)}"] = col
-    for level, col in _indicators(patients["lymphodepletion"], LYMPHODEPLETION).items():
-        f[f"lymphodepletion_{level}"] = col
-    blasts = f["marrow_blasts_pct"]
-    with np.errstate(invalid="ignore"):
-        f["high_marrow_burden"] = np.where(
-            np.isnan(blasts), np.nan, (blasts >= HIGH_BURDEN_BLASTS_PCT).astype(float)
-        )
-    return f
-
-
-def _measurement_features(m: pd.DataFrame, lm: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    """Per (patient, tracked analyte) statistics of the cut long table, scattered to columns."""
-    a_all = m[ANALYTE_CODE].to_numpy()
+def _measurement_features(rec: Records, lm: np.ndarray, n: int, out: np.ndarray) -> None:
+    """Per (patient, tracked analyte) statistics of the cut records, into columns of ``out``."""
+    a_all = _TRACKED_OF[rec.m_a]
     keep = a_all >= 0
-    p = m[PATIENT_CODE].to_numpy()[keep]
-    a = a_all[keep].astype(np.int64)
-    t = m["hours_from_infusion"].to_numpy()[keep]
-    v = m["value"].to_numpy()[keep]
+    p = rec.m_p[keep]
+    a = a_all[keep]
+    t = rec.m_t[keep]
+    v = rec.m_v[keep]
     k = len(TRACKED)
     key = p * k + a
     shape = (n, k)
+    # column-major, like the matrix they are copied into (whole columns move at once)
     stats = {
-        s: np.full(shape, np.nan)
-        for s in ("last", "max", "base", "slope", "first_t", "n", "fold_change")
+        s: np.full(shape, np.nan, order="F")
+        for s in ("last", "max", "base", "slope", "first_t", "fold_change")
     }
-    stats["n"][:] = 0.0
+    stats["n"] = np.zeros(shape, order="F")
     if len(key):
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         ends = np.r_[starts[1:], len(key)]
@@ -204,30 +259,29 @@ def _measurement_features(m: pd.DataFrame, lm: np.ndarray, n: int) -> dict[str, 
             ("fold_change", fold),
         ):
             stats[name][gp, ga] = values
-    f: dict[str, np.ndarray] = {}
-    for j, an in enumerate(TRACKED):
-        if an == "temperature":
-            continue
-        f[f"{an}_last"] = stats["last"][:, j]
-        f[f"{an}_max"] = stats["max"][:, j]
-        f[f"{an}_fold_change"] = stats["fold_change"][:, j]
-        f[f"{an}_slope_24h"] = stats["slope"][:, j]
-        f[f"{an}_hours_since_first"] = lm - stats["first_t"][:, j]
-        f[f"{an}_n"] = stats["n"][:, j]
-        f[f"{an}_missing"] = (stats["n"][:, j] == 0).astype(float)
-    for an in BASELINE_LABS:
-        f[f"{an}_pre_ld"] = stats["base"][:, TRACKED.index(an)]
-    ldh, crp, plt, cre = (f[f"{x}_pre_ld"] for x in ("ldh", "crp", "platelets", "creatinine"))
+    count = stats["n"][:, _DYN]
+    out[:, _STAT_COLS["last"]] = stats["last"][:, _DYN]
+    out[:, _STAT_COLS["max"]] = stats["max"][:, _DYN]
+    out[:, _STAT_COLS["fold_change"]] = stats["fold_change"][:, _DYN]
+    out[:, _STAT_COLS["slope_24h"]] = stats["slope"][:, _DYN]
+    out[:, _STAT_COLS["hours_since_first"]] = lm[:, None] - stats["first_t"][:, _DYN]
+    out[:, _STAT_COLS["n"]] = count
+    out[:, _STAT_COLS["missing"]] = (count == 0).astype(float)
+    pre = stats["base"][:, _PRE_LD_J]
+    out[:, _PRE_LD] = pre
+    ldh, crp, plt, cre = (
+        pre[:, BASELINE_LABS.index(x)] for x in ("ldh", "crp", "platelets", "creatinine")
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         plt_ok = np.where(plt > 0, plt, np.nan)
-        f["easix_pre_ld"] = ldh * cre / plt_ok
-        f["m_easix_pre_ld"] = ldh * (crp / 10.0) / plt_ok  # CRP mg/L → mg/dL as published
+        out[:, COLUMN["easix_pre_ld"]] = ldh * cre / plt_ok
+        out[:, COLUMN["m_easix_pre_ld"]] = ldh * (crp / 10.0) / plt_ok  # CRP mg/L → mg/dL
     # temperature and fever
     n_temp = stats["n"][:, _TEMP]
-    f["temperature_max"] = stats["max"][:, _TEMP]
-    f["temperature_last"] = stats["last"][:, _TEMP]
-    f["temperature_n"] = n_temp
-    f["temperature_missing"] = (n_temp == 0).astype(float)
+    out[:, COLUMN["temperature_max"]] = stats["max"][:, _TEMP]
+    out[:, COLUMN["temperature_last"]] = stats["last"][:, _TEMP]
+    out[:, COLUMN["temperature_n"]] = n_temp
+    out[:, COLUMN["temperature_missing"]] = (n_temp == 0).astype(float)
     hot = (a == _TEMP) & is_fever(v)
     fp, ft = p[hot], t[hot]
     first_fever = np.full(n, np.nan)
@@ -241,41 +295,73 @@ def _measurement_features(m: pd.DataFrame, lm: np.ndarray, n: int) -> dict[str, 
         fever_n = np.bincount(fp, minlength=n).astype(float)[:n]
     with np.errstate(invalid="ignore"):
         recent = (lm - last_fever) <= FEVER_WINDOW_H
-    f["fever_present"] = np.where(n_temp > 0, recent.astype(float), np.nan)
-    f["fever_hours_since_first"] = lm - first_fever
-    f["fever_n"] = fever_n
-    return f
+    out[:, COLUMN["fever_present"]] = np.where(n_temp > 0, recent.astype(float), np.nan)
+    out[:, COLUMN["fever_hours_since_first"]] = lm - first_fever
+    out[:, COLUMN["fever_n"]] = fever_n
 
 
-def _course_features(course: GradeCourse, lm: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    steps = course.steps
+def _course_features(course: Course, lm: np.ndarray, n: int, out: np.ndarray) -> None:
     current = last_grade(course, n)
     onset = np.full(n, np.nan)
-    on = steps[steps["grade"] >= 1]
-    if len(on):
-        codes = on[PATIENT_CODE].to_numpy()
+    on = course.grade >= 1
+    if on.any():
+        codes = course.code[on]
         first = np.r_[True, codes[1:] != codes[:-1]]
-        onset[codes[first]] = on["hours_from_infusion"].to_numpy()[first]
+        onset[codes[first]] = course.hours[on][first]
     since = lm - onset
-    return {
-        "crs_present": (current >= 1).astype(float),
-        "crs_max_grade_so_far": max_grade(course, n),
-        "crs_grade_current": current,
-        "crs_hours_since_onset": since,
-        "toci_crs_grade": current,
-        "toci_hours_since_onset": since,
-        "toci_hours_from_infusion": lm.copy(),
-    }
+    out[:, _COURSE_COLS] = np.column_stack(
+        (
+            (current >= 1).astype(float),  # crs_present
+            max_grade(course, n),  # crs_max_grade_so_far
+            current,  # crs_grade_current
+            since,  # crs_hours_since_onset
+            current,  # toci_crs_grade
+            since,  # toci_hours_since_onset
+            lm,  # toci_hours_from_infusion
+        )
+    )
 
 
-def feature_frame(prepared: Cohort, assignment: Assignment, names: list[str]) -> pd.DataFrame:
-    """All patients' features (rows = ``prepared.patients``) from the cut cohort, as float64."""
-    n = len(prepared.patients)
-    lm = assignment.landmark
-    f = _patient_features(prepared.patients)
-    f |= _measurement_features(assignment.at_landmark.measurements, lm, n)
-    f |= _course_features(assignment.course, lm, n)
-    return pd.DataFrame({name: np.asarray(f[name], dtype=np.float64) for name in names})
+def _steps_of(course: Course, keep: np.ndarray) -> Course:
+    """The course steps of the patients where ``keep``, codes renumbered (no summary)."""
+    new = np.cumsum(keep) - 1
+    sel = keep[course.code]
+    empty = np.zeros(0)
+    return Course(
+        int(keep.sum()),
+        new[course.code[sel]],
+        course.hours[sel],
+        course.grade[sel],
+        course.source[keep],
+        empty.astype(np.int64),
+        empty,
+        empty,
+    )
+
+
+def feature_matrix(
+    assignment: Assignment,
+    patient: np.ndarray,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Every feature (columns :data:`FEATURE_COLUMNS`, float64, NaN = missing) of the patients
+    at ``rows`` (default all) at the assignment's landmark.
+
+    Computed from the cohort cut at the landmark (``assignment.records``) and its grade course;
+    ``patient`` is :func:`patient_features` of all patients (the same at every landmark).
+    """
+    rec, course, lm = assignment.records, assignment.grades, assignment.landmark
+    if rows is not None and len(rows) != rec.n:
+        keep = np.zeros(rec.n, dtype=bool)
+        keep[rows] = True
+        rec, course, lm = rec.select(keep), _steps_of(course, keep), lm[rows]
+        patient = patient[rows]
+    n = rec.n
+    out = np.empty((n, len(FEATURE_COLUMNS)), order="F")  # columns contiguous, as in a frame
+    out[:, :N_PATIENT] = patient
+    _measurement_features(rec, lm, n, out)
+    _course_features(course, lm, n, out)
+    return out
 
 
 # --- groups and summary ----------------------------------------------------------------------
@@ -305,9 +391,10 @@ def _groups(patients: pd.DataFrame) -> pd.DataFrame:
     ).astype(str)
 
 
-def _source_counts(course: GradeCourse, eligible_codes: np.ndarray) -> dict[str, int]:
-    src = course.source.reindex(eligible_codes).fillna("none")
-    return {k: int(v) for k, v in src.value_counts().sort_index().items()}
+def _source_counts(course: Course, eligible_codes: np.ndarray) -> dict[str, int]:
+    names = np.asarray(SOURCE_NAMES, dtype=object)[course.source[eligible_codes]]
+    kinds, counts = np.unique(names.astype(str), return_counts=True)
+    return {str(k): int(v) for k, v in zip(kinds, counts, strict=True)}
 
 
 def _table(
@@ -320,23 +407,9 @@ def _table(
     names = [s.name for s in catalog_for(task, name)]
     elig = np.flatnonzero(assignment.eligible)
     patients = prepared.patients.iloc[elig]
-    # Features of eligible patients only: restrict the cut cohort to them (codes re-based).
-    remap = np.full(len(prepared.patients), -1, dtype=np.int64)
-    remap[elig] = np.arange(len(elig))
-    at = assignment.at_landmark
-    m = at.measurements
-    m = m[remap[m[PATIENT_CODE].to_numpy()] >= 0]
-    m = m.assign(**{PATIENT_CODE: remap[m[PATIENT_CODE].to_numpy()]})
-    steps = assignment.course.steps
-    steps = steps[remap[steps[PATIENT_CODE].to_numpy()] >= 0]
-    steps = steps.assign(**{PATIENT_CODE: remap[steps[PATIENT_CODE].to_numpy()]})
-    sub = dataclasses.replace(
-        assignment,
-        landmark=assignment.landmark[elig],
-        at_landmark=dataclasses.replace(at, measurements=m),
-        course=dataclasses.replace(assignment.course, steps=steps),
-    )
-    X = feature_frame(dataclasses.replace(prepared, patients=patients), sub, names)
+    # Features of eligible patients only (each patient's row depends only on their own data).
+    matrix = feature_matrix(assignment, patient_features(prepared.patients), elig)
+    X = pd.DataFrame(matrix[:, _cols(names)], columns=names, copy=False)  # a fresh array
     y_raw = assignment.y[elig]
     y = (
         pd.Series(y_raw.astype(np.int64), name="y")
@@ -353,7 +426,7 @@ def _table(
     derivation = [
         *assignment.notes,
         "grade course source among eligible patients: "
-        + ", ".join(f"{k} {v}" for k, v in _source_counts(assignment.course, elig).items()),
+        + ", ".join(f"{k} {v}" for k, v in _source_counts(assignment.grades, elig).items()),
     ]
     summary: dict[str, Any] = {
         "task": task.name,
@@ -385,7 +458,7 @@ def build_features(
     landmark: str | float,
     require_label: bool = True,
     *,
-    full_course: GradeCourse | None = None,
+    full_course: GradeCourse | Course | None = None,
 ) -> FeatureTable:
     """The model-ready table of ``task`` at ``landmark`` (``"0h"``…``"72h"``, 48, ``"first_toci"``).
 

@@ -31,6 +31,11 @@ of the maximum known at onset), otherwise it is empty (grade 0 throughout). The 
 ``crs_max_grade`` (a whole-course summary) and graded events with unknown time never enter the
 course: they are not known at their time stamp. They are returned separately as *summary
 evidence* for outcome definitions.
+
+The rules are implemented once, on ``features.landmark.Records`` (:func:`course_of_records`,
+:class:`Course`); :func:`grade_course` and :func:`derive_grades` give the same on frames.
+Because derivation is causal, the grades derived once from a cohort's records
+(:func:`derive_records`) serve every landmark cut from them.
 """
 
 from __future__ import annotations
@@ -40,6 +45,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.landmark import (
+    ANALYTE_CODE,
+    EVENT_CODE,
+    Records,
+    code_set,
+    known_at,
+    vocabulary_codes,
+)
 from features.vocabulary import OxygenDevice
 
 FEVER_C = 38.0
@@ -55,6 +68,14 @@ SUPPORT_ANALYTES: tuple[str, ...] = (
 )
 COURSE_EVENTS: tuple[str, ...] = ("crs_onset", "crs_grade", "crs_resolved")
 FEVER_EXEMPTING_DRUGS: tuple[str, ...] = ("tocilizumab", "corticosteroids")
+
+_SUPPORT_CODE = {a: ANALYTE_CODE[a] for a in SUPPORT_ANALYTES}
+_IS_SUPPORT = code_set(SUPPORT_ANALYTES, ANALYTE_CODE)
+_IS_COURSE = code_set(COURSE_EVENTS, EVENT_CODE)
+_IS_GRADED_COURSE = code_set(COURSE_EVENTS[:2], EVENT_CODE)  # crs_onset, crs_grade
+_IS_FEVER_EXEMPT = code_set(FEVER_EXEMPTING_DRUGS, EVENT_CODE)
+_MAX_GRADE = EVENT_CODE["crs_max_grade"]
+_RESOLVED = EVENT_CODE["crs_resolved"]
 
 ArrayLike = np.ndarray | pd.Series | list | float | None
 
@@ -170,6 +191,55 @@ def _asof(
     return np.where(ok, idx, -1)
 
 
+def _derive(
+    p: np.ndarray,
+    a: np.ndarray,
+    t: np.ndarray,
+    v: np.ndarray,
+    n: int,
+    drug_p: np.ndarray,
+    drug_t: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`derive_grades` on arrays: support rows (code ``p`` < ``n``, analyte code ``a``,
+    time, value) and timed fever-exempting drug doses → (code, hours, grade) per evaluation,
+    sorted by code and time."""
+    if len(p) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    times, rank = np.unique(t, return_inverse=True)
+    n_ranks = len(times)
+    comp = p.astype(np.int64) * n_ranks + rank.reshape(-1)
+    order = np.argsort(comp, kind="stable")
+    comp, codes, hours = comp[order], p[order], t[order]
+    analyte, value = a[order], v[order]
+    query = np.unique(comp)  # one evaluation per (patient, time) with a support row
+    q_code, q_hours = query // n_ranks, times[query % n_ranks]
+    state: dict[str, np.ndarray] = {}
+    for name, mask, tol in (
+        *((x, analyte == _SUPPORT_CODE[x], SUPPORT_VALID_H) for x in SUPPORT_ANALYTES[1:]),
+        ("fever", (analyte == _SUPPORT_CODE["temperature"]) & is_fever(value), FEVER_WINDOW_H),
+    ):
+        sel = np.flatnonzero(mask)
+        idx = _asof(comp[sel], codes[sel], hours[sel], query, q_code, q_hours, tol)
+        found = value[sel][idx[idx >= 0]]
+        state[name] = np.full(len(query), np.nan)
+        state[name][idx >= 0] = found
+    first_drug = np.full(n, np.inf)
+    np.minimum.at(first_drug, drug_p, drug_t)
+    grade = astct_grade(
+        state["fever"],
+        state["hypotension"],
+        state["vasopressors"],
+        state["oxygen_device"],
+        state["oxygen_flow"],
+        first_drug[q_code] <= q_hours,
+    )
+    return q_code, q_hours, grade.astype(float)
+
+
+def _event_codes(events: pd.DataFrame) -> np.ndarray:
+    return vocabulary_codes(events["event"], EVENT_CODE)
+
+
 def derive_grades(
     measurements: pd.DataFrame, events: pd.DataFrame, key: str = "patient_id"
 ) -> pd.DataFrame:
@@ -190,49 +260,146 @@ def derive_grades(
             }
         )
     codes, keys = pd.factorize(m[key])
-    hours = m["hours_from_infusion"].to_numpy(dtype=float)
-    times, rank = np.unique(hours, return_inverse=True)
-    n_ranks = len(times)
-    comp = codes.astype(np.int64) * n_ranks + rank
-    order = np.argsort(comp, kind="stable")
-    comp, codes, hours = comp[order], codes[order], hours[order]
-    analyte = m["analyte"].astype(str).to_numpy()[order]
-    value = m["value"].to_numpy(dtype=float)[order]
-    query = np.unique(comp)  # one evaluation per (patient, time) with a support row
-    q_code, q_hours = query // n_ranks, times[query % n_ranks]
-    state: dict[str, np.ndarray] = {}
-    for name, mask, tol in (
-        *((a, analyte == a, SUPPORT_VALID_H) for a in SUPPORT_ANALYTES[1:]),
-        ("fever", (analyte == "temperature") & is_fever(value), FEVER_WINDOW_H),
-    ):
-        sel = np.flatnonzero(mask)
-        idx = _asof(comp[sel], codes[sel], hours[sel], query, q_code, q_hours, tol)
-        found = value[sel][idx[idx >= 0]]
-        state[name] = np.full(len(query), np.nan)
-        state[name][idx >= 0] = found
     drugs = events[
-        events["event"].astype(str).isin(FEVER_EXEMPTING_DRUGS)
-        & events["hours_from_infusion"].notna()
+        _IS_FEVER_EXEMPT[_event_codes(events)] & events["hours_from_infusion"].notna().to_numpy()
     ]
-    first_drug = np.full(len(keys), np.inf)
     d_code = pd.Index(keys).get_indexer(drugs[key])
     ok = d_code >= 0
-    np.minimum.at(first_drug, d_code[ok], drugs["hours_from_infusion"].to_numpy(dtype=float)[ok])
-    grade = astct_grade(
-        state["fever"],
-        state["hypotension"],
-        state["vasopressors"],
-        state["oxygen_device"],
-        state["oxygen_flow"],
-        first_drug[q_code] <= q_hours,
+    q_code, q_hours, grade = _derive(
+        codes.astype(np.int64),
+        vocabulary_codes(m["analyte"], ANALYTE_CODE),
+        m["hours_from_infusion"].to_numpy(dtype=float),
+        m["value"].to_numpy(dtype=float),
+        len(keys),
+        d_code[ok],
+        drugs["hours_from_infusion"].to_numpy(dtype=float)[ok],
     )
-    return pd.DataFrame(
-        {
-            key: keys.take(q_code),
-            "hours_from_infusion": q_hours,
-            "grade": grade.astype(float),
-        }
+    return pd.DataFrame({key: keys.take(q_code), "hours_from_infusion": q_hours, "grade": grade})
+
+
+# course sources, per patient code in :class:`Course`
+NO_COURSE, RECORDED, DERIVED, MAX_GRADE_ONSET = 0, 1, 2, 3
+SOURCE_NAMES: tuple[str, ...] = ("none", "recorded", "derived", "max_grade_onset")
+
+
+@dataclass(frozen=True)
+class Course:
+    """The grade course of patients coded 0 … n-1, as arrays (see :class:`GradeCourse`).
+
+    Steps (``code``, ``hours``, ``grade``) sorted by code and time; ``source`` per code
+    (:data:`SOURCE_NAMES` index); the summary evidence (``s_code``, ``s_grade``, ``s_hours``)
+    in event order.
+    """
+
+    n: int
+    code: np.ndarray
+    hours: np.ndarray
+    grade: np.ndarray
+    source: np.ndarray
+    s_code: np.ndarray
+    s_grade: np.ndarray
+    s_hours: np.ndarray
+
+
+@dataclass(frozen=True)
+class Derived:
+    """ASTCT grades derived from the support rows of every patient (code, hours, grade), sorted
+    by code and time: what :func:`derive_grades` gives each patient, computed once."""
+
+    code: np.ndarray
+    hours: np.ndarray
+    grade: np.ndarray
+
+    def cut(self, landmark: float | np.ndarray) -> Derived:
+        """The grades at or before the landmark (one number, or one per patient code)."""
+        limit = landmark if np.ndim(landmark) == 0 else np.asarray(landmark)[self.code]
+        keep = known_at(self.hours, limit)
+        return Derived(self.code[keep], self.hours[keep], self.grade[keep])
+
+    def stack(self, landmarks: tuple[float, ...], n: int) -> Derived:
+        """The grades of :meth:`features.landmark.Records.stack` (patient ``p`` at landmark
+        ``i`` is ``i * n + p``)."""
+        li, j = np.nonzero(known_at(self.hours[None, :], np.asarray(landmarks)[:, None]))
+        return Derived(li * n + self.code[j], self.hours[j], self.grade[j])
+
+
+def derive_records(records: Records) -> Derived:
+    """The derived grades of every patient of ``records`` that has support rows.
+
+    Derivation is causal (a grade at ``t`` reads rows at or before ``t``; fever exemption from
+    the first drug dose at or before ``t``), so the grades of the records cut at a landmark are
+    exactly these grades timed at or before it: one derivation serves every landmark. A
+    patient's derived grades are used only while no timed course event is known (the
+    recorded course takes over from the first one), so rows from then on are not derived.
+    """
+    ee, et = records.e_e, records.e_t
+    course = _IS_COURSE[ee] & ~np.isnan(et)
+    recorded_from = np.full(records.n, np.inf)
+    np.minimum.at(recorded_from, records.e_p[course], et[course])
+    sup = _IS_SUPPORT[records.m_a] & (records.m_t < recorded_from[records.m_p])
+    drugs = _IS_FEVER_EXEMPT[ee] & ~np.isnan(et)
+    return Derived(
+        *_derive(
+            records.m_p[sup],
+            records.m_a[sup],
+            records.m_t[sup],
+            records.m_v[sup],
+            records.n,
+            records.e_p[drugs],
+            records.e_t[drugs],
+        )
     )
+
+
+def course_of_records(records: Records, derived: Derived | None = None) -> Course:
+    """Grade course of every patient of ``records`` (the rules of :func:`grade_course`).
+
+    ``derived``: the derived grades of these records' patients, cut as the records were
+    (:func:`derive_records` of the uncut records, then :meth:`Derived.cut` / ``stack``); else
+    the grades are derived from ``records`` themselves. Both give the same course.
+    """
+    n = records.n
+    ee, et, eg, ep = records.e_e, records.e_t, records.e_g, records.e_p
+    timed = ~np.isnan(et)
+    in_course = _IS_COURSE[ee] & timed
+    rec_grade = np.where(ee[in_course] == _RESOLVED, 0.0, eg[in_course])
+    recorded = np.zeros(n, dtype=bool)
+    recorded[ep[in_course]] = True
+    if derived is None:
+        sup = _IS_SUPPORT[records.m_a] & ~recorded[records.m_p]
+        drugs = _IS_FEVER_EXEMPT[ee] & timed & ~recorded[ep]
+        q_code, q_hours, q_grade = _derive(
+            records.m_p[sup],
+            records.m_a[sup],
+            records.m_t[sup],
+            records.m_v[sup],
+            n,
+            ep[drugs],
+            et[drugs],
+        )
+    else:
+        keep = ~recorded[derived.code]
+        q_code, q_hours, q_grade = derived.code[keep], derived.hours[keep], derived.grade[keep]
+    derived = np.zeros(n, dtype=bool)
+    derived[q_code] = True
+    # Onset from a timed whole-course maximum ≥1, for patients with nothing better: CRS is known
+    # to be present from that time on at grade ≥1; the maximum itself is not known then.
+    with np.errstate(invalid="ignore"):
+        onset_only = (ee == _MAX_GRADE) & timed & (eg >= 1) & ~(recorded | derived)[ep]
+    all_codes = np.concatenate([ep[in_course], q_code, ep[onset_only]])
+    all_hours = np.concatenate([et[in_course], q_hours, et[onset_only]])
+    all_grade = np.concatenate([rec_grade, q_grade, np.ones(int(onset_only.sum()))])
+    ok = ~np.isnan(all_grade)
+    all_codes, all_hours, all_grade = all_codes[ok], all_hours[ok], all_grade[ok]
+    order = np.lexsort((all_grade, all_hours, all_codes))  # at one time the highest grade last
+    c, h, g = all_codes[order], all_hours[order], all_grade[order]
+    last = np.r_[(c[1:] != c[:-1]) | (h[1:] != h[:-1]), True][: len(c)]
+    source = np.zeros(n, dtype=np.int8)
+    source[ep[onset_only]] = MAX_GRADE_ONSET
+    source[derived] = DERIVED
+    source[recorded] = RECORDED
+    summ = (ee == _MAX_GRADE) | (_IS_GRADED_COURSE[ee] & ~timed)
+    return Course(n, c[last], h[last], g[last], source, ep[summ], eg[summ], et[summ])
 
 
 @dataclass(frozen=True)
@@ -251,6 +418,28 @@ class GradeCourse:
     summary: pd.DataFrame
 
 
+def as_frames(course: Course, keys: np.ndarray | pd.Index, key: str) -> GradeCourse:
+    """The :class:`GradeCourse` frames of an array course (``keys[code]`` = the key value)."""
+    keys = np.asarray(keys)
+    has = np.flatnonzero(course.source != NO_COURSE)
+    names = np.asarray(SOURCE_NAMES, dtype=object)
+    return GradeCourse(
+        steps=pd.DataFrame(
+            {key: keys[course.code], "hours_from_infusion": course.hours, "grade": course.grade}
+        ),
+        source=pd.Series(
+            names[course.source[has]], index=pd.Index(keys[has], name=key), dtype=object
+        ),
+        summary=pd.DataFrame(
+            {
+                key: keys[course.s_code],
+                "grade": course.s_grade,
+                "hours_from_infusion": course.s_hours,
+            }
+        ),
+    )
+
+
 def grade_course(
     measurements: pd.DataFrame, events: pd.DataFrame, key: str = "patient_id"
 ) -> GradeCourse:
@@ -261,56 +450,18 @@ def grade_course(
     rows (:func:`derive_grades`) when the patient has any; otherwise a timed ``crs_max_grade``
     ≥ 1 gives grade 1 from onset (``source`` ``"max_grade_onset"``); otherwise it is empty.
     """
-    name = events["event"].astype(str).to_numpy(dtype=object)
-    hours = events["hours_from_infusion"].to_numpy(dtype=float)
-    grade = pd.to_numeric(events["grade"]).to_numpy(dtype=float, na_value=np.nan)
-    ev_key = events[key].to_numpy()
-    timed = ~np.isnan(hours)
-    in_course = np.isin(name, COURSE_EVENTS) & timed
-    rec_grade = np.where(name[in_course] == "crs_resolved", 0.0, grade[in_course])
-    recorded_keys = pd.unique(ev_key[in_course])
-    m_key = measurements[key]
-    support = measurements[
-        measurements["analyte"].isin(SUPPORT_ANALYTES) & ~m_key.isin(recorded_keys)
-    ]
-    derived = derive_grades(support, events[~np.isin(ev_key, recorded_keys)], key)
-    # Onset from a timed whole-course maximum ≥1, for patients with nothing better: CRS is known
-    # to be present from that time on at grade ≥1; the maximum itself is not known then.
-    has_course = np.isin(ev_key, recorded_keys) | np.isin(ev_key, pd.unique(derived[key]))
-    onset_only = (name == "crs_max_grade") & timed & (grade >= 1) & ~has_course
-    all_keys = np.concatenate([ev_key[in_course], derived[key].to_numpy(), ev_key[onset_only]])
-    all_hours = np.concatenate(
-        [hours[in_course], derived["hours_from_infusion"].to_numpy(), hours[onset_only]]
+    m_key, e_key = measurements[key].to_numpy(), events[key].to_numpy()
+    codes, keys = pd.factorize(np.concatenate([m_key, e_key]), sort=True)
+    codes = codes.astype(np.int64)
+    records = Records(
+        len(keys),
+        codes[: len(m_key)],
+        vocabulary_codes(measurements["analyte"], ANALYTE_CODE),
+        measurements["hours_from_infusion"].to_numpy(dtype=float),
+        measurements["value"].to_numpy(dtype=float),
+        codes[len(m_key) :],
+        _event_codes(events),
+        events["hours_from_infusion"].to_numpy(dtype=float),
+        pd.to_numeric(events["grade"]).to_numpy(dtype=float, na_value=np.nan),
     )
-    all_grade = np.concatenate(
-        [rec_grade, derived["grade"].to_numpy(), np.ones(int(onset_only.sum()))]
-    )
-    ok = ~np.isnan(all_grade)
-    codes, uniques = pd.factorize(all_keys[ok], sort=True)
-    all_hours, all_grade = all_hours[ok], all_grade[ok]
-    order = np.lexsort((all_grade, all_hours, codes))  # at one time the highest grade last
-    codes, all_hours, all_grade = codes[order], all_hours[order], all_grade[order]
-    last = np.r_[(codes[1:] != codes[:-1]) | (all_hours[1:] != all_hours[:-1]), True][: len(codes)]
-    steps = pd.DataFrame(
-        {
-            key: uniques.take(codes[last]),
-            "hours_from_infusion": all_hours[last],
-            "grade": all_grade[last],
-        }
-    )
-    source = pd.concat(
-        [
-            pd.Series("recorded", index=pd.Index(recorded_keys, name=key), dtype=object),
-            pd.Series("derived", index=pd.Index(pd.unique(derived[key]), name=key), dtype=object),
-            pd.Series(
-                "max_grade_onset",
-                index=pd.Index(pd.unique(ev_key[onset_only]), name=key),
-                dtype=object,
-            ),
-        ]
-    )
-    summ = (name == "crs_max_grade") | (np.isin(name, COURSE_EVENTS[:2]) & ~timed)
-    summary = pd.DataFrame(
-        {key: ev_key[summ], "grade": grade[summ], "hours_from_infusion": hours[summ]}
-    )
-    return GradeCourse(steps=steps, source=source, summary=summary)
+    return as_frames(course_of_records(records), keys, key)

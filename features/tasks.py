@@ -32,11 +32,16 @@ the maximum is a whole-course summary, so for ``severe_crs`` with maximum ≥ th
 Graded events with unknown time count the same way as a maximum with unknown onset: they make
 the label positive at 0 h, and exclude the patient at later landmarks unless the timed course
 already settles the label.
+
+The rules run on the cohort's ``features.landmark.Records`` (arrays, built once per cohort), so
+they cost the same few NumPy operations for one patient as for 10⁵; :func:`assign_landmarks`
+applies them at several landmarks in one pass (one patient's trend).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -45,8 +50,24 @@ import pandas as pd
 
 from features.cohort import Cohort
 from features.errors import CrsRiskError
-from features.grading import GradeCourse, grade_course
-from features.landmark import PATIENT_CODE, cut, landmark_array, patient_codes, with_codes
+from features.grading import (
+    DERIVED,
+    RECORDED,
+    SOURCE_NAMES,
+    Course,
+    GradeCourse,
+    as_frames,
+    course_of_records,
+)
+from features.landmark import (
+    EVENT_CODE,
+    PATIENT_CODE,
+    Records,
+    code_set,
+    cut,
+    prepared,
+    with_codes,
+)
 from features.schema import DRUG_EVENTS, SECOND_LINE_AGENTS
 
 REFRACTORY_CRITERIA: tuple[str, ...] = ("second_line", "no_improvement")
@@ -264,7 +285,9 @@ class Assignment:
     """Per patient (aligned with ``cohort.patients`` rows): landmark, eligibility, label.
 
     ``y`` is 1/0, or NaN where not eligible or not required; ``reason`` is the exclusion reason
-    ("" when eligible); ``notes`` state the derivations used (for the summary).
+    ("" when eligible); ``notes`` state the derivations used (for the summary). ``records`` and
+    ``grades`` are the cohort cut at the landmark and its grade course as arrays (what features
+    are computed from); ``at_landmark`` and ``course`` give the same as frames.
     """
 
     landmark: np.ndarray
@@ -272,8 +295,23 @@ class Assignment:
     y: np.ndarray
     reason: np.ndarray
     notes: tuple[str, ...]
-    course: GradeCourse  # grade course of the cohort cut at the landmark (codes ``_p``)
-    at_landmark: Cohort  # the cohort cut at the landmark
+    records: Records  # the cohort's records cut at the landmark
+    grades: Course  # grade course of the cut records
+    cohort: Cohort | None  # the (prepared) cohort assigned; None when given records only
+
+    @property
+    def course(self) -> GradeCourse:
+        """Grade course of the cohort cut at the landmark (key ``_p`` = patient row)."""
+        return as_frames(self.grades, np.arange(self.grades.n, dtype=np.int64), PATIENT_CODE)
+
+    @property
+    def at_landmark(self) -> Cohort:
+        """The cohort cut at the landmark (frames, with the patient code column ``_p``)."""
+        if self.cohort is None:
+            raise ValueError("assigned from records: the cut cohort is in ``records``")
+        limit = self.landmark
+        ids = self.cohort.patients["patient_id"].astype(str).to_numpy()
+        return cut(with_codes(self.cohort), pd.Series(limit, index=ids))
 
 
 def _per_patient_max(codes: np.ndarray, values: np.ndarray, n: int, default: float) -> np.ndarray:
@@ -288,33 +326,67 @@ def _count(codes: np.ndarray, n: int, mask: np.ndarray | None = None) -> np.ndar
     return np.bincount(c[c >= 0], minlength=n)[:n]
 
 
-def last_grade(course: GradeCourse, n: int) -> np.ndarray:
-    """Grade in force at the end of each patient's course (0 when the course is empty)."""
+def _steps(course: GradeCourse | Course) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(course, Course):
+        return course.code, course.grade
     steps = course.steps
+    return steps[PATIENT_CODE].to_numpy(), steps["grade"].to_numpy()
+
+
+def last_grade(course: GradeCourse | Course, n: int) -> np.ndarray:
+    """Grade in force at the end of each patient's course (0 when the course is empty)."""
+    codes, grades = _steps(course)
     out = np.zeros(n)
-    if steps.empty:
+    if len(codes) == 0:
         return out
-    codes = steps[PATIENT_CODE].to_numpy()
     last = np.r_[codes[1:] != codes[:-1], True]
-    out[codes[last]] = steps["grade"].to_numpy()[last]
+    out[codes[last]] = grades[last]
     return out
 
 
-def max_grade(course: GradeCourse, n: int) -> np.ndarray:
+def max_grade(course: GradeCourse | Course, n: int) -> np.ndarray:
     """Highest grade of each patient's course (0 when empty)."""
-    s = course.steps
-    return _per_patient_max(s[PATIENT_CODE].to_numpy(), s["grade"].to_numpy(), n, 0.0)
+    codes, grades = _steps(course)
+    return _per_patient_max(codes, grades, n, 0.0)
 
 
-def course_of(cohort: Cohort) -> GradeCourse:
-    """Grade course keyed by patient code (the cohort must carry codes, see ``with_codes``)."""
-    return grade_course(cohort.measurements, cohort.events, key=PATIENT_CODE)
+def _as_course(course: GradeCourse | Course, n: int) -> Course:
+    """An array course from either form (a frame course must be keyed by ``_p``)."""
+    if isinstance(course, Course):
+        return course
+    steps, summary = course.steps, course.summary
+    source = np.zeros(n, dtype=np.int8)
+    names = {name: i for i, name in enumerate(SOURCE_NAMES)}
+    source[course.source.index.to_numpy(dtype=np.int64)] = [names[s] for s in course.source]
+    return Course(
+        n,
+        steps[PATIENT_CODE].to_numpy(dtype=np.int64),
+        steps["hours_from_infusion"].to_numpy(dtype=float),
+        steps["grade"].to_numpy(dtype=float),
+        source,
+        summary[PATIENT_CODE].to_numpy(dtype=np.int64),
+        summary["grade"].to_numpy(dtype=float),
+        summary["hours_from_infusion"].to_numpy(dtype=float),
+    )
 
 
-def _events(cohort: Cohort, names: tuple[str, ...] | str) -> pd.DataFrame:
-    names = (names,) if isinstance(names, str) else names
-    ev = cohort.events
-    return ev[ev["event"].astype(str).isin(names)]
+def course_of(cohort: Cohort) -> Course:
+    """Grade course of every patient of the cohort, keyed by patient row (arrays)."""
+    rec = prepared(cohort).records
+    assert rec is not None
+    return course_of_records(rec, rec.derived)
+
+
+def _is(records: Records, names: tuple[str, ...] | str) -> np.ndarray:
+    """Rows of ``records`` events that are one of ``names``."""
+    if isinstance(names, str):
+        return records.e_e == EVENT_CODE[names]
+    return _event_set(tuple(names))[records.e_e]
+
+
+@functools.lru_cache(maxsize=64)
+def _event_set(names: tuple[str, ...]) -> np.ndarray:
+    return code_set(names, EVENT_CODE)
 
 
 def _reasons(n: int, rules: list[tuple[np.ndarray, str]]) -> np.ndarray:
@@ -326,16 +398,24 @@ def _reasons(n: int, rules: list[tuple[np.ndarray, str]]) -> np.ndarray:
 
 
 def _severe(
-    cohort: Cohort, task: Task, hours: float, require_label: bool, full: GradeCourse | None
+    cohort: Cohort | None,
+    rec: Records,
+    task: Task,
+    hours: tuple[float, ...],
+    require_label: bool,
+    full: GradeCourse | Course | None,
 ) -> Assignment:
-    n = len(cohort.patients)
+    """``severe_crs`` at each landmark of ``hours`` in one pass (patient ``p`` at the ``i``-th
+    landmark is row ``i * n + p``; one landmark gives the cohort's own rows)."""
+    n, n_lm = rec.n, len(hours)
+    size = n * n_lm
     k = float(task.severity_threshold)
-    at = cut(cohort, hours)
-    course = course_of(at)
-    died = _count(patient_codes(at, _events(at, "death")), n) > 0
-    already = max_grade(course, n) >= k
-    s = course.summary  # after the cut: crs_max_grade events timed at or before the landmark
-    ambiguous = _per_patient_max(s[PATIENT_CODE].to_numpy(), s["grade"].to_numpy(), n, 0) >= k
+    at = rec.stack(hours)
+    course = course_of_records(at, rec.derived.stack(hours, n))
+    died = _count(at.e_p, size, _is(at, "death")) > 0
+    already = max_grade(course, size) >= k
+    # after the cut: crs_max_grade events timed at or before the landmark
+    ambiguous = _per_patient_max(course.s_code, course.s_grade, size, 0) >= k
     notes = [
         "grade course: recorded crs_onset/crs_grade/crs_resolved events where a patient has any, "
         "else ASTCT 2019 grades derived from temperature/hypotension/vasopressor/oxygen rows, "
@@ -343,12 +423,12 @@ def _severe(
         "of crs_max_grade and graded events with unknown time are whole-course summaries used "
         "only for labels and the exclusions stated in features.tasks"
     ]
-    y = np.full(n, np.nan)
+    y = np.full(size, np.nan)
     later_rules: list[tuple[np.ndarray, str]] = []
-    if require_label:
-        full = full if full is not None else course_of(cohort)
-        exact = max_grade(full, n) >= k
-        ambiguous &= ~exact  # a timed course settles what a summary leaves open
+    if require_label:  # label rules read the uncut cohort: per patient, the same at every landmark
+        fc = _as_course(full, n) if full is not None else course_of_records(rec, rec.derived)
+        exact = max_grade(fc, n) >= k
+        ambiguous &= ~np.tile(exact, n_lm)  # a timed course settles what a summary leaves open
         later_rules.append(
             (
                 ambiguous,
@@ -356,22 +436,20 @@ def _severe(
                 "unknown)",
             )
         )
-        fs = full.summary
-        fcodes = fs[PATIENT_CODE].to_numpy()
-        fuzzy = _per_patient_max(fcodes, fs["grade"].to_numpy(), n, 0) >= k
-        untimed = fs["hours_from_infusion"].isna().to_numpy() & (fs["grade"].to_numpy() >= k)
-        fuzzy_untimed = _count(fcodes, n, untimed) > 0
-        death = _events(cohort, "death")
-        death_untimed = _count(patient_codes(cohort, death), n, death["hours_from_infusion"].isna())
-        if hours > 0:  # before infusion nobody can have died or had CRS
-            later_rules += [
-                (death_untimed > 0, "death with unknown time"),
-                (
-                    fuzzy_untimed & ~exact,
-                    f"grade ≥{k:g} only at unknown time (cannot place it after the landmark)",
-                ),
-            ]
-        y = (exact | fuzzy).astype(float)
+        fuzzy = _per_patient_max(fc.s_code, fc.s_grade, n, 0) >= k
+        untimed = np.isnan(fc.s_hours) & (fc.s_grade >= k)
+        fuzzy_untimed = _count(fc.s_code, n, untimed) > 0
+        death = _is(rec, "death")
+        death_untimed = _count(rec.e_p, n, death & np.isnan(rec.e_t)) > 0
+        after_infusion = np.repeat(np.asarray(hours) > 0, n)  # before it nobody died or had CRS
+        later_rules += [
+            (after_infusion & np.tile(death_untimed, n_lm), "death with unknown time"),
+            (
+                after_infusion & np.tile(fuzzy_untimed & ~exact, n_lm),
+                f"grade ≥{k:g} only at unknown time (cannot place it after the landmark)",
+            ),
+        ]
+        y = np.tile((exact | fuzzy).astype(float), n_lm)
         n_summary = int(np.sum(fuzzy & ~exact))
         if n_summary:
             notes.append(
@@ -384,42 +462,55 @@ def _severe(
         (already, f"grade ≥{k:g} at or before the landmark (outcome already reached)"),
         *later_rules,
     ]
-    reason = _reasons(n, rules)
+    reason = _reasons(size, rules)
     eligible = reason == ""
     y[~eligible] = np.nan
     return Assignment(
-        landmark=np.full(n, hours),
+        landmark=np.repeat(np.asarray(hours, dtype=float), n),
         eligible=eligible,
         y=y,
         reason=reason,
         notes=tuple(notes),
-        course=course,
-        at_landmark=at,
+        records=at,
+        grades=course,
+        cohort=cohort if n_lm == 1 else None,
     )
+
+
+def _first_toci(rec: Records) -> np.ndarray:
+    """Hours of the first timed tocilizumab dose per patient (NaN = none)."""
+    toci = _is(rec, "tocilizumab") & ~np.isnan(rec.e_t)
+    first = np.full(rec.n, np.inf)
+    np.minimum.at(first, rec.e_p[toci], rec.e_t[toci])
+    first[np.isinf(first)] = np.nan
+    return first
 
 
 def first_toci_hours(cohort: Cohort) -> pd.Series:
     """Time of the first timed tocilizumab dose per patient (index ``patient_id``)."""
-    toci = _events(cohort, "tocilizumab")
-    toci = toci[toci["hours_from_infusion"].notna()]
-    first = toci.groupby(toci["patient_id"].astype(str), sort=False)["hours_from_infusion"].min()
-    ids = cohort.patients["patient_id"].astype(str)
-    return first.reindex(ids).rename("first_toci")
+    prep = prepared(cohort)
+    ids = pd.Index(prep.patients["patient_id"].astype(str), name="patient_id")
+    return pd.Series(_first_toci(prep.records), index=ids, name="first_toci")  # type: ignore[arg-type]
 
 
-def _toci(cohort: Cohort, task: Task, require_label: bool, full: GradeCourse | None) -> Assignment:
-    n = len(cohort.patients)
-    first = first_toci_hours(cohort)
-    at = cut(cohort, first)
-    course = course_of(at)
-    lm = landmark_array(cohort, first)
-    toci = _events(cohort, "tocilizumab")
-    silt = _events(cohort, "siltuximab")
-    n_toci = _count(patient_codes(cohort, toci), n)
-    n_silt = _count(patient_codes(cohort, silt), n)
-    silt_untimed = _count(patient_codes(cohort, silt), n, silt["hours_from_infusion"].isna())
-    silt_first = _count(patient_codes(at, _events(at, "siltuximab")), n) > 0
-    died = _count(patient_codes(at, _events(at, "death")), n) > 0
+def _toci(
+    cohort: Cohort | None,
+    rec: Records,
+    task: Task,
+    require_label: bool,
+    full: GradeCourse | Course | None,
+) -> Assignment:
+    n = rec.n
+    lm = _first_toci(rec)
+    at = rec.cut(lm)
+    course = course_of_records(at, rec.derived.cut(lm))
+    toci = _is(rec, "tocilizumab")
+    silt = _is(rec, "siltuximab")
+    n_toci = _count(rec.e_p, n, toci)
+    n_silt = _count(rec.e_p, n, silt)
+    silt_untimed = _count(rec.e_p, n, silt & np.isnan(rec.e_t))
+    silt_first = _count(at.e_p, n, _is(at, "siltuximab")) > 0
+    died = _count(at.e_p, n, _is(at, "death")) > 0
     rules = [
         ((n_toci == 0) & (n_silt > 0), "siltuximab first-line (no tocilizumab)"),
         (n_toci == 0, "no tocilizumab"),
@@ -437,12 +528,10 @@ def _toci(cohort: Cohort, task: Task, require_label: bool, full: GradeCourse | N
         y = np.zeros(n)
         if "second_line" in task.refractory_criteria:
             agents = task.second_line_agents
-            after = _count(patient_codes(cohort, _events(cohort, agents)), n) - _count(
-                patient_codes(at, _events(at, agents)), n
-            )
+            after = _count(rec.e_p, n, _is(rec, agents)) - _count(at.e_p, n, _is(at, agents))
             y = np.maximum(y, (after > 0).astype(float))
         if "no_improvement" in task.refractory_criteria:
-            y = np.maximum(y, _no_improvement(cohort, task, course, full, n))
+            y = np.maximum(y, _no_improvement(rec, task, course, full, n))
             notes.append(
                 "no-improvement criterion needs a timed grade course; patients with only a "
                 "max-grade summary are labelled by the second-line criterion alone"
@@ -456,40 +545,39 @@ def _toci(cohort: Cohort, task: Task, require_label: bool, full: GradeCourse | N
         y=y,
         reason=reason,
         notes=tuple(notes),
-        course=course,
-        at_landmark=at,
+        records=at,
+        grades=course,
+        cohort=cohort,
     )
 
 
 def _no_improvement(
-    cohort: Cohort, task: Task, at_first: GradeCourse, full: GradeCourse | None, n: int
+    rec: Records, task: Task, at_first: Course, full: GradeCourse | Course | None, n: int
 ) -> np.ndarray:
     """1 where the grade ``no_improvement_hours`` after the last of the first doses is not lower."""
-    toci = _events(cohort, "tocilizumab")
-    toci = toci[toci["hours_from_infusion"].notna()]
-    dose_times = toci.sort_values([PATIENT_CODE, "hours_from_infusion"])
-    rank = dose_times.groupby(PATIENT_CODE, sort=False).cumcount() + 1
-    n_doses = dose_times.groupby(PATIENT_CODE, sort=False)[PATIENT_CODE].transform("size")
-    ref = dose_times[rank == np.minimum(n_doses, task.no_improvement_doses)]
-    t_eval = pd.Series(
-        ref["hours_from_infusion"].to_numpy() + task.no_improvement_hours,
-        index=cohort.patients["patient_id"].astype(str).to_numpy()[ref[PATIENT_CODE].to_numpy()],
-    )
-    later = course_of(cut(cohort, t_eval))
-    full = full if full is not None else course_of(cohort)
-    timed = np.zeros(n, dtype=bool)
-    src = full.source[full.source.isin(("recorded", "derived"))]  # a timed course exists
-    timed[src.index.to_numpy(dtype=np.int64)] = True
+    toci = np.flatnonzero(_is(rec, "tocilizumab") & ~np.isnan(rec.e_t))
+    code, hours = rec.e_p[toci], rec.e_t[toci]
+    order = np.lexsort((hours, code))
+    code, hours = code[order], hours[order]
+    t_eval = np.full(n, np.nan)
+    if len(code):
+        starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+        n_doses = np.diff(np.r_[starts, len(code)])
+        ref = starts + np.minimum(n_doses, task.no_improvement_doses) - 1
+        t_eval[code[ref]] = hours[ref] + task.no_improvement_hours
+    later = course_of_records(rec.cut(t_eval), rec.derived.cut(t_eval))
+    fc = _as_course(full, n) if full is not None else course_of_records(rec, rec.derived)
+    timed = (fc.source == RECORDED) | (fc.source == DERIVED)  # a timed course exists
     worse_or_same = last_grade(later, n) >= np.maximum(last_grade(at_first, n), 1.0)
     return (timed & worse_or_same).astype(float)
 
 
 def assign(
-    cohort: Cohort,
+    cohort: Cohort | Records,
     task: str | Task,
     landmark: str | float,
     require_label: bool = True,
-    full_course: GradeCourse | None = None,
+    full_course: GradeCourse | Course | None = None,
 ) -> Assignment:
     """Landmark, eligibility, exclusion reason and label of every patient for ``task``.
 
@@ -497,11 +585,43 @@ def assign(
     (died, outcome already reached, no/untimed tocilizumab, siltuximab first-line) and ``y`` is
     NaN; the rules for summaries and unknown times need the outcome and are skipped.
     ``full_course`` lets a caller reuse the uncut cohort's grade course across landmarks.
+    ``cohort`` may be the cohort's :class:`Records` themselves (what the service validates a
+    request into): the same rules on the same arrays, without frames.
     """
     task = get_task(task)
-    cohort = with_codes(cohort)
     _, hours = parse_landmark(task, landmark)
+    prep: Cohort | None
+    if isinstance(cohort, Records):
+        prep, rec = None, cohort
+    else:
+        prep = prepared(cohort)
+        rec = prep.records  # type: ignore[attr-defined]
+    assert rec is not None
     if task.name == "severe_crs":
         assert hours is not None
-        return _severe(cohort, task, hours, require_label, full_course)
-    return _toci(cohort, task, require_label, full_course)
+        return _severe(prep, rec, task, (hours,), require_label, full_course)
+    return _toci(prep, rec, task, require_label, full_course)
+
+
+def assign_landmarks(
+    cohort: Cohort | Records,
+    task: str | Task,
+    landmarks: tuple[str | float, ...] | list[str | float],
+    require_label: bool = False,
+) -> Assignment:
+    """:func:`assign` at several ``severe_crs`` landmarks in one pass.
+
+    Row ``i * n + p`` is patient ``p`` at the ``i``-th landmark: eligibility, reason, label and
+    the cut records are exactly those of ``assign(cohort, task, landmarks[i])`` for that
+    patient, computed together (what one patient's trend across landmarks needs: the
+    vectorised code runs once instead of once per landmark).
+    """
+    task = get_task(task)
+    if task.name != "severe_crs":
+        raise CrsRiskError(f"{task.name} has a single landmark: use assign")
+    hours = tuple(float(parse_landmark(task, lm)[1]) for lm in landmarks)  # type: ignore[arg-type]
+    if isinstance(cohort, Records):
+        return _severe(None, cohort, task, hours, require_label, None)
+    prep = prepared(cohort)
+    assert prep.records is not None
+    return _severe(None, prep.records, task, hours, require_label, None)

@@ -21,7 +21,9 @@ Event ordering rules follow the ASTCT consensus definitions of CRS onset, grade 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ import pyarrow.compute as pc
 
 from features.cohort import Cohort
 from features.digest import cohort_digest
+from features.landmark import PreparedCohort, Records, make_records
 from features.schema import (
     DRUG_EVENTS,
     EVENTS,
@@ -66,6 +69,15 @@ TIME_WINDOWS: tuple[tuple[str, float, float], ...] = (
 """Summary windows of measurement times (lower bound inclusive, upper exclusive)."""
 
 ANALYTE_KEYS: tuple[str, ...] = tuple(ANALYTES)
+# per analyte code (an extra last slot for unknown analytes): ranges, whole-number flag
+_HARD_LOW = np.array([a.hard[0] for a in ANALYTES.values()] + [-np.inf])
+_HARD_HIGH = np.array([a.hard[1] for a in ANALYTES.values()] + [np.inf])
+_SOFT_LOW = np.array([a.soft[0] for a in ANALYTES.values()] + [-np.inf])
+_SOFT_HIGH = np.array([a.soft[1] for a in ANALYTES.values()] + [np.inf])
+_INTEGER = np.array([a.integer for a in ANALYTES.values()] + [False])
+_VOCABULARY = sorted({*ANALYTE_KEYS, *(a.label for a in ANALYTES.values())})
+_resolve_unit = functools.lru_cache(maxsize=4096)(resolve_unit)  # pure: same text, same unit
+
 _NULL_SET = frozenset(NULL_TOKENS)
 _HIDDEN = "<patient id hidden>"
 _ROWS_NOTE = "rows are data rows: row 1 is the first record after the header (CSV line = row + 1)"
@@ -110,6 +122,10 @@ class ValidationReport:
     cohort: Cohort | None = None
     frames: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
     """Typed (not unit-converted) frames as given, for writers; only set when requested."""
+    records: Records | None = field(default=None, repr=False)
+    """The valid cohort's records (``validate_frames(records=True)``)."""
+    patient_columns: dict[str, Any] | None = field(default=None, repr=False)
+    """The valid patients table's typed columns, canonical order (``records=True``)."""
 
     @property
     def errors(self) -> list[Problem]:
@@ -186,6 +202,9 @@ def _render_summary(s: Mapping[str, Any]) -> list[str]:
 
 # --- collecting problems -------------------------------------------------------------------------
 Values = pd.Series | np.ndarray | Sequence[Any] | Callable[[np.ndarray], Sequence[Any]]
+Column_ = pd.Series | np.ndarray
+Table = pd.DataFrame | Mapping[str, np.ndarray | pd.Series | Sequence[Any]]
+"""A table: a DataFrame, or column name → values (NumPy arrays; object arrays for text)."""
 
 
 class _Collector:
@@ -237,7 +256,12 @@ class _Collector:
         severity: Severity = "error",
     ) -> int:
         """Report the rows where ``where`` holds (bool mask or 0-based positions); return count."""
-        idx = np.flatnonzero(where) if where.dtype == bool else np.asarray(where, dtype=np.int64)
+        if where.dtype == bool:
+            if not where.any():  # the common case: nothing to report
+                return 0
+            idx = np.flatnonzero(where)
+        else:
+            idx = np.asarray(where, dtype=np.int64)
         if idx.size == 0:
             return 0
         listed = idx[:MAX_LISTED]
@@ -271,7 +295,22 @@ class _Codes:
         return [self.uniques[c] if c >= 0 else None for c in self.codes[idx]]
 
 
-def _factorize(series: pd.Series) -> tuple[np.ndarray, list[Any]]:
+_SMALL = 256  # below this many cells a dict beats pandas' hash table (call overhead)
+
+
+def _factorize(series: pd.Series | np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """Codes into the distinct values, in order of appearance (-1 = missing), as pandas does."""
+    if isinstance(series, np.ndarray) and series.dtype == object and len(series) <= _SMALL:
+        try:
+            lookup: dict[Any, int] = {}
+            # ``v == v`` is False for NaN; None and NaN are missing (code -1), as in pandas
+            codes = [
+                lookup.setdefault(v, len(lookup)) if v is not None and v == v else -1
+                for v in series
+            ]
+            return np.array(codes, dtype=np.int64), list(lookup)
+        except TypeError:  # unhashable cells, pd.NA: the general path below handles them
+            pass
     try:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     except TypeError:  # unhashable cells (lists, dicts) from exotic Parquet columns
@@ -336,11 +375,11 @@ def _numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     dtype = series.dtype
     n = len(series)
     if pd.api.types.is_bool_dtype(dtype):
-        values = np.array(series.to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
+        values = np.array(_floats(series), copy=True)
         return values, np.zeros(n, dtype=bool)
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
         # copied: the frame's own buffer may be read-only and is never modified
-        values = np.array(series.to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
+        values = np.array(_floats(series), copy=True)
         bad = np.isinf(values)
         values[bad] = np.nan
         return values, bad
@@ -367,8 +406,15 @@ def _numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         bad_u = np.array([p is None for p in parsed] + [False])
         return table[codes], bad_u[codes]
     # datetimes, durations, intervals, complex numbers …: not numbers in this contract
-    present = series.notna().to_numpy(dtype=bool)
+    present = np.asarray(pd.notna(series), dtype=bool)
     return np.full(n, np.nan), present
+
+
+def _floats(values: pd.Series | np.ndarray) -> np.ndarray:
+    """A numeric or boolean column as float64 (NaN = missing)."""
+    if isinstance(values, np.ndarray):
+        return values.astype(np.float64)
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _bools(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -401,7 +447,7 @@ class _Parsed:
     name: str
     file: str
     n: int
-    raw: dict[str, pd.Series] = field(default_factory=dict)  # present known columns, as given
+    raw: dict[str, Column_] = field(default_factory=dict)  # present known columns, as given
     text: dict[str, _Codes] = field(default_factory=dict)  # string and category columns
     num: dict[str, np.ndarray] = field(default_factory=dict)  # float, int and bool columns
     bad: dict[str, np.ndarray] = field(default_factory=dict)  # cells of the wrong type
@@ -414,11 +460,30 @@ class _Parsed:
         return np.isnan(self.num[column]) & ~self.bad[column]
 
 
-def _parse_table(name: str, frame: pd.DataFrame, file: str, col: _Collector) -> _Parsed:
+def _columns(frame: Table) -> tuple[list[Any], Callable[[int], Column_], int]:
+    """Labels, a column getter by position and the row count of a frame or a column mapping."""
+    if isinstance(frame, pd.DataFrame):
+        default_index = isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0
+        default_index = default_index and frame.index.step == 1
+
+        def get(j: int) -> Column_:
+            series = frame.iloc[:, j]
+            return series if default_index else series.reset_index(drop=True)
+
+        return list(frame.columns), get, len(frame)
+    arrays = [v if isinstance(v, np.ndarray | pd.Series) else np.asarray(v) for v in frame.values()]
+    sizes = {len(a) for a in arrays}
+    if len(sizes) > 1:
+        raise ValueError("columns of one table must have the same length")
+    return list(frame), arrays.__getitem__, sizes.pop() if sizes else 0
+
+
+def _parse_table(name: str, frame: Table, file: str, col: _Collector) -> _Parsed:
     """Structural checks (columns) and typed parsing of every known column."""
     schema = SCHEMA[name]
-    parsed = _Parsed(name, file, len(frame))
-    names = [str(c).lstrip("\ufeff").strip() for c in frame.columns]
+    labels, column, n_rows = _columns(frame)
+    parsed = _Parsed(name, file, n_rows)
+    names = [str(c).lstrip("\ufeff").strip() for c in labels]
     known = {c.name for c in schema.columns}
     positions: dict[str, int] = {}
     for j, label in enumerate(names):
@@ -451,7 +516,7 @@ def _parse_table(name: str, frame: pd.DataFrame, file: str, col: _Collector) -> 
     for c in schema.columns:
         if c.name not in positions:
             continue
-        series = frame.iloc[:, positions[c.name]].reset_index(drop=True)
+        series = column(positions[c.name])
         parsed.raw[c.name] = series
         if c.dtype in ("string", "category"):
             parsed.text[c.name] = _text_codes(series)
@@ -472,6 +537,11 @@ def _parse_table(name: str, frame: pd.DataFrame, file: str, col: _Collector) -> 
 def _check_columns(p: _Parsed, col: _Collector) -> None:
     """Per-cell rules declared on the columns: type, missing, allowed values, hard/soft ranges."""
     schema = SCHEMA[p.name]
+    if p.n == 0:  # no cell to check (a request without events): only map the category codes
+        for c in schema.columns:
+            if c.dtype == "category" and c.allowed is not None and c.name in p.text:
+                p.text[c.name] = _Codes(p.text[c.name].codes, list(c.allowed))
+        return
     if p.blank.any():
         col.rows(p.file, p.blank, "empty row, ignored", severity="warning")
     for c in schema.columns:
@@ -531,23 +601,25 @@ def _check_ranges(p: _Parsed, c: Column, values: np.ndarray, col: _Collector) ->
     hard_bad = np.zeros(p.n, dtype=bool)
     if c.hard is not None:
         hard_bad = present & ((values < c.hard[0]) | (values > c.hard[1]))
-        col.rows(
-            p.file,
-            hard_bad,
-            f"impossible value: outside {_fmt_range(c.hard, c.unit)}",
-            column=c.name,
-            values=p.raw[c.name],
-        )
+        if hard_bad.any():
+            col.rows(
+                p.file,
+                hard_bad,
+                f"impossible value: outside {_fmt_range(c.hard, c.unit)}",
+                column=c.name,
+                values=p.raw[c.name],
+            )
     if c.soft is not None:
         soft_bad = present & ~hard_bad & ((values < c.soft[0]) | (values > c.soft[1]))
-        col.rows(
-            p.file,
-            soft_bad,
-            f"implausible value: outside {_fmt_range(c.soft, c.unit)}",
-            column=c.name,
-            values=p.raw[c.name],
-            severity="warning",
-        )
+        if soft_bad.any():
+            col.rows(
+                p.file,
+                soft_bad,
+                f"implausible value: outside {_fmt_range(c.soft, c.unit)}",
+                column=c.name,
+                values=p.raw[c.name],
+                severity="warning",
+            )
 
 
 # --- cross-row and cross-table rules -------------------------------------------------------------
@@ -577,6 +649,9 @@ def _rank(uniques: list[str]) -> np.ndarray:
     rank[np.asarray(order, dtype=np.int64)] = np.arange(len(uniques))
     rank[-1] = -1
     return rank
+
+
+_ANALYTE_RANK = _rank(list(ANALYTE_KEYS))  # sorted-key rank of each analyte code
 
 
 def _check_patients(p: _Parsed, col: _Collector) -> None:
@@ -631,7 +706,6 @@ def _check_measurements(p: _Parsed, col: _Collector) -> _Measured | None:
         dtype=np.int64,
     )
     akey = key_of[names.codes]
-    vocabulary = sorted({*ANALYTE_KEYS, *(a.label for a in ANALYTES.values())})
     col.rows(
         p.file,
         (akey == -2) & ~p.blank,
@@ -640,7 +714,7 @@ def _check_measurements(p: _Parsed, col: _Collector) -> _Measured | None:
         values=names.text,
         detail=lambda idx: [
             f"did you mean {m[0]!r}?"
-            if (m := difflib.get_close_matches(str(t).lower(), vocabulary, n=1))
+            if (m := difflib.get_close_matches(str(t).lower(), _VOCABULARY, n=1))
             else "no close match"
             for t in names.text(idx)
         ],
@@ -651,9 +725,10 @@ def _check_measurements(p: _Parsed, col: _Collector) -> _Measured | None:
     n_a, n_u = len(ANALYTE_KEYS), len(units.uniques)
     scale = np.full((n_a + 1, n_u + 1), np.nan)
     offset = np.zeros((n_a + 1, n_u + 1))
-    for ai, key in enumerate(ANALYTE_KEYS):
+    for ai in np.unique(akey[akey >= 0]):
+        key = ANALYTE_KEYS[ai]
         for ui, text in enumerate(units.uniques):
-            declared = resolve_unit(key, text)
+            declared = _resolve_unit(key, text)
             if declared is not None:
                 conv = ANALYTES[key].units[declared]
                 scale[ai, ui], offset[ai, ui] = conv.scale, conv.offset
@@ -674,13 +749,11 @@ def _check_measurements(p: _Parsed, col: _Collector) -> _Measured | None:
     raw_value = p.num["value"]
     canon = raw_value * row_scale + offset[a_idx, u_idx]
     ok = ~np.isnan(canon) & ~p.blank
-    lo_h = np.array([a.hard[0] for a in ANALYTES.values()] + [-np.inf])[a_idx]
-    hi_h = np.array([a.hard[1] for a in ANALYTES.values()] + [np.inf])[a_idx]
-    lo_s = np.array([a.soft[0] for a in ANALYTES.values()] + [-np.inf])[a_idx]
-    hi_s = np.array([a.soft[1] for a in ANALYTES.values()] + [np.inf])[a_idx]
+    lo_h, hi_h = _HARD_LOW[a_idx], _HARD_HIGH[a_idx]
+    lo_s, hi_s = _SOFT_LOW[a_idx], _SOFT_HIGH[a_idx]
     hard_bad = ok & ((canon < lo_h) | (canon > hi_h))
     soft_bad = ok & ~hard_bad & ((canon < lo_s) | (canon > hi_s))
-    integer = np.array([a.integer for a in ANALYTES.values()] + [False])[a_idx]
+    integer = _INTEGER[a_idx]
     frac_bad = ok & ~hard_bad & integer & (canon != np.round(canon))
 
     def shown(idx: np.ndarray) -> list[str]:
@@ -726,7 +799,7 @@ def _check_measurements(p: _Parsed, col: _Collector) -> _Measured | None:
         return _Measured(akey, canon, np.flatnonzero(keep), 0)
     ids = p.text["patient_id"]
     prank = _rank(ids.uniques)[ids.codes]
-    arank = _rank(list(ANALYTE_KEYS))[a_idx]
+    arank = _ANALYTE_RANK[a_idx]
     hours = p.num["hours_from_infusion"]
     order = np.flatnonzero(keep)
     key_cols = (arank[order], hours[order], prank[order])
@@ -800,17 +873,16 @@ def _is_sorted(*keys: np.ndarray) -> bool:
 
 
 def _check_events(p: _Parsed, col: _Collector) -> None:
-    if "event" not in p.text:
+    if "event" not in p.text or p.n == 0:
         return
     event = p.text["event"].codes  # index into EVENTS after _check_allowed
     names = np.array([*EVENTS, ""], dtype=object)
     grade = p.num.get("grade", np.full(p.n, np.nan))
     graded_bad = p.bad.get("grade", np.zeros(p.n, dtype=bool))
     rows_ok = (event >= 0) & ~p.blank
-    for e_idx, e in enumerate(EVENTS):
+    for e_idx in np.unique(event[rows_ok]).tolist():  # the event types present, in EVENTS order
+        e = EVENTS[e_idx]
         this = rows_ok & (event == e_idx)
-        if not this.any():
-            continue
         if e in GRADED_EVENTS:
             lo, hi = GRADED_EVENTS[e]
             col.rows(
@@ -909,20 +981,32 @@ def _check_icu(
 ) -> None:
     """Pair the k-th discharge of a patient with the k-th admission (both in time order)."""
 
-    def ranked(mask: np.ndarray) -> pd.DataFrame:
+    def ranked(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of ``mask`` in (patient, time, row) order with their rank k within the patient."""
         rows = np.flatnonzero(mask)
-        frame = pd.DataFrame({"pid": pid[rows], "hours": hours[rows], "row": rows})
-        frame = frame.sort_values(["pid", "hours", "row"], kind="stable")
-        frame["k"] = frame.groupby("pid").cumcount()
-        return frame
+        rows = rows[np.lexsort((rows, hours[rows], pid[rows]))]
+        who = pid[rows]
+        starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]]) if rows.size else rows
+        first = np.repeat(starts, np.diff(np.r_[starts, rows.size]))
+        return who, np.arange(rows.size) - first, rows
 
-    pairs = ranked(discharge).merge(ranked(admit), on=["pid", "k"], how="left", suffixes=("", "_a"))
-    before = pairs[pairs["hours"] < pairs["hours_a"]]
-    unmatched = pairs[pairs["hours_a"].isna()]
-    admitted_at = dict(zip(before["row"].tolist(), before["hours_a"].tolist(), strict=True))
+    # the k-th discharge of a patient pairs with the k-th admission (NumPy, not a merge: cheap for
+    # one request and for a million rows alike)
+    d_pid, d_k, d_rows = ranked(discharge)
+    a_pid, a_k, a_rows = ranked(admit)
+    width = int(max(d_k.max(initial=0), a_k.max(initial=0))) + 1
+    a_key = a_pid.astype(np.int64) * width + a_k
+    d_key = d_pid.astype(np.int64) * width + d_k
+    pos = np.searchsorted(a_key, d_key)  # a_key is sorted: (patient, k) order
+    found = pos < a_key.size
+    found[found] = a_key[pos[found]] == d_key[found]
+    admitted = np.full(d_rows.size, np.nan)
+    admitted[found] = hours[a_rows[pos[found]]]
+    before = found & (hours[d_rows] < admitted)
+    admitted_at = dict(zip(d_rows[before].tolist(), admitted[before].tolist(), strict=True))
     col.rows(
         p.file,
-        np.sort(before["row"].to_numpy(dtype=np.int64)),
+        np.sort(d_rows[before]),
         "icu_discharge before its icu_admission",
         column="hours_from_infusion",
         values=p.raw["hours_from_infusion"],
@@ -930,7 +1014,7 @@ def _check_icu(
     )
     col.rows(
         p.file,
-        np.sort(unmatched["row"].to_numpy(dtype=np.int64)),
+        np.sort(d_rows[~found]),
         "icu_discharge without an earlier icu_admission",
         column="event",
         severity="warning",
@@ -938,10 +1022,21 @@ def _check_icu(
 
 
 # --- canonical frames ----------------------------------------------------------------------------
-def _strings(uniques: Sequence[str], codes: np.ndarray) -> pd.Series:
-    """A pandas string column from codes into ``uniques`` (built in Arrow, no Python objects)."""
+def _strings(
+    uniques: Sequence[str], codes: np.ndarray
+) -> pd.Series | pd.api.extensions.ExtensionArray:
+    """A pandas string column from codes into ``uniques`` (built in Arrow, no Python objects;
+    a short column from Python objects, which skips Arrow's fixed cost per call)."""
+    if codes.size <= _SMALL:
+        table = np.array([*uniques, None], dtype=object)
+        return pd.array(table[codes], dtype="str")
     arr = pa.array(list(uniques), type=pa.string()).take(pa.array(codes, mask=codes < 0))
     return pa.chunked_array([arr], type=pa.string()).to_pandas().astype("str")
+
+
+@functools.lru_cache(maxsize=32)
+def _category(allowed: tuple[str, ...]) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(list(allowed))
 
 
 def _typed_column(
@@ -952,7 +1047,8 @@ def _typed_column(
     if c.dtype == "category":
         assert c.allowed is not None
         codes = p.text[c.name].codes[rows] if c.name in p.text else np.full(n, -1)
-        return pd.Categorical.from_codes(codes, categories=list(c.allowed))
+        # codes index ``c.allowed`` by construction (``_check_allowed``): no re-validation
+        return pd.Categorical.from_codes(codes, dtype=_category(c.allowed), validate=False)
     if c.dtype == "string":
         if c.name not in p.text:
             return pd.Series(np.full(n, np.nan), dtype="str")
@@ -967,24 +1063,53 @@ def _typed_column(
     return values
 
 
+def _typed_columns(
+    p: _Parsed, rows: np.ndarray, present_only: bool, text_as_objects: bool = False
+) -> dict[str, Any]:
+    """Rows ``rows`` of table ``p`` in declared dtypes (all schema columns, or present ones);
+    ``text_as_objects``: free-text columns as object arrays (None = missing), not pandas."""
+    out = {}
+    for c in SCHEMA[p.name].columns:
+        if present_only and c.name not in p.raw:
+            continue
+        if text_as_objects and c.dtype == "string":
+            t = p.text.get(c.name)
+            table = np.array([*(t.uniques if t else []), None], dtype=object)
+            out[c.name] = table[t.codes[rows]] if t else np.full(rows.size, None, dtype=object)
+        else:
+            out[c.name] = _typed_column(p, c, rows)
+    return out
+
+
 def _frame(p: _Parsed, rows: np.ndarray, present_only: bool) -> pd.DataFrame:
-    """Rows ``rows`` of table ``p`` in declared dtypes (all schema columns, or present ones)."""
-    data = {
-        c.name: _typed_column(p, c, rows)
-        for c in SCHEMA[p.name].columns
-        if not present_only or c.name in p.raw
-    }
-    return pd.DataFrame(data, index=pd.RangeIndex(rows.size))
+    """:func:`_typed_columns` as a frame."""
+    return pd.DataFrame(_typed_columns(p, rows, present_only), index=pd.RangeIndex(rows.size))
 
 
-def _canonical(
-    parsed: Mapping[str, _Parsed], measured: _Measured
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _orders(parsed: Mapping[str, _Parsed]) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical row order of the patients (by id) and of the events (by id, time, event …)."""
     pat = parsed["patients"]
     p_order = np.flatnonzero(~pat.blank)
     ids = pat.text["patient_id"]
     p_order = p_order[np.argsort(_rank(ids.uniques)[ids.codes[p_order]], kind="stable")]
-    patients = _frame(pat, p_order, present_only=False)
+    ev = parsed["events"]
+    e_rows = np.flatnonzero(~ev.blank)
+    e_ids = ev.text["patient_id"]
+    keys_e = (
+        np.nan_to_num(ev.num.get("dose_mg_per_kg", np.full(ev.n, np.nan))[e_rows], nan=np.inf),
+        np.nan_to_num(ev.num.get("grade", np.full(ev.n, np.nan))[e_rows], nan=np.inf),
+        ev.text["event"].codes[e_rows],
+        ev.num["hours_from_infusion"][e_rows],
+        _rank(e_ids.uniques)[e_ids.codes[e_rows]],
+    )
+    return p_order, e_rows[np.lexsort(keys_e)]
+
+
+def _canonical(
+    parsed: Mapping[str, _Parsed], measured: _Measured, p_order: np.ndarray, e_rows: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The canonical frames (patients and events in the given row orders)."""
+    patients = _frame(parsed["patients"], p_order, present_only=False)
 
     m = parsed["measurements"]
     rows = measured.order
@@ -1002,19 +1127,40 @@ def _canonical(
         }
     )
 
-    ev = parsed["events"]
-    e_rows = np.flatnonzero(~ev.blank)
-    e_ids = ev.text["patient_id"]
-    keys_e = (
-        np.nan_to_num(ev.num.get("dose_mg_per_kg", np.full(ev.n, np.nan))[e_rows], nan=np.inf),
-        np.nan_to_num(ev.num.get("grade", np.full(ev.n, np.nan))[e_rows], nan=np.inf),
+    events = _frame(parsed["events"], e_rows, present_only=False)
+    return patients, measurements, events
+
+
+def _records(
+    parsed: Mapping[str, _Parsed], measured: _Measured, p_order: np.ndarray, e_rows: np.ndarray
+) -> Records:
+    """The canonical cohort's :class:`Records` from the parsed columns (no frame is read back).
+
+    Equal to ``features.landmark.records_of`` on the canonical frames: patient codes are rows
+    of the canonical patients table, analyte and event codes index the vocabularies.
+    """
+    ids = parsed["patients"].text["patient_id"]
+    position = {ids.uniques[c]: k for k, c in enumerate(ids.codes[p_order].tolist())}
+
+    def codes_of(table: _Parsed, rows: np.ndarray) -> np.ndarray:
+        t = table.text["patient_id"]
+        lookup = np.array([position.get(u, -1) for u in t.uniques] + [-1], dtype=np.int64)
+        return lookup[t.codes[rows]]
+
+    m, ev = parsed["measurements"], parsed["events"]
+    rows = measured.order
+    grade = ev.num.get("grade", np.full(ev.n, np.nan))
+    return make_records(
+        len(p_order),
+        codes_of(m, rows),
+        measured.analyte[rows],
+        m.num["hours_from_infusion"][rows],
+        measured.value[rows],
+        codes_of(ev, e_rows),
         ev.text["event"].codes[e_rows],
         ev.num["hours_from_infusion"][e_rows],
-        _rank(e_ids.uniques)[e_ids.codes[e_rows]],
+        grade[e_rows],
     )
-    e_rows = e_rows[np.lexsort(keys_e)]
-    events = _frame(ev, e_rows, present_only=False)
-    return patients, measurements, events
 
 
 def _summary(
@@ -1058,19 +1204,33 @@ def _summary(
 
 # --- entry point ---------------------------------------------------------------------------------
 def validate_frames(
-    tables: Mapping[str, pd.DataFrame | None],
+    tables: Mapping[str, Table | None],
     source: str,
     *,
     files: Mapping[str, str] | None = None,
     prior: Sequence[Problem] = (),
     keep_frames: bool = False,
+    summary: bool = True,
+    digest: bool = True,
+    records: bool = False,
+    frames: bool = True,
 ) -> ValidationReport:
     """Validate the three cohort tables; when valid the report carries the canonical ``Cohort``.
 
-    ``tables`` maps table name to its frame (absent or ``None`` = file missing); ``files`` names
+    ``tables`` maps table name to its frame (absent or ``None`` = file missing) or to a mapping
+    column name → values (a request's records, without building a DataFrame); ``files`` names
     the file of each table in messages (default ``frame.attrs["file"]``, else the table name).
     ``prior`` holds problems already found while reading (a table with a prior problem is not
     reported missing again). ``keep_frames`` keeps the typed, unconverted frames for writers.
+    ``summary=False`` skips the counts shown to a user and ``digest=False`` the content digest
+    (``Cohort.digest`` is then ""): a scoring request needs neither, and both cost more than
+    the checks themselves for one patient. Every rule runs either way. ``records=True`` also
+    returns what the feature code computes on, built from the validated columns rather than
+    read back from frames: ``report.records`` (``features.landmark.Records``) and
+    ``report.patient_columns`` (the patients table's typed columns, canonical order), and the
+    cohort comes already prepared (``features.landmark.PreparedCohort``). ``frames=False``
+    (with ``records=True``) builds no canonical frames at all (``report.cohort`` is None): a
+    scoring service that never reads them saves most of the work for one patient.
     """
     col = _Collector()
     col.problems.extend(prior)
@@ -1085,7 +1245,7 @@ def validate_frames(
                     f"required table {name!r} missing: add {name}.csv or {name}.parquet",
                 )
             continue
-        file = (files or {}).get(name) or str(frame.attrs.get("file", name))
+        file = (files or {}).get(name) or str(getattr(frame, "attrs", {}).get("file", name))
         parsed[name] = _parse_table(name, frame, file, col)
         if "patient_id" in parsed[name].text:
             col.hidden.update(parsed[name].text["patient_id"].uniques)
@@ -1120,16 +1280,31 @@ def validate_frames(
         return report
     if not all(p.usable for p in parsed.values()):  # pragma: no cover - implies an error above
         return report
-    patients, measurements, events = _canonical(parsed, measured)
-    report.summary = _summary(patients, measurements, events, measured.dropped)
-    report.cohort = Cohort(
-        patients=patients,
-        measurements=measurements,
-        events=events,
-        source=source,
-        digest=cohort_digest(patients, measurements, events),
-        warnings=tuple(p.render() for p in report.warnings),
-    )
+    p_order, e_rows = _orders(parsed)
+    if records:
+        report.records = _records(parsed, measured, p_order, e_rows)
+        report.patient_columns = _typed_columns(
+            parsed["patients"], p_order, present_only=False, text_as_objects=True
+        )
+    elif not frames:
+        raise ValueError("frames=False needs records=True: nothing would be returned")
+    if frames:
+        patients, measurements, events = _canonical(parsed, measured, p_order, e_rows)
+        if summary:
+            report.summary = _summary(patients, measurements, events, measured.dropped)
+        report.cohort = Cohort(
+            patients=patients,
+            measurements=measurements,
+            events=events,
+            source=source,
+            digest=cohort_digest(patients, measurements, events) if digest else "",
+            warnings=tuple(p.render() for p in report.warnings),
+        )
+        if records:
+            report.cohort = PreparedCohort(
+                **{f.name: getattr(report.cohort, f.name) for f in dataclasses.fields(Cohort)},
+                records=report.records,
+            )
     if keep_frames:
         report.frames = {
             name: _frame(p, np.flatnonzero(~p.blank), present_only=True)
