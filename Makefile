@@ -44,8 +44,11 @@ format: venv ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-ui: venv ## MLflow UI on the local SQLite store (http://127.0.0.1:$(PORT))
-	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port $(PORT) --workers 1
+ui: venv ## MLflow UI on the demo's store, or on $$MLFLOW_TRACKING_URI (http://127.0.0.1:$(PORT))
+	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(DEMO_DIR)/mlflow.db} --host 127.0.0.1 --port $(PORT) --workers 1
+
+serve: venv ## the risk service and clinician page on the demo's champions (http://127.0.0.1:8000)
+	$(BIN)/crs-risk serve --host 127.0.0.1 --port 8000 --tracking-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(DEMO_DIR)/mlflow.db}
 
 bench: venv ## run the benchmark scripts (figures go in the README)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

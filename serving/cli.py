@@ -14,6 +14,8 @@ import typer
 
 from features.cli import cohort_app, features_app
 from features.errors import CrsRiskError
+from serving.command import serve_command
+from training.cli import register_commands as register_training_commands
 
 app = typer.Typer(
     name="crs-risk",
@@ -24,6 +26,8 @@ app = typer.Typer(
 )
 app.add_typer(cohort_app, name="cohort")
 app.add_typer(features_app, name="features")
+register_training_commands(app)  # train, compare, evaluate, quickstart, demo, explain, card
+app.command("serve")(serve_command)  # the risk service (serving.server)
 
 
 def main(argv: list[str] | None = None) -> None:

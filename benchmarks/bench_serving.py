@@ -1,0 +1,481 @@
+"""Serving benchmark: latency, throughput and concurrency of ``crs-risk serve`` over HTTP.
+
+Measured in one run on one machine, client on the same box (numbers go in the README):
+
+1. single patient ``POST /v1/risk`` with explanations — p50/p99 over sequential requests;
+2. ``mlflow models serve`` answering the same registered model (no explanations, the feature
+   row already built) — p50/p99, and the ratio;
+3. batch scoring of 10,000 synthetic patients without explanations (``/v1/risk/batch``, JSON
+   and the same patients as CSV), patients per second, plus an in-process breakdown
+   (parse → validate → features → predict);
+4. the HTTP floor: do-nothing FastAPI endpoints under the same uvicorn and client (what no
+   scoring code can beat on the machine);
+5. 32 concurrent clients — errors.
+
+The machine's load average is recorded with each phase (a shared machine: state it).
+
+Usage: ``python benchmarks/bench_serving.py [--store DIR] [--requests 200] [--batch 10000]``.
+Without ``--store`` the quickstart is run into a temporary folder first (minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = REPO / ".venv" / "bin"
+TOKEN = "bench-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + path, timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready after {timeout} s")
+
+
+def percentiles(times: list[float]) -> dict[str, float]:
+    ms = np.asarray(times) * 1e3
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+    }
+
+
+def timed(client: httpx.Client, n: int, warmup: int, send) -> list[float]:
+    for _ in range(warmup):
+        send(client)
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = send(client)
+        out.append(time.perf_counter() - t)
+        if r.status_code != 200:
+            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
+    return out
+
+
+def feature_row(store_uri: str, body: dict, name: str) -> tuple[dict, str]:
+    """The registered model's input row for ``body`` (built in process, for MLflow serving)."""
+    import mlflow
+
+    from serving.schemas import RiskRequest
+    from serving.scoring import validate_requests
+    from training.explain import ModelExplainer
+
+    mlflow.set_tracking_uri(store_uri)
+    from features.build import build_patient_features
+
+    client = mlflow.MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)
+    mv = client.get_model_version_by_alias(name, "champion")
+    model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
+    landmark = client.get_run(mv.run_id).data.tags["landmark"]
+    task = "toci_refractory" if landmark == "first_toci" else "severe_crs"
+    cohort = validate_requests([RiskRequest.model_validate(body)]).cohort
+    table = build_patient_features(cohort, task, landmark)
+    cols = ModelExplainer(model).input_columns
+    row = table.X[cols]
+    payload = {
+        "dataframe_split": {
+            "columns": cols,
+            "data": [[None if np.isnan(v) else float(v) for v in row.iloc[0]]],
+        }
+    }
+    return payload, str(mv.version)
+
+
+def batch_bodies(n: int, seed: int = 99) -> list[dict]:
+    """``n`` synthetic patients scored before infusion (baseline fields and pre-infusion labs)."""
+    from features.synth import simulate
+    from serving.examples import _clean
+    from serving.schemas import PATIENT_FIELDS
+
+    s = simulate(n, seed=seed)
+    m = s.measurements[s.measurements["hours_from_infusion"] <= 0]
+    groups = dict(tuple(m.groupby("patient_id", sort=False)))
+    bodies = []
+    for p in s.patients.to_dict("records"):
+        rows = groups.get(p["patient_id"])
+        meas = (
+            []
+            if rows is None
+            else [
+                {"analyte": a, "hours_from_infusion": float(h), "value": float(v), "unit": u}
+                for a, h, v, u in zip(
+                    rows["analyte"],
+                    rows["hours_from_infusion"],
+                    rows["value"],
+                    rows["unit"],
+                    strict=True,
+                )
+            ]
+        )
+        bodies.append(
+            {
+                "patient": {f: _clean(p.get(f)) for f in PATIENT_FIELDS},
+                "measurements": meas,
+                "as_of_hours": 0.0,
+            }
+        )
+    return bodies
+
+
+def csv_body(bodies: list[dict]) -> bytes:
+    """The same patients as the long CSV of ``POST /v1/risk/batch`` (one record per row)."""
+    from serving.schemas import PATIENT_FIELDS
+
+    head = ["patient_ref", "record", "hours_from_infusion", "analyte", "value", "unit"]
+    head += [*PATIENT_FIELDS, "as_of_hours"]
+    lines = [",".join(head)]
+    blank_m = [""] * 4
+    blank_p = [""] * (len(PATIENT_FIELDS) + 1)
+
+    def cell(v: object) -> str:
+        return "" if v is None else ("true" if v is True else "false" if v is False else str(v))
+
+    for k, b in enumerate(bodies):
+        ref = f"P{k}"
+        p = [cell(b["patient"].get(f)) for f in PATIENT_FIELDS] + [cell(b.get("as_of_hours"))]
+        lines.append(",".join([ref, "patient", *blank_m, *p]))
+        for m in b["measurements"]:
+            row = [cell(m["hours_from_infusion"]), m["analyte"], cell(m["value"]), m["unit"]]
+            lines.append(",".join([ref, "measurement", *row, *blank_p]))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def single_breakdown(store_uri: str, body: dict, n: int) -> dict[str, float]:
+    """Median milliseconds of one request's stages in process (no HTTP), same body."""
+    from features.build import patient_features
+    from serving.schemas import RiskRequest
+    from serving.scoring import choose_landmark, patient_rows, score_request, validate_requests
+    from serving.store import load_snapshot
+
+    snap = load_snapshot(store_uri)
+    req = RiskRequest.model_validate(body)
+    _, trend, _ = choose_landmark(req)
+
+    def features() -> None:
+        valid = validate_requests([req])
+        baseline = patient_features(valid.patients)
+        patient_rows(valid.records, "severe_crs", trend, baseline)
+        patient_rows(valid.records, "toci_refractory", ["first_toci"], baseline)
+
+    def median_ms(f: object) -> float:
+        for _ in range(20):
+            f()  # type: ignore[operator]
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            f()  # type: ignore[operator]
+            times.append(time.perf_counter() - t)
+        return float(np.median(times) * 1e3)
+
+    validate = median_ms(lambda: validate_requests([req]))
+    with_features = median_ms(features)
+    total = median_ms(lambda: score_request(snap, req, "bench"))
+    return {
+        "validate_ms": validate,
+        "features_all_landmarks_ms": with_features - validate,
+        "models_explanations_response_ms": total - with_features,
+        "score_request_ms": total,
+    }
+
+
+def in_process_breakdown(store_uri: str, raw: bytes) -> dict[str, float]:
+    """Seconds per stage for the same JSON batch body, in process (what the route runs)."""
+    from features.build import feature_matrix, patient_features
+    from features.tasks import assign
+    from serving.schemas import batch_records
+    from serving.scoring import feature_index, to_frames, validate_frames_of
+    from serving.store import load_snapshot
+
+    snap = load_snapshot(store_uri)
+    t0 = time.perf_counter()
+    records = batch_records().validate_json(raw)["patients"]
+    t1 = time.perf_counter()
+    valid = validate_frames_of(to_frames(records), batch=True)
+    t2 = time.perf_counter()
+    a = assign(valid.records, "severe_crs", "0h", require_label=False)
+    X = feature_matrix(a, patient_features(valid.patients), np.flatnonzero(a.eligible))
+    t3 = time.perf_counter()
+    model = snap.get("severe_crs", "0h")
+    if model is not None:
+        import pandas as pd
+
+        frame = pd.DataFrame(X[:, feature_index(model.columns)], columns=list(model.columns))
+        model.model.predict_proba(frame)
+    t4 = time.perf_counter()
+    return {
+        "parse_json_s": t1 - t0,
+        "validate_contract_s": t2 - t1,
+        "build_features_s": t3 - t2,
+        "predict_s": t4 - t3,
+    }
+
+
+FLOOR_APP = """
+import asyncio, sys
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import Response
+from serving.schemas import RiskRequest
+
+app = FastAPI()
+
+@app.get("/empty")
+async def empty() -> Response:
+    return Response(b"{}", media_type="application/json")
+
+@app.post("/parse")
+async def parse(body: RiskRequest) -> Response:
+    return Response(b"{}", media_type="application/json")
+
+config = uvicorn.Config(
+    app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False
+)
+asyncio.run(uvicorn.Server(config).serve())
+"""
+
+
+def http_floor(body: dict, n: int) -> dict[str, dict[str, float]]:
+    """p50/p99 of do-nothing FastAPI endpoints (same uvicorn, same client, same body): the
+    round trip no scoring code can beat on this machine."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "python"), "-c", FLOOR_APP, str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc, "/empty", timeout=60)
+        with httpx.Client(base_url=url, timeout=60) as c:
+            return {
+                "get_empty": percentiles(timed(c, n, 20, lambda cl: cl.get("/empty"))),
+                "post_body_parsed": percentiles(
+                    timed(c, n, 20, lambda cl: cl.post("/parse", json=body))
+                ),
+            }
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=20)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", type=Path, help="folder with mlflow.db (default: run quickstart)")
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results_serving.json")
+    args = ap.parse_args()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+    tmp = Path(tempfile.mkdtemp(prefix="crs-bench-serving-"))
+    store = args.store
+    if store is None:
+        store = tmp / "store"
+        print("running the quickstart (minutes)…", flush=True)
+        subprocess.run(
+            [str(BIN / "crs-risk"), "quickstart", "--out", str(store)],
+            check=True,
+            capture_output=True,
+        )
+    store_uri = f"sqlite:///{Path(store).resolve() / 'mlflow.db'}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": store_uri,
+        "CRS_RISK_TOKEN": TOKEN,
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+    }
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve = subprocess.Popen(
+        [
+            str(BIN / "crs-risk"),
+            "serve",
+            "--port",
+            str(port),
+            "--audit-db",
+            str(tmp / "audit.sqlite"),
+            "--log-level",
+            "warning",
+            "--max-body-mb",
+            "64",
+        ],
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    mlflow_proc = None
+    results: dict[str, object] = {
+        "machine": os.uname().nodename,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg()[0],  # a shared machine: state the conditions
+    }
+    try:
+        wait_ready(url, serve, "/readyz")
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=600) as c:
+            examples = c.get("/v1/examples").json()["examples"]
+            body = next(e["request"] for e in examples if e["request"]["as_of_hours"] >= 48)
+            data = c.post("/v1/risk", json=body).json()
+            severe = next(r for r in data["results"] if r["task"] == "severe_crs")
+            name = severe["model"]
+
+            single = timed(c, args.requests, 20, lambda cl: cl.post("/v1/risk", json=body))
+            results["single_with_explanations"] = {
+                **percentiles(single),
+                "model": name,
+                "landmark": severe["landmark"],
+                "n_measurements": len(body["measurements"]),
+                "requests": args.requests,
+                "load_average": os.getloadavg()[0],
+                "in_process": single_breakdown(store_uri, body, args.requests),
+            }
+            print(
+                "single /v1/risk with explanations:",
+                results["single_with_explanations"],
+                flush=True,
+            )
+
+            # mlflow models serve on the same registered version, feature row prebuilt
+            payload, version = feature_row(store_uri, body, name)
+            mport = free_port()
+            mlflow_proc = subprocess.Popen(
+                [
+                    str(BIN / "mlflow"),
+                    "models",
+                    "serve",
+                    "-m",
+                    f"models:/{name}/{version}",
+                    "--env-manager",
+                    "local",
+                    "--host",
+                    "127.0.0.1",
+                    "-p",
+                    str(mport),
+                ],
+                env=env,
+                cwd=tmp,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            murl = f"http://127.0.0.1:{mport}"
+            wait_ready(murl, mlflow_proc, "/ping")
+            with httpx.Client(base_url=murl, timeout=60) as mc:
+                mlf = timed(mc, args.requests, 20, lambda cl: cl.post("/invocations", json=payload))
+            results["mlflow_models_serve"] = {
+                **percentiles(mlf),
+                "model": f"{name}/{version}",
+                "load_average": os.getloadavg()[0],
+            }
+            ratio = (
+                results["mlflow_models_serve"]["p50_ms"]
+                / results[  # type: ignore[index]
+                    "single_with_explanations"
+                ]["p50_ms"]
+            )  # type: ignore[index]
+            results["speedup_p50_vs_mlflow"] = ratio
+            print(
+                "mlflow models serve (no explanations):",
+                results["mlflow_models_serve"],
+                f"→ crs-risk is {ratio:.1f}× faster at p50",
+                flush=True,
+            )
+
+            # batch of synthetic patients without explanations
+            bodies = batch_bodies(args.batch)
+            raw = json.dumps({"patients": bodies}).encode()
+            csv = csv_body(bodies)
+            c.post("/v1/risk/batch", json={"patients": bodies[:50]})  # warm-up
+            batch: dict[str, object] = {"patients": args.batch}
+            for kind, content, ctype in (
+                ("json", raw, "application/json"),
+                ("csv", csv, "text/csv"),
+            ):
+                t = time.perf_counter()
+                r = c.post("/v1/risk/batch", content=content, headers={"Content-Type": ctype})
+                dt = time.perf_counter() - t
+                if r.status_code != 200 or r.json()["n"] != args.batch:
+                    raise RuntimeError(f"batch {kind} HTTP {r.status_code}: {r.text[:500]}")
+                batch[kind] = {
+                    "seconds": dt,
+                    "patients_per_s": args.batch / dt,
+                    "body_mb": len(content) / 1e6,
+                }
+            batch["patients_per_s"] = batch["json"]["patients_per_s"]  # type: ignore[index]
+            batch["in_process_json"] = in_process_breakdown(store_uri, raw)
+            batch["load_average"] = os.getloadavg()[0]
+            results["batch_no_explanations"] = batch
+            print("batch:", results["batch_no_explanations"], flush=True)
+
+        results["http_floor"] = {
+            **http_floor(body, args.requests),
+            "load_average": os.getloadavg()[0],
+        }
+        print("HTTP floor (do-nothing FastAPI endpoints):", results["http_floor"], flush=True)
+
+        # concurrency
+        def client_work(i: int) -> int:
+            errors = 0
+            with httpx.Client(base_url=url, headers=headers, timeout=300) as cc:
+                for _ in range(5):
+                    if cc.post("/v1/risk", json=body).status_code != 200:
+                        errors += 1
+            return errors
+
+        t = time.perf_counter()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            errors = sum(pool.map(client_work, range(args.concurrency)))
+        results["concurrency"] = {
+            "clients": args.concurrency,
+            "requests": 5 * args.concurrency,
+            "errors": errors,
+            "seconds": time.perf_counter() - t,
+        }
+        print("concurrency:", results["concurrency"], flush=True)
+    finally:
+        for p in (serve, mlflow_proc):
+            if p is not None:
+                p.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(timeout=20)
+        shutil.rmtree(tmp, ignore_errors=True)
+    results["load_average_at_end"] = os.getloadavg()[0]
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"written {args.out}")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

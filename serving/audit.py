@@ -1,0 +1,155 @@
+"""Append-only audit log of every score, in a local SQLite file.
+
+One row per scored patient: UTC time, request id, a keyed hash of the caller's patient
+reference (HMAC-SHA256 with a random key created with the file, so equal references link
+within one deployment but cannot be recovered by hashing guesses without the key), the model
+versions used, a SHA-256 digest of the inputs (the request minus the reference) and the outputs
+(probability, band, landmark, eligibility per task). No raw identifier or input value is
+stored. SQLite triggers reject UPDATE and DELETE, so the table can only grow.
+
+The service refuses to start when the file cannot be created or written (``open_audit`` makes
+a test write at start-up), rather than score without a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from features.errors import CrsRiskError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scores (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    patient_hash TEXT,
+    model_versions TEXT NOT NULL,
+    input_digest TEXT NOT NULL,
+    outputs TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS service_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    event TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS scores_no_update BEFORE UPDATE ON scores
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS scores_no_delete BEFORE DELETE ON scores
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON service_events
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON service_events
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+"""
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+def input_digest(payload: bytes) -> str:
+    """SHA-256 of the canonical request bytes."""
+    return hashlib.sha256(payload).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    request_id: str
+    patient_ref: str | None
+    model_versions: dict[str, str]
+    input_digest: str
+    outputs: list[dict[str, Any]]
+
+
+class AuditLog:
+    """The audit file; thread-safe appends (one connection, one lock, WAL journal)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(SCHEMA)
+        row = self._conn.execute("SELECT value FROM meta WHERE key='hash_key'").fetchone()
+        if row is None:
+            self._conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('hash_key', ?)", (secrets.token_hex(32),)
+            )
+            row = self._conn.execute("SELECT value FROM meta WHERE key='hash_key'").fetchone()
+        self._key = bytes.fromhex(row[0])
+
+    def patient_hash(self, ref: str | None) -> str | None:
+        """Keyed hash of a patient reference (None stays None)."""
+        if ref is None:
+            return None
+        return hmac.new(self._key, ref.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def event(self, event: str, detail: dict[str, Any]) -> None:
+        """A service event (start, reload) — proves at start-up that the file is writable."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO service_events(time, event, detail) VALUES (?, ?, ?)",
+                (_now(), event, json.dumps(detail, sort_keys=True)),
+            )
+
+    def append(self, records: Iterable[AuditRecord]) -> int:
+        """Append score records in one transaction; returns how many."""
+        now = _now()
+        rows = [
+            (
+                now,
+                r.request_id,
+                self.patient_hash(r.patient_ref),
+                json.dumps(r.model_versions, sort_keys=True),
+                r.input_digest,
+                json.dumps(r.outputs, sort_keys=True, allow_nan=False),
+            )
+            for r in records
+        ]
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(
+                    "INSERT INTO scores(time, request_id, patient_hash, model_versions, "
+                    "input_digest, outputs) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return len(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def open_audit(path: Path | str) -> AuditLog:
+    """Open (creating if needed) and test-write the audit file, or raise CrsRiskError."""
+    path = Path(path).expanduser().resolve()
+    if not path.parent.is_dir():
+        raise CrsRiskError(f"audit log folder does not exist: {path.parent}")
+    try:
+        log = AuditLog(path)
+        log.event("open", {"pid_start": _now()})
+    except (sqlite3.Error, OSError) as exc:
+        raise CrsRiskError(
+            f"audit log {path} cannot be written ({type(exc).__name__}: {exc}); the service "
+            "does not start without an audit log"
+        ) from None
+    return log

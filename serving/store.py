@@ -1,0 +1,327 @@
+"""The model store: registered champions resolved to concrete versions and loaded once.
+
+At start-up (and on ``POST /v1/models/reload``) every task/landmark name
+(``training.registry.registered_name``) is resolved through its ``champion`` alias to one model
+version, loaded with ``mlflow.sklearn.load_model`` and described by its training run: headline
+validation metrics with CIs, the training cohort digest, the declared risk thresholds and the
+cross-validated predictions used to show how often patients in each risk band had the outcome.
+
+A :class:`Snapshot` is immutable. Reload builds a complete new snapshot off to the side and
+swaps one reference; a request takes the snapshot once when it starts, so in-flight requests
+finish on the models they began with and never see a half-loaded store.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.errors import CrsRiskError
+
+ALIAS = "champion"
+HEADLINE_METRICS: tuple[str, ...] = (
+    "auroc",
+    "auprc",
+    "brier",
+    "scaled_brier",
+    "calibration_slope",
+    "calibration_intercept",
+)
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3)
+BAND_NAMES: dict[int, tuple[str, ...]] = {
+    1: ("lower", "higher"),
+    2: ("low", "intermediate", "high"),
+    3: ("low", "intermediate", "high", "very high"),
+}
+
+
+def band_names(n_thresholds: int) -> tuple[str, ...]:
+    """Names of the ``n + 1`` bands cut by ``n`` thresholds."""
+    return BAND_NAMES.get(n_thresholds, tuple(f"band {i + 1}" for i in range(n_thresholds + 1)))
+
+
+def band_index(p: float | np.ndarray, thresholds: tuple[float, ...]) -> Any:
+    """Band of a probability: number of thresholds it reaches (``p ≥ t`` counts)."""
+    if isinstance(p, float | int):
+        return bisect.bisect_right(thresholds, p)
+    return np.searchsorted(np.asarray(thresholds), p, side="right")
+
+
+def landmarks() -> list[tuple[str, str]]:
+    """Every (task, landmark) the service can serve, in display order."""
+    from features.tasks import TASKS
+
+    out = []
+    for task in ("severe_crs", "toci_refractory"):
+        out.extend((task, lm) for lm in TASKS[task].landmarks)
+    return out
+
+
+@dataclass(frozen=True)
+class Band:
+    """Validation evidence for one risk band (out-of-fold predictions of the training run)."""
+
+    name: str
+    low: float | None
+    high: float | None
+    n: int
+    events: int
+    observed: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One champion, loaded and described."""
+
+    name: str
+    task: str
+    landmark: str
+    version: str
+    run_id: str | None
+    model: Any
+    columns: tuple[str, ...]
+    thresholds: tuple[float, ...]
+    metrics: dict[str, tuple[float | None, float | None, float | None]]
+    n_patients: int | None
+    n_events: int | None
+    cohort_digest: str | None
+    model_type: str | None
+    bands: tuple[Band, ...]
+    explainer: Any = None
+    alias: str = ALIAS
+
+    def band(self, p: float) -> tuple[str, Band | None]:
+        i = int(band_index(p, self.thresholds))
+        names = band_names(len(self.thresholds))
+        return names[i], (self.bands[i] if i < len(self.bands) else None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every champion loaded at one moment (immutable; swapped whole on reload)."""
+
+    models: dict[tuple[str, str], LoadedModel]
+    missing: tuple[str, ...]
+    loaded_at: str
+    tracking_uri: str
+    generation: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def get(self, task: str, landmark: str) -> LoadedModel | None:
+        return self.models.get((task, landmark))
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def thresholds_of(params: dict[str, str], metrics: dict[str, float]) -> tuple[float, ...]:
+    """Declared thresholds: the run's ``thresholds`` param, else its ``sensitivity_at_*`` keys."""
+    text = params.get("thresholds")
+    if text:
+        try:
+            values = tuple(sorted(float(v) for v in text.strip("[]").split(",") if v.strip()))
+            if values:
+                return values
+        except ValueError:
+            pass
+    found = sorted(
+        {
+            round(float(k.rsplit("_", 1)[1]), 6)
+            for k in metrics
+            if k.startswith("sensitivity_at_") and _finite(k.rsplit("_", 1)[1]) is not None
+        }
+    )
+    return tuple(found) or DEFAULT_THRESHOLDS
+
+
+def band_evidence(folds: pd.DataFrame | None, thresholds: tuple[float, ...]) -> tuple[Band, ...]:
+    """Observed outcome rate with a Wilson 95% CI per band of out-of-fold predicted risk."""
+    from training.calibration import wilson_interval
+
+    edges = (None, *thresholds, None)
+    names = band_names(len(thresholds))
+    if folds is None or folds.empty or not {"y", "p"} <= set(folds.columns):
+        return tuple(
+            Band(n, edges[i], edges[i + 1], 0, 0, None, None, None) for i, n in enumerate(names)
+        )
+    y = folds["y"].to_numpy(dtype=float)
+    p = folds["p"].to_numpy(dtype=float)
+    idx = band_index(p, thresholds)
+    out = []
+    for i, name in enumerate(names):
+        sel = idx == i
+        n, ev = int(sel.sum()), int(y[sel].sum())
+        if n:
+            lo, hi = wilson_interval(np.array([ev]), np.array([n]))
+            out.append(
+                Band(name, edges[i], edges[i + 1], n, ev, ev / n, float(lo[0]), float(hi[0]))
+            )
+        else:
+            out.append(Band(name, edges[i], edges[i + 1], 0, 0, None, None, None))
+    return tuple(out)
+
+
+def _read_folds(client: Any, run_id: str) -> pd.DataFrame | None:
+    """The run's out-of-fold predictions (``predictions/folds.csv``: y and p, no identifiers)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="crs-risk-serve-") as tmp:
+            path = client.download_artifacts(run_id, "predictions/folds.csv", tmp)
+            return pd.read_csv(path)
+    except Exception:  # an older run without the artifact: bands without evidence
+        return None
+
+
+def _explainer(model: Any) -> Any:
+    """The model's ``training.explain.ModelExplainer`` (None for an unsupported model type)."""
+    from serving.explaining import make_explainer
+
+    try:
+        return make_explainer(model)
+    except CrsRiskError:
+        return None
+
+
+def load_one(client: Any, task: str, landmark: str) -> LoadedModel | None:
+    """Resolve ``models:/<name>@champion`` to its version and load it; None without a champion."""
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+
+    from serving.explaining import input_columns
+    from training.registry import registered_name
+
+    name = registered_name(task, landmark)
+    try:
+        mv = client.get_model_version_by_alias(name, ALIAS)
+    except MlflowException:
+        return None
+    version = str(mv.version)
+    model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    params: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+    tags: dict[str, str] = {}
+    if mv.run_id:
+        run = client.get_run(mv.run_id)
+        params, metrics, tags = dict(run.data.params), dict(run.data.metrics), dict(run.data.tags)
+    thresholds = thresholds_of(params, metrics)
+    headline = {
+        k: (
+            _finite(metrics.get(k)),
+            _finite(metrics.get(f"{k}_ci_low")),
+            _finite(metrics.get(f"{k}_ci_high")),
+        )
+        for k in HEADLINE_METRICS
+        if k in metrics
+    }
+    folds = _read_folds(client, mv.run_id) if mv.run_id else None
+    explainer = _explainer(model)
+    n_pat, n_ev = _finite(metrics.get("n_patients")), _finite(metrics.get("n_events"))
+    return LoadedModel(
+        name=name,
+        task=task,
+        landmark=landmark,
+        version=version,
+        run_id=mv.run_id,
+        model=model,
+        columns=input_columns(model, explainer),
+        thresholds=thresholds,
+        metrics=headline,
+        n_patients=None if n_pat is None else int(n_pat),
+        n_events=None if n_ev is None else int(n_ev),
+        cohort_digest=tags.get("cohort_digest") or params.get("cohort_digest"),
+        model_type=tags.get("model") or (mv.tags or {}).get("model"),
+        bands=band_evidence(folds, thresholds),
+        explainer=explainer,
+    )
+
+
+def load_snapshot(tracking_uri: str, generation: int = 0) -> Snapshot:
+    """Resolve and load every champion (raises CrsRiskError when the store is unusable)."""
+    import mlflow
+
+    from training.registry import registered_name
+    from training.tracking import check_reachable
+
+    check_reachable(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    models: dict[tuple[str, str], LoadedModel] = {}
+    missing: list[str] = []
+    for task, lm in landmarks():
+        loaded = load_one(client, task, lm)
+        if loaded is None:
+            missing.append(registered_name(task, lm))
+        else:
+            models[(task, lm)] = loaded
+    return Snapshot(
+        models=models,
+        missing=tuple(missing),
+        loaded_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        tracking_uri=tracking_uri,
+        generation=generation,
+    )
+
+
+class ModelStore:
+    """Holds the current snapshot; ``reload`` swaps it atomically (one reload at a time)."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self._snapshot
+
+    @property
+    def ready(self) -> bool:
+        snap = self._snapshot
+        return snap is not None and bool(snap.models)
+
+    def load(self) -> Snapshot:
+        """First load; refuses (CrsRiskError) when no champion is registered at all."""
+        snap = load_snapshot(self.tracking_uri)
+        if not snap.models:
+            raise CrsRiskError(
+                f"no registered champion (models:/<name>@{ALIAS}) in {self.tracking_uri}: "
+                f"looked for {', '.join(snap.missing)}; run `crs-risk quickstart` or "
+                "`crs-risk train` first"
+            )
+        self._snapshot = snap
+        return snap
+
+    def reload(self) -> tuple[Snapshot, Snapshot | None]:
+        """Re-resolve the aliases; the new snapshot replaces the old only if it loaded fully."""
+        with self._lock:
+            old = self._snapshot
+            generation = (old.generation + 1) if old else 0
+            snap = load_snapshot(self.tracking_uri, generation)
+            if not snap.models:
+                raise CrsRiskError("reload found no champion; the loaded models stay in service")
+            self._snapshot = snap
+            return snap, old
+
+
+def tracking_dir(uri: str) -> Path | None:
+    """Folder of a SQLite tracking store (for messages)."""
+    from training.tracking import sqlite_path
+
+    db = sqlite_path(uri)
+    return None if db is None else db.parent

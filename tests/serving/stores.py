@@ -1,0 +1,21 @@
+"""The registered MLflow store of the serving tests, built by the real quickstart command."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CRS_RISK = REPO / ".venv" / "bin" / "crs-risk"
+
+
+def quickstart_store(directory: Path) -> str:
+    """``crs-risk quickstart --out DIR`` as a real process; return the tracking URI."""
+    subprocess.run(
+        [str(CRS_RISK), "quickstart", "--out", str(directory)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    return f"sqlite:///{directory / 'mlflow.db'}"
