@@ -109,12 +109,23 @@ class AuditLog:
     def append(self, records: Iterable[AuditRecord]) -> int:
         """Append score records in one transaction; returns how many."""
         now = _now()
+        # a batch's patients share a handful of model-version sets: each is encoded once (the
+        # text is a function of the items alone, so every row's value is unchanged)
+        versions: dict[tuple[tuple[str, str], ...], str] = {}
+
+        def encode_versions(v: dict[str, str]) -> str:
+            key = tuple(sorted(v.items()))
+            text = versions.get(key)
+            if text is None:
+                text = versions.setdefault(key, json.dumps(v, sort_keys=True))
+            return text
+
         rows = [
             (
                 now,
                 r.request_id,
                 self.patient_hash(r.patient_ref),
-                json.dumps(r.model_versions, sort_keys=True),
+                encode_versions(r.model_versions),
                 r.input_digest,
                 json.dumps(r.outputs, sort_keys=True, allow_nan=False),
             )

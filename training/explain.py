@@ -611,8 +611,34 @@ class ModelExplainer:
             frame = pd.DataFrame(X, columns=self.input_columns)
             return np.asarray(self.model.predict_proba(frame)[:, 1], dtype=np.float64)
         pred = lo if self._calibrate_on == "log_odds" else expit(lo)
-        p = np.asarray(self._calibrator.predict(pred), dtype=np.float64)
+        p = np.asarray(self._calibrator_predict(pred), dtype=np.float64)
         return np.clip(p, 0.0, 1.0)
+
+    def _calibrator_predict(self, pred: np.ndarray) -> np.ndarray:
+        """``self._calibrator.predict(pred)`` without scikit-learn's per-call input checks
+        (≈ 50 µs a call, more than the arithmetic on one row).
+
+        The same operations on the fitted parameters, in the same order, as scikit-learn
+        1.9's ``_SigmoidCalibration.predict`` (``expit(-(a_ * T + b_))``) and
+        ``IsotonicRegression._transform`` (clip to ``[X_min_, X_max_]``, then the fitted
+        interpolator ``f_``), so the values are bit-identical; any other calibrator, or input
+        the checks would convert, goes through its own ``predict``.
+        """
+        from sklearn.calibration import _SigmoidCalibration
+        from sklearn.isotonic import IsotonicRegression
+
+        cal = self._calibrator
+        if pred.ndim == 1 and pred.dtype == np.float64 and np.isfinite(pred).all():
+            if type(cal) is _SigmoidCalibration:
+                return expit(-(cal.a_ * pred + cal.b_))
+            if (
+                type(cal) is IsotonicRegression
+                and getattr(cal, "X_thresholds_", None) is not None
+                and cal.X_thresholds_.dtype == np.float64
+            ):
+                t = np.clip(pred, cal.X_min_, cal.X_max_) if cal.out_of_bounds == "clip" else pred
+                return np.asarray(cal.f_(t)).astype(np.float64)
+        return cal.predict(pred)
 
     # -- public API --
     def explain(self, X: pd.DataFrame | np.ndarray) -> ShapResult:
