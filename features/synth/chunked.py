@@ -44,25 +44,18 @@ import pyarrow.parquet as pq
 from features.errors import CohortError, CrsRiskError
 from features.io import FORMATS, _arrow_table, _csv_header, _write_csv_rows
 from features.schema import TABLES
-from features.synth.params import DEFAULT, SynthParams
+from features.synth.params import SynthParams
 from features.synth.simulate import (
     CHUNK,
-    STAGES,
     SyntheticCohort,
     _assemble_measurements,
-    _course,
     _events,
-    _latent,
     _measurements,
     _patient_frame,
-    _patients,
     _Rows,
     _sorted_chunk,
-    _toxicity,
-    _treatment,
     _truth,
-    make_centres,
-    patient_ids,
+    patient_stages,
 )
 from features.validate import MAX_LISTED, Problem, ValidationReport, validate_frames
 
@@ -118,21 +111,17 @@ def simulate_blocks(
     """
     if block < 1:
         raise CrsRiskError(f"block size must be at least 1, got {block}")
-    # Keep in step with features.synth.simulate.simulate (tests compare the two row for row).
-    p = params or DEFAULT
-    ss = np.random.SeedSequence(seed)
-    rngs = {
-        name: np.random.Generator(np.random.PCG64(s))
-        for name, s in zip(STAGES, ss.spawn(len(STAGES)), strict=True)
-    }
-    meas_ss = np.random.SeedSequence([seed, 1])
-    cen = make_centres(p, centers, center_shift, new_center, ari_fraction)
-    pt = _patients(rngs["patients"], n, p, cen)
-    lat = _latent(rngs["latent"], pt, p, cen)
-    crs = _course(rngs["course"], lat, p)
-    tr = _treatment(rngs["treatment"], pt, lat, crs, p, cen)
-    tox = _toxicity(rngs["toxicity"], lat, crs, tr, p)
-    ids = patient_ids(n, seed)
+    st = patient_stages(
+        n,
+        seed,
+        params,
+        centers=centers,
+        center_shift=center_shift,
+        new_center=new_center,
+        ari_fraction=ari_fraction,
+    )
+    p, meas_ss, cen, ids = st.params, st.meas_ss, st.centres, st.ids
+    pt, lat, crs, tr, tox = st.patients, st.latent, st.course, st.treatment, st.toxicity
     n_blocks = (n + block - 1) // block
     for bi, s in enumerate(meas_ss.spawn(n_blocks)):
         sl = slice(bi * block, min(n, (bi + 1) * block))

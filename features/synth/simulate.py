@@ -1044,6 +1044,49 @@ def patient_ids(n: int, seed: int) -> np.ndarray:
     return np.array([f"S{seed}-{i:0{width}d}" for i in range(n)], dtype=object)
 
 
+@dataclass(frozen=True)
+class PatientStages:
+    """Every patient-level stage of one simulation, before the measurement rows are drawn."""
+
+    params: SynthParams
+    meas_ss: np.random.SeedSequence
+    centres: Centres
+    patients: dict[str, np.ndarray]
+    latent: dict[str, np.ndarray]
+    course: dict[str, np.ndarray]
+    treatment: dict[str, np.ndarray]
+    toxicity: dict[str, np.ndarray]
+    ids: np.ndarray
+
+
+def patient_stages(
+    n: int,
+    seed: int,
+    params: SynthParams | None,
+    *,
+    centers: int,
+    center_shift: float,
+    new_center: bool,
+    ari_fraction: float | None,
+) -> PatientStages:
+    """The patient-level stages shared by ``simulate`` and the chunked writer (same RNG streams)."""
+    p = params or DEFAULT
+    ss = np.random.SeedSequence(seed)
+    rngs = {
+        name: np.random.Generator(np.random.PCG64(s))
+        for name, s in zip(STAGES, ss.spawn(len(STAGES)), strict=True)
+    }
+    cen = make_centres(p, centers, center_shift, new_center, ari_fraction)
+    pt = _patients(rngs["patients"], n, p, cen)
+    lat = _latent(rngs["latent"], pt, p, cen)
+    crs = _course(rngs["course"], lat, p)
+    tr = _treatment(rngs["treatment"], pt, lat, crs, p, cen)
+    tox = _toxicity(rngs["toxicity"], lat, crs, tr, p)
+    return PatientStages(
+        p, np.random.SeedSequence([seed, 1]), cen, pt, lat, crs, tr, tox, patient_ids(n, seed)
+    )
+
+
 def simulate(
     n: int,
     seed: int = 7,
@@ -1060,20 +1103,17 @@ def simulate(
     ``new_center`` puts every patient in one unseen centre (external validation);
     ``ari_fraction`` overrides the share of ARI-0001 infusions.
     """
-    p = params or DEFAULT
-    ss = np.random.SeedSequence(seed)
-    rngs = {
-        name: np.random.Generator(np.random.PCG64(s))
-        for name, s in zip(STAGES, ss.spawn(len(STAGES)), strict=True)
-    }
-    meas_ss = np.random.SeedSequence([seed, 1])
-    cen = make_centres(p, centers, center_shift, new_center, ari_fraction)
-    pt = _patients(rngs["patients"], n, p, cen)
-    lat = _latent(rngs["latent"], pt, p, cen)
-    crs = _course(rngs["course"], lat, p)
-    tr = _treatment(rngs["treatment"], pt, lat, crs, p, cen)
-    tox = _toxicity(rngs["toxicity"], lat, crs, tr, p)
-    ids = patient_ids(n, seed)
+    st = patient_stages(
+        n,
+        seed,
+        params,
+        centers=centers,
+        center_shift=center_shift,
+        new_center=new_center,
+        ari_fraction=ari_fraction,
+    )
+    p, meas_ss, cen, ids = st.params, st.meas_ss, st.centres, st.ids
+    pt, lat, crs, tr, tox = st.patients, st.latent, st.course, st.treatment, st.toxicity
     chunks = []
     n_chunks = (n + CHUNK - 1) // CHUNK
     for ci, s in enumerate(meas_ss.spawn(n_chunks)):
