@@ -20,12 +20,18 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import to_json
+
 from features.errors import CrsRiskError
+
+OUTPUT_KEYS = ("task", "landmark", "eligible", "reason", "probability", "band", "model", "version")
+"""What the log keeps of each task result (no inputs, no explanations)."""
+_KEEP = {"__all__": set(OUTPUT_KEYS)}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,6 +73,9 @@ def input_digest(payload: bytes) -> str:
 
 @dataclass(frozen=True)
 class AuditRecord:
+    """One score. ``outputs``: the task results (dicts with at least :data:`OUTPUT_KEYS`;
+    only those keys are stored)."""
+
     request_id: str
     patient_ref: str | None
     model_versions: dict[str, str]
@@ -127,10 +136,31 @@ class AuditLog:
                 self.patient_hash(r.patient_ref),
                 encode_versions(r.model_versions),
                 r.input_digest,
-                json.dumps(r.outputs, sort_keys=True, allow_nan=False),
+                to_json(r.outputs, include=_KEEP).decode(),
             )
             for r in records
         ]
+        return self._insert(rows)
+
+    def append_encoded(
+        self,
+        request_id: str,
+        refs: Sequence[str | None],
+        versions: Sequence[str],
+        digests: Sequence[str],
+        outputs: Sequence[str],
+    ) -> int:
+        """Append a batch's records whose model versions and outputs are already JSON texts
+        (``serving.batch.BatchScores``), in one transaction; returns how many."""
+        now = _now()
+        hashed = map(self.patient_hash, refs)
+        rows = [
+            (now, request_id, h, v, d, o)
+            for h, v, d, o in zip(hashed, versions, digests, outputs, strict=True)
+        ]
+        return self._insert(rows)
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> int:
         with self._lock:
             self._conn.execute("BEGIN")
             try:

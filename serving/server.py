@@ -9,7 +9,6 @@ one line saying why, before the port is opened.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
@@ -42,6 +41,7 @@ def serve(
 ) -> None:
     """Start the service; returns when it stops. Start-up problems raise CrsRiskError."""
     import uvicorn
+    import uvloop
 
     from serving.audit import open_audit
     from training.tracking import check_reachable
@@ -61,9 +61,10 @@ def serve(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        http="httptools",  # C HTTP parser (h11 is pure Python: ≈0.3 ms per request more)
     )
     server = uvicorn.Server(config)
-    asyncio.run(server.serve())
+    uvloop.run(server.serve())  # libuv event loop: less per-request overhead than asyncio's
     error = app.state.crs.startup_error
     if error is not None:
         raise CrsRiskError(error)
