@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from serving.trees import TreeEnsemble, compile_trees
+
 
 @dataclass(frozen=True)
 class Explained:
@@ -78,20 +80,29 @@ def explain_row(model: Any, explainer: Any, x: np.ndarray, top_k: int) -> Explai
 def probability(model: Any, explainer: Any, x: np.ndarray) -> float:
     """The calibrated probability of one row when no explanation is wanted (a trend point).
 
-    Gradient-boosted trees: the booster's own margin on the explainer's NumPy transform of the
+    Gradient-boosted trees: the booster's margin on the explainer's NumPy transform of the
     row, calibrated as ``explain_row`` calibrates (TreeSHAP is most of an explanation's cost;
-    the two log-odds agree to float32 rounding, ≤ 1e-7 in probability). Other families:
-    ``explain_row`` without contributions, already cheap.
+    the two log-odds agree to float32 rounding, ≤ 1e-7 in probability). The margin comes from
+    the NumPy walk of the trees (``serving.trees``, bit-identical to
+    ``Booster.inplace_predict``, checked when the model was compiled) or, for a booster the
+    walk does not reproduce, from ``inplace_predict`` itself. Other families: ``explain_row``
+    without contributions, already cheap.
     """
     if explainer is not None and explainer.family == "xgboost":
         x2 = x.reshape(1, -1)
-        booster = _booster(explainer)
-        margin = booster.inplace_predict(explainer.transform(x2), predict_type="margin")
-        return float(explainer.calibrate(np.asarray(margin, dtype=np.float64).reshape(1), x2)[0])
+        xt = explainer.transform(x2)
+        trees = tree_ensemble(explainer)
+        if trees is not None and xt.shape[1] == trees.n_features:
+            margin = trees.margins(xt)
+        else:
+            booster = _booster(explainer)
+            margin = np.asarray(booster.inplace_predict(xt, predict_type="margin"), np.float64)
+        return float(explainer.calibrate(margin.reshape(1), x2)[0])
     return explain_row(model, explainer, x, 0).probability
 
 
 _BOOSTERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_TREES: weakref.WeakKeyDictionary[Any, TreeEnsemble | None] = weakref.WeakKeyDictionary()
 
 
 def _booster(explainer: Any) -> Any:
@@ -103,52 +114,45 @@ def _booster(explainer: Any) -> Any:
     return booster
 
 
+def tree_ensemble(explainer: Any) -> TreeEnsemble | None:
+    """The NumPy trees of an XGBoost explainer's booster (``serving.trees.compile_trees``),
+    compiled and checked once per loaded model; None when the walk does not reproduce the
+    booster (XGBoost then scores that model)."""
+    try:
+        return _TREES[explainer]
+    except KeyError:
+        pass
+    return _TREES.setdefault(explainer, compile_trees(_booster(explainer)))
+
+
+def prepare(explainer: Any) -> None:
+    """Build the per-model caches at load time, so the first request does not pay for them."""
+    if explainer is not None and explainer.family == "xgboost":
+        tree_ensemble(explainer)
+
+
 def explain_top(model: Any, explainer: Any, x: np.ndarray, top_k: int) -> Explained:
     """What a scored result shows: probability, base value, log-odds, the ``top_k`` largest
     contributions, the rest summed (``other``), and every variable's SHAP log-odds
     (``effects``, for the missing-input warnings).
 
-    Trees: one explanation with every variable (TreeSHAP dominates; wording the rest is cheap
-    beside it). Linear models, whose SHAP is a dot product: the per-variable SHAP values from
-    the explainer's public transform and ``shap_values``, grouped as ``explain_row`` groups
-    them, and ``explain_row`` words only the top ``top_k`` (wording every variable costs more
-    than the model). ``other`` is summed the same way in both cases.
+    One ``ModelExplainer.explain_row_effects`` call: SHAP once, every variable's summed
+    log-odds, and only the top ``top_k`` worded (wording costs more per variable than linear
+    SHAP). ``other`` is the sum of what the full ranking leaves after the top ``top_k``, added
+    in ranking order onto the all-variable remainder — the same arithmetic, in the same order,
+    as wording every variable and summing the tail, so the values are unchanged.
     """
     if explainer is None:
         return explain_row(model, None, x, top_k)
-    if explainer.family == "xgboost":
-        e = explain_row(model, explainer, x, len(explainer.variables))
-        return Explained(
-            probability=e.probability,
-            base_value=e.base_value,
-            log_odds=e.log_odds,
-            other=(e.other or 0.0) + sum(float(c.log_odds) for c in e.contributions[top_k:]),
-            contributions=e.contributions[:top_k],
-            effects={c.variable: float(c.log_odds) for c in e.contributions},
-        )
-    values, _ = explainer.shap_values(explainer.transform(x.reshape(1, -1)))
-    grouped = np.bincount(_groups(explainer), weights=values[0], minlength=len(explainer.variables))
+    e, grouped = explainer.explain_row_effects(x.reshape(1, -1), top=top_k)
     order = np.argsort(-np.abs(grouped), kind="stable")
-    e = explain_row(model, explainer, x, top_k)
+    rest = float(grouped.sum() - grouped[order].sum())
+    tail = sum(grouped[order[top_k:]].tolist())  # Python's left-to-right sum, from int 0
     return Explained(
-        probability=e.probability,
-        base_value=e.base_value,
-        log_odds=e.log_odds,
-        other=float(grouped.sum() - grouped[order].sum())
-        + sum(float(grouped[v]) for v in order[top_k:]),
+        probability=float(e.probability),
+        base_value=float(e.base_value),
+        log_odds=float(e.log_odds),
+        other=rest + tail,
         contributions=e.contributions,
         effects=dict(zip(explainer.variables, grouped.tolist(), strict=True)),
     )
-
-
-_GROUPS: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
-
-
-def _groups(explainer: Any) -> np.ndarray:
-    """Variable index of each explained column (``column_variables`` in ``variables``)."""
-    groups = _GROUPS.get(explainer)
-    if groups is None:
-        index = {v: i for i, v in enumerate(explainer.variables)}
-        groups = np.asarray([index[v] for v in explainer.column_variables], dtype=np.int64)
-        _GROUPS[explainer] = groups
-    return groups

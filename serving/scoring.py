@@ -25,7 +25,6 @@ validated by the request models' rules (``serving.schemas.batch_records``).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import operator
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ from features.catalog import CATALOG
 from features.cohort import Cohort
 from features.landmark import Records
 from features.schema import PATIENTS
-from serving.explaining import explain_top, predict, probability
+from serving.explaining import explain_top, probability
 from serving.schemas import (
     BATCH_DEFAULTS,
     NOTICE,
@@ -355,6 +354,8 @@ class InputChecks:
     labels: tuple[str, ...]
     units: tuple[str, ...]
     groups: tuple[tuple[str, str, np.ndarray], ...]  # (variable, label, column positions)
+    members: np.ndarray  # every group's column positions, group after group
+    starts: np.ndarray  # where each group starts in ``members``
 
 
 def input_checks(columns: Sequence[str]) -> InputChecks:
@@ -371,12 +372,15 @@ def input_checks(columns: Sequence[str]) -> InputChecks:
         (var, CATALOG[columns[js[0]]].label.split(",")[0], np.array(js))
         for var, js in by_var.items()
     )
+    sizes = [len(js) for js in by_var.values()]
     return InputChecks(
         low,
         high,
         tuple(s.label if s else c for c, s in zip(columns, specs, strict=True)),
         tuple(s.unit if s else "" for s in specs),
         groups,
+        np.array([j for js in by_var.values() for j in js], dtype=np.int64),
+        np.cumsum([0, *sizes[:-1]], dtype=np.int64),
     )
 
 
@@ -398,11 +402,13 @@ def input_warnings(
     if checks is None:
         checks = _CHECKS.setdefault(model.columns, input_checks(model.columns))
     out: list[InputWarning] = []
-    missing = np.isnan(values)
-    for var, label, js in checks.groups:
-        if effect is not None and abs(effect.get(var, 0.0)) < 1e-12:
-            continue
-        if missing[js].all():
+    if checks.groups:  # variables with every column missing, in group order (one reduceat)
+        all_missing = np.logical_and.reduceat(np.isnan(values[checks.members]), checks.starts)
+    else:
+        all_missing = np.zeros(0, dtype=bool)
+    for g in np.flatnonzero(all_missing).tolist():
+        var, label, _ = checks.groups[g]
+        if effect is None or abs(effect.get(var, 0.0)) >= 1e-12:
             out.append(
                 InputWarning.model_construct(
                     code="missing_imputed",
@@ -477,7 +483,7 @@ def not_scored(task: str, landmark: str, reason: str, model: LoadedModel | None)
 
 def scored(model: LoadedModel, x: np.ndarray, *, explain: bool, top_k: int) -> TaskResult:
     """Result of one eligible patient (``x``: the model's input row, float64, NaN = missing)."""
-    ex = explain_top(model.model, model.explainer, x, top_k)
+    ex = explain_top(model.model, model.explainer, x, top_k if explain else 0)
     band, evidence = _evidence(model, ex.probability)
     return TaskResult.model_construct(  # values are ours: no re-validation
         task=model.task,
@@ -572,10 +578,16 @@ def patient_rows(
     )
     if task != SEVERE and len(landmarks) != 1:
         raise ValueError(f"{task} has one landmark")
-    matrix = feature_matrix(a, np.repeat(baseline, len(landmarks), axis=0))
+    eligible = a.eligible.tolist()
+    # features only where some landmark is eligible (every row is the same patient's: no row
+    # depends on another, so the matrix of all rows holds the same values as one per row)
+    matrix = (
+        feature_matrix(a, np.repeat(baseline, len(landmarks), axis=0)) if any(eligible) else None
+    )
     out = {}
     for i, lm in enumerate(landmarks):
-        if bool(a.eligible[i]):
+        if eligible[i]:
+            assert matrix is not None
             out[lm] = PatientRow(True, "", matrix[i], _names(task, lm))
         else:
             out[lm] = PatientRow(False, str(a.reason[i]) or "not eligible")
@@ -654,122 +666,3 @@ def score_request(snapshot: Snapshot, req: RiskRequest, request_id: str) -> Risk
         warnings=[*lm_warnings, *valid.warnings.get(0, [])],
         notice=NOTICE,
     )
-
-
-# --- many patients ---------------------------------------------------------------------------
-# Band evidence of a registered model version never changes: its dict is built once.
-_BAND_DICTS: dict[tuple[str, str, str], dict[str, Any]] = {}
-
-
-def _evidence_dict(model: LoadedModel, band: Any) -> dict[str, Any]:
-    """A band's validation evidence as a ``BandEvidence``-shaped dict (built once per band)."""
-    key = (model.name, model.version, band.name)
-    d = _BAND_DICTS.get(key)
-    if d is None:
-        d = dataclasses.asdict(band)
-        d["band"] = d.pop("name")
-        _BAND_DICTS[key] = d
-    return d
-
-
-def _band_dicts(model: LoadedModel, p: np.ndarray) -> list[tuple[str, dict[str, Any] | None]]:
-    """``model.band`` of many probabilities (name, evidence dict): the band index vectorised
-    (``band_index`` on an array bisects the same thresholds)."""
-    from serving.store import band_index, band_names
-
-    names = band_names(len(model.thresholds))
-    per_band = [
-        (name, _evidence_dict(model, model.bands[i]) if i < len(model.bands) else None)
-        for i, name in enumerate(names)
-    ]
-    return [per_band[i] for i in band_index(p, model.thresholds).tolist()]
-
-
-def _not_scored_dict(task: str, landmark: str, reason: str, model: LoadedModel | None) -> dict:
-    """:func:`not_scored` as JSON-ready dict, built once per (task, model, reason)."""
-    key = (task, landmark, reason, model.name if model else None, model.version if model else None)
-    d = _NOT_SCORED.get(key)
-    if d is None:
-        d = _NOT_SCORED.setdefault(
-            key, not_scored(task, landmark, reason, model).model_dump(mode="json")
-        )
-    return dict(d)  # a fresh top-level dict per patient; the nested values are never changed
-
-
-_NOT_SCORED: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-
-def score_batch(snapshot: Snapshot, reqs: Sequence[Request]) -> list[dict[str, Any]]:
-    """Vectorised scoring of many patients: one assignment and feature matrix per landmark, one
-    predict each.
-
-    ``reqs``: batch records (plain dicts, ``serving.schemas.batch_records``) or request models.
-    Returns plain dicts in the ``BatchItem`` shape (10,000 pydantic objects cost more than the
-    scoring itself); patients asking for explanations go through :func:`scored`.
-    """
-    from features.build import feature_matrix, patient_features
-    from features.tasks import assign
-
-    frames = to_frames(reqs)
-    valid = validate_frames_of(frames, batch=True)
-    chosen = batch_landmarks(frames, reqs)
-    code_of = np.empty(len(reqs), dtype=np.int64)  # request index → patient code
-    code_of[request_index(valid)] = np.arange(len(reqs))
-    baseline = patient_features(valid.patients)
-    explain = [bool(_param(r, "explain")) for r in reqs]
-    results: list[list[dict[str, Any]]] = [[] for _ in reqs]
-    needed = sorted(set(chosen), key=lambda x: float(x[:-1]))
-    plan = [(SEVERE, lm, [i for i, c in enumerate(chosen) if c == lm]) for lm in needed]
-    plan.append((TOCI, "first_toci", list(range(len(reqs)))))
-    for task, lm, members in plan:
-        model = snapshot.get(task, lm)
-        if model is None:
-            for i in members:
-                results[i].append(_not_scored_dict(task, lm, "no champion registered", None))
-            continue
-        a = assign(valid.records, task, lm, require_label=False)
-        codes = code_of[members]
-        rows = np.sort(codes[a.eligible[codes]])  # eligible members, by patient code
-        X = feature_matrix(a, baseline, rows)[:, feature_index(model.columns)]
-        row_of = dict(zip(rows.tolist(), range(len(rows)), strict=True))
-        p = predict(model.model, pd.DataFrame(X, columns=list(model.columns))) if len(X) else X
-        scored_row = {
-            "task": task,
-            "landmark": lm,
-            "eligible": True,
-            "reason": None,
-            "thresholds": list(model.thresholds),
-            "base_value": None,
-            "log_odds": None,
-            "other_contribution": None,
-            "contributions": [],
-            "warnings": [],
-            "model": model.name,
-            "version": model.version,
-        }
-        bands = _band_dicts(model, p)
-        for i, code in zip(members, codes.tolist(), strict=True):
-            r = row_of.get(code)
-            if r is None:
-                reason = str(a.reason[code]) or "not eligible"
-                results[i].append(_not_scored_dict(task, lm, reason, model))
-            elif explain[i]:
-                top_k = int(_param(reqs[i], "top_k"))
-                results[i].append(
-                    scored(model, X[r], explain=True, top_k=top_k).model_dump(mode="json")
-                )
-            else:
-                band, evidence = bands[r]
-                results[i].append(
-                    scored_row | {"probability": float(p[r]), "band": band, "uncertainty": evidence}
-                )
-    return [
-        {
-            "index": i,
-            "patient_ref": _param(r, "patient_ref"),
-            "landmark": chosen[i],
-            "results": results[i],
-            "errors": [],
-        }
-        for i, r in enumerate(reqs)
-    ]

@@ -189,12 +189,14 @@ def _read_folds(client: Any, run_id: str) -> pd.DataFrame | None:
 
 def _explainer(model: Any) -> Any:
     """The model's ``training.explain.ModelExplainer`` (None for an unsupported model type)."""
-    from serving.explaining import make_explainer
+    from serving.explaining import make_explainer, prepare
 
     try:
-        return make_explainer(model)
+        explainer = make_explainer(model)
     except CrsRiskError:
         return None
+    prepare(explainer)  # per-model caches (compiled trees) built now, not on a first request
+    return explainer
 
 
 def load_one(client: Any, task: str, landmark: str) -> LoadedModel | None:

@@ -669,6 +669,12 @@ class ModelExplainer:
         ``row`` is the patient's feature row (dict, Series, 1-row DataFrame or array in
         ``input_columns`` order) in catalog units, as ``features.build`` makes it.
         """
+        return self.explain_row_effects(row, top)[0]
+
+    def explain_row_effects(self, row: Any, top: int = 5) -> tuple[PatientExplanation, np.ndarray]:
+        """:meth:`explain_row` and every variable's SHAP log-odds (``variables`` order) from the
+        same SHAP values: for a caller that words the top variables but reads all of them
+        (wording costs more per variable than the SHAP values of a linear model)."""
         x = self.as_array(row)
         if x.shape[0] != 1:
             raise CrsRiskError(f"explain_row takes one patient, got {x.shape[0]} rows")
@@ -684,7 +690,7 @@ class ModelExplainer:
             self._contribution(self.variables[v], float(grouped[v]), x[0], per_input) for v in order
         )
         other = float(grouped.sum() - grouped[order].sum())
-        return PatientExplanation(
+        explanation = PatientExplanation(
             probability=prob,
             log_odds=log_odds,
             base_value=float(base[0]),
@@ -694,6 +700,7 @@ class ModelExplainer:
             family=self.family,
             calibrated=self.calibrated,
         )
+        return explanation, grouped
 
     # -- words --
     def headline(self, variable: str, x: np.ndarray, per_input: np.ndarray) -> int:
