@@ -430,7 +430,8 @@ def main() -> None:
             bodies = batch_bodies(args.batch)
             raw = json.dumps({"patients": bodies}).encode()
             csv = csv_body(bodies)
-            c.post("/v1/risk/batch", json={"patients": bodies[:50]})  # warm-up
+            for content, ctype in ((raw, "application/json"), (csv, "text/csv")):
+                c.post("/v1/risk/batch", content=content, headers={"Content-Type": ctype})  # warm
             batch: dict[str, object] = {"patients": args.batch}
             for kind, content, ctype in (
                 ("json", raw, "application/json"),

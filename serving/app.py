@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.errors import CrsRiskError
-from serving.audit import OUTPUT_KEYS, AuditRecord, input_digest
+from serving.audit import OUTPUT_KEYS, AuditRecord
 from serving.schemas import (
     NOTICE,
     BatchRequest,
@@ -367,7 +367,7 @@ def _problems(errors: list[dict[str, Any]]) -> JSONResponse:
 
 
 def _routes(app: FastAPI, state: State) -> None:
-    from serving.scoring import RequestProblems, score_request
+    from serving.scoring import RequestProblems, request_digest, score_valid, validate_requests
 
     page = (HERE / "templates" / "index.html").read_text(encoding="utf-8")
 
@@ -494,10 +494,11 @@ def _routes(app: FastAPI, state: State) -> None:
         rid = request.state.request_id
         snap = state.store.snapshot
         try:
-            resp = score_request(snap, body, rid)
+            valid = validate_requests([body])
+            resp = score_valid(snap, body, valid, rid)
         except RequestProblems as exc:
             return _problems(exc.errors)
-        digest = input_digest(body.model_dump_json(exclude={"patient_ref"}).encode())
+        digest = request_digest(body, valid)
         state.audit.append(
             [
                 AuditRecord(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,12 +26,13 @@ from pydantic_core import to_json
 from serving.audit import OUTPUT_KEYS
 from serving.digest import input_digests
 from serving.explaining import predict
-from serving.schemas import BATCH_DEFAULTS, NOTICE
+from serving.schemas import NOTICE
 from serving.scoring import (
     SEVERE,
     TOCI,
     Frames,
     Request,
+    column,
     feature_index,
     not_scored,
     request_index,
@@ -139,14 +139,6 @@ def _scored_row(model: LoadedModel) -> dict[str, Any]:
         "model": model.name,
         "version": model.version,
     }
-
-
-def column(reqs: Sequence[Request], name: str) -> list[Any]:
-    """Every request's ``name`` (absent keys of plain dicts take ``BATCH_DEFAULTS``)."""
-    if reqs and isinstance(reqs[0], dict):
-        default = BATCH_DEFAULTS[name]
-        return [r.get(name, default) for r in reqs]  # type: ignore[union-attr]
-    return list(map(operator.attrgetter(name), reqs))
 
 
 def landmarks(frames: Frames, as_of: np.ndarray, asked: Sequence[str | None]) -> list[str]:

@@ -395,3 +395,29 @@ def test_each_broken_rule_leaves_the_csv_to_the_exact_path(record, column, value
     raw = _csv_text(rows)
     assert _exact(raw) is None  # the contract rejects it …
     assert csv_frames(raw) is None  # … so the fast path must not decide it
+
+
+def test_audit_checkpoints_off_the_request_thread(tmp_path):
+    import sqlite3
+    import time
+
+    from serving.audit import open_audit
+
+    log = open_audit(tmp_path / "audit.sqlite")
+    n = 3000
+    refs = [f"P{i}" for i in range(n)]
+    log.append_encoded("r1", refs, ['{"m": "1"}'] * n, ["d" * 64] * n, ["[]"] * n)
+    db, wal = tmp_path / "audit.sqlite", tmp_path / "audit.sqlite-wal"
+    assert wal.stat().st_size > n * 64  # committed: the records are in the write-ahead log
+    deadline = time.monotonic() + 20
+    while db.stat().st_size < n * 64 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the checkpoint thread copies them into the database file
+    assert db.stat().st_size >= n * 64
+    reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    assert reader.execute("SELECT count(*) FROM scores").fetchone()[0] == n
+    reader.close()
+    log.close()  # a final checkpoint empties the WAL
+    assert not wal.exists() or wal.stat().st_size == 0
+    con = sqlite3.connect(tmp_path / "audit.sqlite")
+    assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == n
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

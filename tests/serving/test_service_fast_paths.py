@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from serving.batch import batch_input, landmarks
 from serving.csvbatch import parse_csv, parse_csv_records
 from serving.examples import example_patients
 from serving.schemas import EXAMPLE_REQUEST, BatchRequest, batch_records
-from serving.scoring import Frames, batch_landmarks, choose_landmark, to_frames
+from serving.scoring import Frames, choose_landmark, to_frames
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,13 @@ def test_records_and_models_give_the_same_tables_and_landmarks(bodies):
     a, b = to_frames(records), to_frames(models)
     same_tables(a, b)
     chosen = [choose_landmark(m)[0] for m in models]
-    assert batch_landmarks(a, records) == chosen == batch_landmarks(b, models)
+    by_records, by_models = batch_input(records), batch_input(models)
+
+    def chosen_by(x: Any) -> list[str]:
+        as_of = np.array([np.nan if v is None else v for v in x.fields["as_of_hours"]])
+        return landmarks(x.frames, as_of, x.fields["landmark"])
+
+    assert chosen_by(by_records) == chosen == chosen_by(by_models)
     assert len(set(chosen)) > 1
 
 
