@@ -189,6 +189,7 @@ def test_audit_log_has_one_record_per_score_and_no_identifiers(service: Service,
     mine = [r for r in rows if r[0] == rid]
     assert len(mine) == 1 and mine[0][1] and mine[0][1] != ref and len(mine[0][3]) == 64
     assert rows[-1][1] == mine[0][1]  # the same reference hashes the same way
+    assert rows[-1][3] == rows[-2][3] == mine[0][3]  # one patient, one input digest, any route
     con.close()
     for path in service.audit_db.parent.glob(service.audit_db.name + "*"):
         assert ref.encode() not in path.read_bytes()
