@@ -79,6 +79,11 @@ class AuditRecord:
     outputs: list[dict[str, Any]]
 
 
+CHECKPOINT_ROWS = 5000
+"""Records between two background checkpoints (≈2 MB of WAL): single requests rarely wake the
+checkpoint thread, a large batch always does."""
+
+
 class _Checkpointer:
     """Copies the write-ahead log into the database file on its own thread and connection.
 
@@ -86,8 +91,9 @@ class _Checkpointer:
     a 10⁴-patient batch (≈4 MB of records) would pay a checkpoint — about as long as its own
     insert — before its response. Committed records are durable in the WAL either way; the
     SQLite documentation's remedy for checkpoint latency is to turn automatic checkpoints off
-    and run them from a separate thread, done here (``PRAGMA wal_checkpoint(PASSIVE)`` after
-    each append: it never blocks the writer; SQLite releases the GIL while it copies).
+    and run them from a separate thread, done here (``PRAGMA wal_checkpoint(PASSIVE)`` every
+    :data:`CHECKPOINT_ROWS` records: it never blocks the writer; SQLite releases the GIL while
+    it copies).
     """
 
     def __init__(self, path: Path) -> None:
@@ -131,6 +137,7 @@ class AuditLog:
         self._conn.execute("PRAGMA wal_autocheckpoint=0")  # _Checkpointer does it, off-thread
         self._conn.executescript(SCHEMA)
         self._checkpointer = _Checkpointer(path)
+        self._unchecked = 0  # records appended since the last checkpoint request
         row = self._conn.execute("SELECT value FROM meta WHERE key='hash_key'").fetchone()
         if row is None:
             self._conn.execute(
@@ -211,7 +218,10 @@ class AuditLog:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
-        self._checkpointer.poke()
+            self._unchecked += len(rows)
+            if self._unchecked >= CHECKPOINT_ROWS:  # ≈ SQLite's own 1,000-page default
+                self._unchecked = 0
+                self._checkpointer.poke()
         return len(rows)
 
     def close(self) -> None:

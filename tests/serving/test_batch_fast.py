@@ -404,7 +404,7 @@ def test_audit_checkpoints_off_the_request_thread(tmp_path):
     from serving.audit import open_audit
 
     log = open_audit(tmp_path / "audit.sqlite")
-    n = 3000
+    n = 6000
     refs = [f"P{i}" for i in range(n)]
     log.append_encoded("r1", refs, ['{"m": "1"}'] * n, ["d" * 64] * n, ["[]"] * n)
     db, wal = tmp_path / "audit.sqlite", tmp_path / "audit.sqlite-wal"
