@@ -54,7 +54,7 @@ from features.catalog import (
 )
 from features.cohort import Cohort
 from features.errors import CrsRiskError
-from features.grading import FEVER_WINDOW_H, SOURCE_NAMES, Course, GradeCourse, is_fever
+from features.grading import FEVER_WINDOW_H, SOURCE_NAMES, Course, GradeCourse, fever_values
 from features.landmark import ANALYTE_KEYS, PreparedCohort, Records, prepared
 from features.schema import LYMPHODEPLETION, PRODUCTS
 from features.table import FeatureTable
@@ -111,6 +111,10 @@ def _float(series: pd.Series | np.ndarray | Any) -> np.ndarray:
     dtype = values.dtype
     if isinstance(values, np.ndarray) and dtype.kind in "fiub":
         return values.astype(np.float64)
+    if isinstance(values, _MASKED):  # what ``to_numpy(float, na_value=nan)`` returns, without
+        out = values._data.astype(np.float64)  # its per-call dispatch (the validator's columns)
+        out[values._mask] = np.nan
+        return out
     if pd.api.types.is_bool_dtype(dtype) or (
         pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
     ):
@@ -121,22 +125,30 @@ def _float(series: pd.Series | np.ndarray | Any) -> np.ndarray:
     return np.where(np.isnan(truth), number, truth)
 
 
+_MASKED = (pd.arrays.BooleanArray, pd.arrays.IntegerArray, pd.arrays.FloatingArray)
+
+
 def _indicators(values: pd.Series | Any, levels: tuple[str, ...]) -> np.ndarray:
     """(n, levels) 1/0 per level (exact text match), NaN where the value is missing."""
     arr = _array(values)
     if isinstance(arr, pd.Categorical):
-        codes = arr.codes
-        texts = _category_texts(arr.dtype)
-    else:
-        codes, uniques = pd.factorize(pd.Series(arr).astype("string"))
-        texts = [str(u) for u in uniques]
-    hit = np.array([[t == level for level in levels] for t in texts] + [[False] * len(levels)])
-    return np.where((codes >= 0)[:, None], hit[codes].astype(float), np.nan)
+        return _level_table(arr.dtype, levels)[arr.codes]
+    codes, uniques = pd.factorize(pd.Series(arr).astype("string"))
+    return _hits([str(u) for u in uniques], levels)[codes]
+
+
+def _hits(texts: list[str], levels: tuple[str, ...]) -> np.ndarray:
+    """Rows 1/0 per level for each text, and a last all-NaN row for code -1 (missing)."""
+    hit = np.array([[t == level for level in levels] for t in texts], dtype=float)
+    return np.vstack([hit.reshape(len(texts), len(levels)), np.full((1, len(levels)), np.nan)])
 
 
 @functools.lru_cache(maxsize=64)
-def _category_texts(dtype: pd.CategoricalDtype) -> list[str]:
-    return [str(c) for c in dtype.categories]
+def _level_table(dtype: pd.CategoricalDtype, levels: tuple[str, ...]) -> np.ndarray:
+    """:func:`_hits` of a category dtype's categories (a constant per dtype: computed once)."""
+    table = _hits([str(c) for c in dtype.categories], levels)
+    table.flags.writeable = False
+    return table
 
 
 _FLOAT_PATIENT = ("age_years", "weight_kg", "car_t_dose", "marrow_blasts_pct")
@@ -225,14 +237,13 @@ def _measurement_features(rec: Records, lm: np.ndarray, n: int, out: np.ndarray)
     key = p * k + a
     shape = (n, k)
     # column-major, like the matrix they are copied into (whole columns move at once)
-    stats = {
-        s: np.full(shape, np.nan, order="F")
-        for s in ("last", "max", "base", "slope", "first_t", "fold_change")
-    }
+    names = ("last", "max", "base", "slope", "first_t", "fold_change")
+    buf = np.full((len(names), k, n), np.nan)  # one allocation; each ``.T`` is (n, k), F-order
+    stats = {s: buf[i].T for i, s in enumerate(names)}
     stats["n"] = np.zeros(shape, order="F")
     if len(key):
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        ends = np.r_[starts[1:], len(key)]
+        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+        ends = np.append(starts[1:], len(key))
         cnt = (ends - starts).astype(float)
         gp, ga = p[starts], a[starts]
         y = np.where(_LOG[a], np.log10(1.0 + np.clip(v, 0.0, None)), v)
@@ -282,14 +293,15 @@ def _measurement_features(rec: Records, lm: np.ndarray, n: int, out: np.ndarray)
     out[:, COLUMN["temperature_last"]] = stats["last"][:, _TEMP]
     out[:, COLUMN["temperature_n"]] = n_temp
     out[:, COLUMN["temperature_missing"]] = (n_temp == 0).astype(float)
-    hot = (a == _TEMP) & is_fever(v)
+    hot = (a == _TEMP) & fever_values(v)
     fp, ft = p[hot], t[hot]
     first_fever = np.full(n, np.nan)
     last_fever = np.full(n, np.nan)
     fever_n = np.zeros(n)
     if len(fp):
-        first = np.r_[True, fp[1:] != fp[:-1]]
-        last = np.r_[fp[1:] != fp[:-1], True]
+        change = fp[1:] != fp[:-1]
+        first = np.concatenate(([True], change))
+        last = np.concatenate((change, [True]))
         first_fever[fp[first]] = ft[first]
         last_fever[fp[last]] = ft[last]
         fever_n = np.bincount(fp, minlength=n).astype(float)[:n]

@@ -96,6 +96,12 @@ def is_fever(temperature_c: ArrayLike) -> np.ndarray:
         return np.round(t, 2) >= FEVER_C
 
 
+def fever_values(temperature_c: np.ndarray) -> np.ndarray:
+    """:func:`is_fever` of a float64 array, without its conversion and warning guard (NaN
+    compares False silently): the feature code calls it on every request."""
+    return np.round(temperature_c, 2) >= FEVER_C
+
+
 def hypotension_grade(hypotension: ArrayLike, vasopressors: ArrayLike) -> np.ndarray:
     """Grade implied by the circulation: 2 hypotension without vasopressors, 3 one, 4 two or more.
 
@@ -105,11 +111,16 @@ def hypotension_grade(hypotension: ArrayLike, vasopressors: ArrayLike) -> np.nda
     hypo = _arr(hypotension)
     vaso = _arr(vasopressors)
     hypo, vaso = np.broadcast_arrays(hypo, vaso)
+    return _hypotension_grade(hypo, vaso)
+
+
+def _hypotension_grade(hypo: np.ndarray, vaso: np.ndarray) -> np.ndarray:
+    """:func:`hypotension_grade` of aligned float arrays (no conversion or broadcasting; NaN
+    compares False without a floating-point warning)."""
     grade = np.zeros(hypo.shape, dtype=np.int8)
-    with np.errstate(invalid="ignore"):
-        grade[hypo >= 1] = 2
-        grade[vaso >= 1] = 3
-        grade[vaso >= 2] = 4
+    grade[hypo >= 1] = 2
+    grade[vaso >= 1] = 3
+    grade[vaso >= 2] = 4
     return grade
 
 
@@ -123,6 +134,11 @@ def hypoxia_grade(oxygen_device: ArrayLike, oxygen_flow: ArrayLike) -> np.ndarra
     dev = _arr(oxygen_device)
     flow = _arr(oxygen_flow)
     dev, flow = np.broadcast_arrays(dev, flow)
+    return _hypoxia_grade(dev, flow)
+
+
+def _hypoxia_grade(dev: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """:func:`hypoxia_grade` of aligned float arrays (no conversion or broadcasting)."""
     with np.errstate(invalid="ignore"):
         high_flow = np.round(flow, 3) > LOW_FLOW_MAX_L_PER_MIN
         any_flow = flow > 0
@@ -213,26 +229,44 @@ def _derive(
     analyte, value = a[order], v[order]
     query = np.unique(comp)  # one evaluation per (patient, time) with a support row
     q_code, q_hours = query // n_ranks, times[query % n_ranks]
-    state: dict[str, np.ndarray] = {}
-    for name, mask, tol in (
-        *((x, analyte == _SUPPORT_CODE[x], SUPPORT_VALID_H) for x in SUPPORT_ANALYTES[1:]),
-        ("fever", (analyte == _SUPPORT_CODE["temperature"]) & is_fever(value), FEVER_WINDOW_H),
-    ):
+    # the state of each kind at each evaluation (NaN = none in force); a kind without rows is
+    # left out: all-NaN inputs grade 0 in :func:`astct_grade`, so skipping them changes nothing
+    # and saves most of the work for one patient (usually temperature rows only)
+    kinds = set(analyte.tolist() if len(analyte) <= 256 else np.unique(analyte).tolist())
+    state: dict[str, np.ndarray | None] = dict.fromkeys((*SUPPORT_ANALYTES[1:], "fever"))
+    for name, code in _SUPPORT_CODE.items():
+        if code not in kinds:
+            continue
+        mask = analyte == code
+        if name == "temperature":
+            name, mask, tol = "fever", mask & fever_values(value), FEVER_WINDOW_H
+        else:
+            tol = SUPPORT_VALID_H
         sel = np.flatnonzero(mask)
         idx = _asof(comp[sel], codes[sel], hours[sel], query, q_code, q_hours, tol)
         found = value[sel][idx[idx >= 0]]
-        state[name] = np.full(len(query), np.nan)
-        state[name][idx >= 0] = found
+        out = np.full(len(query), np.nan)
+        out[idx >= 0] = found
+        state[name] = out
     first_drug = np.full(n, np.inf)
     np.minimum.at(first_drug, drug_p, drug_t)
-    grade = astct_grade(
-        state["fever"],
-        state["hypotension"],
-        state["vasopressors"],
-        state["oxygen_device"],
-        state["oxygen_flow"],
-        first_drug[q_code] <= q_hours,
-    )
+    # astct_grade on the aligned 1-D states, without its conversions and broadcasting
+    size = len(query)
+    organ = np.zeros(size, dtype=np.int8)
+    nan = np.full(size, np.nan)
+    hypo, vaso = state["hypotension"], state["vasopressors"]
+    if hypo is not None or vaso is not None:
+        organ = np.maximum(
+            organ, _hypotension_grade(nan if hypo is None else hypo, nan if vaso is None else vaso)
+        )
+    dev, flow = state["oxygen_device"], state["oxygen_flow"]
+    if dev is not None or flow is not None:
+        organ = np.maximum(
+            organ, _hypoxia_grade(nan if dev is None else dev, nan if flow is None else flow)
+        )
+    fever = fever_values(nan if state["fever"] is None else state["fever"])
+    exempt = first_drug[q_code] <= q_hours
+    grade = np.where(fever, np.maximum(organ, 1), np.where(exempt, organ, 0))
     return q_code, q_hours, grade.astype(float)
 
 
@@ -393,7 +427,7 @@ def course_of_records(records: Records, derived: Derived | None = None) -> Cours
     all_codes, all_hours, all_grade = all_codes[ok], all_hours[ok], all_grade[ok]
     order = np.lexsort((all_grade, all_hours, all_codes))  # at one time the highest grade last
     c, h, g = all_codes[order], all_hours[order], all_grade[order]
-    last = np.r_[(c[1:] != c[:-1]) | (h[1:] != h[:-1]), True][: len(c)]
+    last = np.concatenate(((c[1:] != c[:-1]) | (h[1:] != h[:-1]), [True]))[: len(c)]
     source = np.zeros(n, dtype=np.int8)
     source[ep[onset_only]] = MAX_GRADE_ONSET
     source[derived] = DERIVED

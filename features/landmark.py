@@ -89,8 +89,7 @@ def known_at(hours: np.ndarray, limit: np.ndarray | float) -> np.ndarray:
 
     A NaN time (unknown) or a NaN landmark (none for that patient) keeps nothing.
     """
-    with np.errstate(invalid="ignore"):
-        return hours <= limit  # NaN time or NaN landmark → False
+    return hours <= limit  # NaN time or NaN landmark → False (comparisons never warn)
 
 
 def _keep(cohort: Cohort, frame: pd.DataFrame, limits: np.ndarray, scalar: bool) -> pd.DataFrame:

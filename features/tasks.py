@@ -339,7 +339,7 @@ def last_grade(course: GradeCourse | Course, n: int) -> np.ndarray:
     out = np.zeros(n)
     if len(codes) == 0:
         return out
-    last = np.r_[codes[1:] != codes[:-1], True]
+    last = np.concatenate((codes[1:] != codes[:-1], [True]))
     out[codes[last]] = grades[last]
     return out
 
@@ -392,8 +392,11 @@ def _event_set(names: tuple[str, ...]) -> np.ndarray:
 def _reasons(n: int, rules: list[tuple[np.ndarray, str]]) -> np.ndarray:
     """First matching reason per patient ("" = eligible); rules are applied in order."""
     reason = np.full(n, "", dtype=object)
+    open_ = np.ones(n, dtype=bool)  # no reason yet (every rule's text is non-empty)
     for mask, text in rules:
-        reason[(reason == "") & mask] = text
+        hit = open_ & mask
+        reason[hit] = text
+        open_ &= ~hit
     return reason
 
 

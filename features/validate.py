@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,25 @@ _SOFT_HIGH = np.array([a.soft[1] for a in ANALYTES.values()] + [np.inf])
 _INTEGER = np.array([a.integer for a in ANALYTES.values()] + [False])
 _VOCABULARY = sorted({*ANALYTE_KEYS, *(a.label for a in ANALYTES.values())})
 _resolve_unit = functools.lru_cache(maxsize=4096)(resolve_unit)  # pure: same text, same unit
+
+
+@functools.lru_cache(maxsize=4096)
+def _analyte_code(name: str) -> int:
+    """Index in :data:`ANALYTE_KEYS` of an analyte name or alias (-2 = unknown); pure, cached."""
+    key = resolve_analyte(name)
+    return ANALYTE_KEYS.index(key) if key is not None else -2
+
+
+@functools.lru_cache(maxsize=4096)
+def _unit_factor(ai: int, text: str) -> tuple[float, float] | None:
+    """(scale, offset) of unit ``text`` for analyte code ``ai``, None when not accepted."""
+    key = ANALYTE_KEYS[ai]
+    declared = _resolve_unit(key, text)
+    if declared is None:
+        return None
+    conv = ANALYTES[key].units[declared]
+    return conv.scale, conv.offset
+
 
 _NULL_SET = frozenset(NULL_TOKENS)
 _HIDDEN = "<patient id hidden>"
@@ -344,6 +364,10 @@ def _clean_text(value: Any) -> str | None:
 
 
 def _text_codes(series: pd.Series) -> _Codes:
+    if isinstance(series, np.ndarray) and series.dtype == object and len(series) <= _SMALL:
+        fast = _small_text_codes(series)
+        if fast is not None:
+            return fast
     codes, raw = _factorize(series)
     cleaned = [_clean_text(u) for u in raw]
     remap = np.full(len(cleaned) + 1, -1, dtype=np.int64)  # last slot maps code -1 to -1
@@ -352,6 +376,30 @@ def _text_codes(series: pd.Series) -> _Codes:
         if text is not None:
             remap[i] = lookup.setdefault(text, len(lookup))
     return _Codes(remap[codes], list(lookup))
+
+
+def _small_text_codes(values: np.ndarray) -> _Codes | None:
+    """:func:`_text_codes` of a short object column in one pass (a request's columns): each
+    distinct cell is cleaned once, in order of appearance, exactly as the general path does
+    (factorize, clean the distinct cells, merge cells that clean to the same text). ``None``
+    for a cell the dict cannot take (unhashable, ``pd.NA``): the general path decides."""
+    seen: dict[Any, int] = {}  # raw cell → final code (-1 = missing)
+    lookup: dict[str, int] = {}  # cleaned text → final code
+    codes = []
+    try:
+        for v in values:
+            c = seen.get(v)
+            if c is None:
+                if v is None or v != v:  # None and NaN: missing, as in pandas' factorize
+                    c = -1
+                else:
+                    text = _clean_text(v)
+                    c = -1 if text is None else lookup.setdefault(text, len(lookup))
+                seen[v] = c
+            codes.append(c)
+    except TypeError:
+        return None
+    return _Codes(np.array(codes, dtype=np.int64), list(lookup))
 
 
 def _float_or_bad(value: Any) -> float | None:
@@ -377,6 +425,11 @@ def _numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Parse a column as float64: values (NaN = missing or bad) and the mask of bad cells."""
     dtype = series.dtype
     n = len(series)
+    if isinstance(series, np.ndarray) and dtype.kind in "fiu":  # plain NumPy numbers: no
+        values = series.astype(np.float64)  # pandas dtype checks (as the numeric path below)
+        bad = np.isinf(values)
+        values[bad] = np.nan
+        return values, bad
     if pd.api.types.is_bool_dtype(dtype):
         values = np.array(_floats(series), copy=True)
         return values, np.zeros(n, dtype=bool)
@@ -531,6 +584,8 @@ def _parse_table(name: str, frame: Table, file: str, col: _Collector) -> _Parsed
         blank = np.ones(parsed.n, dtype=bool)
         for c in parsed.raw:
             blank &= parsed.missing(c)
+            if not blank.any():  # no candidate left (the usual case after the first column)
+                break
         parsed.blank = blank
     else:
         parsed.blank = np.zeros(0, dtype=bool)
@@ -545,7 +600,8 @@ def _check_columns(p: _Parsed, col: _Collector) -> None:
             if c.dtype == "category" and c.allowed is not None and c.name in p.text:
                 p.text[c.name] = _Codes(p.text[c.name].codes, list(c.allowed))
         return
-    if p.blank.any():
+    any_blank = bool(p.blank.any())
+    if any_blank:
         col.rows(p.file, p.blank, "empty row, ignored", severity="warning")
     for c in schema.columns:
         if c.name not in p.raw:
@@ -557,7 +613,7 @@ def _check_columns(p: _Parsed, col: _Collector) -> None:
                 "float": "not a number",
             }[c.dtype]
             col.rows(p.file, p.bad[c.name], rule, column=c.name, values=p.raw[c.name])
-        missing = p.missing(c.name) & ~p.blank
+        missing = p.missing(c.name) & ~p.blank if any_blank else p.missing(c.name)
         if not c.nullable:
             col.rows(p.file, missing, "missing value in a required field", column=c.name)
         if c.dtype == "category" and c.allowed is not None:
@@ -576,7 +632,7 @@ def _check_allowed(p: _Parsed, c: Column, col: _Collector) -> None:
     """Map a category column onto its declared spellings (case-insensitive), report others."""
     assert c.allowed is not None
     codes = p.text[c.name]
-    lookup = {a.lower(): i for i, a in enumerate(c.allowed)}
+    lookup = _allowed_lookup(c.allowed)
     table = np.full(len(codes.uniques) + 1, -1, dtype=np.int64)
     bad_u = np.zeros(len(codes.uniques) + 1, dtype=bool)
     for i, text in enumerate(codes.uniques):
@@ -595,6 +651,12 @@ def _check_allowed(p: _Parsed, c: Column, col: _Collector) -> None:
         values=codes.text,
     )
     p.text[c.name] = _Codes(table[codes.codes], list(c.allowed))
+
+
+@functools.lru_cache(maxsize=64)
+def _allowed_lookup(allowed: tuple[str, ...]) -> dict[str, int]:
+    """Position of each allowed spelling by its lower-case text (a constant per column)."""
+    return {a.lower(): i for i, a in enumerate(allowed)}
 
 
 def _check_ranges(p: _Parsed, c: Column, values: np.ndarray, col: _Collector) -> None:
@@ -647,6 +709,8 @@ def _repeat_rows(codes: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _rank(uniques: list[str]) -> np.ndarray:
     """Rank of each distinct text in sorted (code point) order, plus -1 for the missing code."""
+    if len(uniques) == 1:  # one patient: nothing to sort
+        return np.array([0, -1], dtype=np.int64)
     order = np.argsort(np.array(uniques, dtype=object), kind="stable") if uniques else []
     rank = np.empty(len(uniques) + 1, dtype=np.int64)
     rank[np.asarray(order, dtype=np.int64)] = np.arange(len(uniques))
@@ -700,14 +764,7 @@ def _check_measurements(p: _Parsed, col: _Collector) -> _Measured | None:
     if not {"analyte", "unit", "value"} <= set(p.raw):
         return None
     names = p.text["analyte"]
-    key_of = np.array(
-        [
-            ANALYTE_KEYS.index(k) if (k := resolve_analyte(u)) is not None else -2
-            for u in names.uniques
-        ]
-        + [-1],
-        dtype=np.int64,
-    )
+    key_of = np.array([*map(_analyte_code, names.uniques), -1], dtype=np.int64)
     akey = key_of[names.codes]
     col.rows(
         p.file,
@@ -728,18 +785,18 @@ def _check_measurements(p: _Parsed, col: _Collector) -> _Measured | None:
     n_a, n_u = len(ANALYTE_KEYS), len(units.uniques)
     scale = np.full((n_a + 1, n_u + 1), np.nan)
     offset = np.zeros((n_a + 1, n_u + 1))
-    for ai in np.unique(akey[akey >= 0]):
-        key = ANALYTE_KEYS[ai]
-        for ui, text in enumerate(units.uniques):
-            declared = _resolve_unit(key, text)
-            if declared is not None:
-                conv = ANALYTES[key].units[declared]
-                scale[ai, ui], offset[ai, ui] = conv.scale, conv.offset
     a_idx = np.where(akey >= 0, akey, n_a)
     u_idx = np.where(units.codes >= 0, units.codes, n_u)
+    # only the (analyte, unit) pairs that occur: the rows read no other cell of the tables
+    for pair in np.unique(a_idx * (n_u + 1) + u_idx).tolist():
+        ai, ui = divmod(pair, n_u + 1)
+        if ai < n_a and ui < n_u:
+            factor = _unit_factor(ai, units.uniques[ui])
+            if factor is not None:
+                scale[ai, ui], offset[ai, ui] = factor
     row_scale = scale[a_idx, u_idx]
     unit_bad = (akey >= 0) & (units.codes >= 0) & np.isnan(row_scale) & ~p.blank
-    for ai in np.unique(akey[unit_bad]):
+    for ai in np.unique(akey[unit_bad]) if unit_bad.any() else ():
         a = ANALYTES[ANALYTE_KEYS[ai]]
         col.rows(
             p.file,
@@ -772,7 +829,7 @@ def _check_measurements(p: _Parsed, col: _Collector) -> _Measured | None:
         (soft_bad, "implausible", "warning"),
     )
     for mask, kind, severity in checks:
-        for ai in np.unique(akey[mask]):
+        for ai in np.unique(akey[mask]) if mask.any() else ():
             a = ANALYTES[ANALYTE_KEYS[ai]]
             bounds = a.hard if kind == "impossible" else a.soft
             col.rows(
@@ -784,7 +841,7 @@ def _check_measurements(p: _Parsed, col: _Collector) -> _Measured | None:
                 detail=converted(a.key),
                 severity=severity,
             )
-    for ai in np.unique(akey[frac_bad]):
+    for ai in np.unique(akey[frac_bad]) if frac_bad.any() else ():
         a = ANALYTES[ANALYTE_KEYS[ai]]
         col.rows(
             p.file,
@@ -861,6 +918,11 @@ def _is_sorted(*keys: np.ndarray) -> bool:
     n = keys[0].size
     if n < 2:
         return True
+    if n <= _SMALL:  # a few rows: Python's tuple order is the same test without array calls
+        if any(k.dtype.kind == "f" and not np.isfinite(k).all() for k in keys):
+            return False  # as below: NaN or infinities go to lexsort
+        rows = list(zip(*(k.tolist() for k in reversed(keys)), strict=True))
+        return all(a <= b for a, b in itertools.pairwise(rows))
     tie = np.ones(n - 1, dtype=bool)
     for key in reversed(keys):
         a, b = key[:-1], key[1:]
@@ -1098,9 +1160,13 @@ def _orders(parsed: Mapping[str, _Parsed]) -> tuple[np.ndarray, np.ndarray]:
     ev = parsed["events"]
     e_rows = np.flatnonzero(~ev.blank)
     e_ids = ev.text["patient_id"]
+    # missing dose/grade sort last; parsed numbers are never infinite (``_numbers`` reports
+    # them), so this is ``np.nan_to_num(x, nan=np.inf)`` without its per-call overhead
+    dose = ev.num.get("dose_mg_per_kg", np.full(ev.n, np.nan))[e_rows]
+    grade = ev.num.get("grade", np.full(ev.n, np.nan))[e_rows]
     keys_e = (
-        np.nan_to_num(ev.num.get("dose_mg_per_kg", np.full(ev.n, np.nan))[e_rows], nan=np.inf),
-        np.nan_to_num(ev.num.get("grade", np.full(ev.n, np.nan))[e_rows], nan=np.inf),
+        np.where(np.isnan(dose), np.inf, dose),
+        np.where(np.isnan(grade), np.inf, grade),
         ev.text["event"].codes[e_rows],
         ev.num["hours_from_infusion"][e_rows],
         _rank(e_ids.uniques)[e_ids.codes[e_rows]],
