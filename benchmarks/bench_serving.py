@@ -7,7 +7,7 @@ Measured in one run on one machine, client on the same box (numbers go in the RE
    row already built) — p50/p99, and the ratio;
 3. batch scoring of 10,000 synthetic patients without explanations (``/v1/risk/batch``, JSON
    and the same patients as CSV), patients per second, plus an in-process breakdown
-   (parse → validate → features → predict);
+   (decode → score: tables, validation, features, predictions, texts, digests → audit);
 4. the HTTP floor: do-nothing FastAPI endpoints under the same uvicorn and client (what no
    scoring code can beat on the machine);
 5. 32 concurrent clients — errors.

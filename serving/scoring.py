@@ -19,8 +19,7 @@ Steps (each patient's data only ever produce that patient's row):
    imputed, values outside the range the model was trained on (``features.catalog`` plausible
    ranges, where the model's winsoriser clips) and ineligibility with its reason.
 
-Batches run the same steps vectorised over all patients; their records arrive as plain dicts
-validated by the request models' rules (``serving.schemas.batch_records``).
+Batches run the same steps vectorised over all patients in ``serving.batch``.
 """
 
 from __future__ import annotations
