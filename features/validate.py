@@ -227,6 +227,26 @@ Table = pd.DataFrame | Mapping[str, np.ndarray | pd.Series | Sequence[Any]]
 """A table: a DataFrame, or column name → values (NumPy arrays; object arrays for text)."""
 
 
+_NOT_SCALAR = object()
+
+
+def _scalar_text(value: Any) -> str | object | None:
+    """Text of a missing, yes/no or number cell (None = missing; whole floats without ``.0``),
+    :data:`_NOT_SCALAR` for any other value (text is the caller's to clean or quote)."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        if math.isnan(f):
+            return None
+        return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)
+    return _NOT_SCALAR
+
+
 class _Collector:
     """Accumulates problems, caps the rows listed per rule and hides patient identifiers."""
 
@@ -235,17 +255,9 @@ class _Collector:
         self.hidden: set[str] = set()
 
     def show(self, value: Any) -> str | None:
-        if value is None or value is pd.NA:
-            return None
-        if isinstance(value, bool | np.bool_):
-            return str(bool(value))
-        if isinstance(value, int | np.integer):
-            return str(int(value))
-        if isinstance(value, float | np.floating):
-            f = float(value)
-            if math.isnan(f):
-                return None
-            return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)
+        scalar = _scalar_text(value)
+        if scalar is not _NOT_SCALAR:
+            return scalar  # type: ignore[return-value]
         text = value if isinstance(value, str) else str(value)
         if text.strip() in self.hidden:
             return _HIDDEN
@@ -346,17 +358,9 @@ def _clean_text(value: Any) -> str | None:
     if type(value) is str:  # the common case first (10⁴ distinct ids in a large request)
         text = value.strip()
         return None if text in _NULL_SET else text
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        f = float(value)
-        if math.isnan(f):
-            return None
-        return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)
+    scalar = _scalar_text(value)
+    if scalar is not _NOT_SCALAR:
+        return scalar  # type: ignore[return-value]
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     text = str(value).strip()
