@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -33,8 +32,8 @@ from serving.schemas import RiskRequest
 from serving.scoring import score_request, validate_requests
 from serving.store import DEFAULT_THRESHOLDS, LoadedModel, Snapshot, band_evidence
 from serving.trees import check_rows, compile_trees
+from tests.training.test_explain import fit
 from training.explain import ModelExplainer
-from training.models import build_model
 from training.registry import registered_name
 
 # landmark → model; 72h has no champion (the "not registered" path)
@@ -47,27 +46,16 @@ PLAN = {
 
 
 def _fit(name: str, table, task: str, landmark: str, calibration: str | None):
-    params = {"n_estimators": 40} if name == "xgboost" else {}
-    grid = {"C": [0.1]} if name == "logreg" else {"max_depth": [3]}
-    built = build_model(
+    return fit(
         name,
-        X=table.X,
-        catalog=catalog_for(task, landmark),
+        table.X,
+        table.y.to_numpy(dtype=int),
+        catalog_for(task, landmark),
+        calibration,
         landmark=landmark,
-        columns=list(table.X.columns),
-        feature_set="all",
-        params=params,
-        grid=grid,
-        calibration=calibration,
-        monotone=True,
-        inner_folds=2,
-        scoring="neg_log_loss",
-        seed=3,
+        n_estimators=40,
+        max_depth=3,
     )
-    assert not isinstance(built, str), built
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return built.estimator.fit(table.X, table.y.to_numpy(dtype=int)).model_
 
 
 def _loaded(task: str, landmark: str, model) -> LoadedModel:

@@ -56,15 +56,31 @@ def catalog():
     return catalog_for("severe_crs", LANDMARK)
 
 
-def fit(name: str, X: pd.DataFrame, y: np.ndarray, catalog, calibration: str = "auto"):
+def fit(
+    name: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    catalog,
+    calibration: str | None = "auto",
+    *,
+    landmark: str = LANDMARK,
+    n_estimators: int = 60,
+    max_depth: int = 2,
+):
     """The logged object (``TunedCalibratedClassifier.model_``) of a quickly tuned model."""
-    params = {"n_estimators": 60} if name == "xgboost" else {}
-    grid = {"C": [0.1]} if name == "logreg" else {"max_depth": [2]} if name == "xgboost" else None
+    params = {"n_estimators": n_estimators} if name == "xgboost" else {}
+    grid = (
+        {"C": [0.1]}
+        if name == "logreg"
+        else {"max_depth": [max_depth]}
+        if name == "xgboost"
+        else None
+    )
     built = build_model(
         name,
         X=X,
         catalog=catalog,
-        landmark=LANDMARK,
+        landmark=landmark,
         columns=list(X.columns),
         feature_set="all",
         params=params,
