@@ -278,12 +278,15 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
         eligible = a.eligible[codes]
         for i, code in zip(members[~eligible].tolist(), codes[~eligible].tolist(), strict=True):
             texts[slot][i] = render.not_scored(str(a.reason[code]) or "not eligible")
-        rows = codes[eligible]  # eligible members' patient codes, in member order
+        # feature_matrix returns its rows in patient-code order: sort the eligible members so
+        # (with request indices ``who``) row r of X is patient ``who[r]``
+        by_code = np.argsort(codes[eligible], kind="stable")
+        rows = codes[eligible][by_code]
         if not len(rows):
             continue
         X = feature_matrix(a, baseline, rows)[:, feature_index(model.columns)]
         p = predict(model.model, pd.DataFrame(X, columns=list(model.columns)))
-        who = members[eligible].tolist()
+        who = members[eligible][by_code].tolist()
         for i, t in zip(
             who, render.scored(band_index(p, model.thresholds), p.tolist()), strict=True
         ):
@@ -309,6 +312,8 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
             v = cache[key] = json.dumps(dict(k for k in key if k is not None), sort_keys=True)
         versions.append(v)
     order = request_index(valid)
-    by_code = input_digests(valid.records, valid.patients, as_of[order], [asked[i] for i in order])
-    digests = [by_code[c] for c in code_of.tolist()]
+    digest_of = input_digests(
+        valid.records, valid.patients, as_of[order], [asked[i] for i in order]
+    )
+    digests = [digest_of[c] for c in code_of.tolist()]
     return BatchScores(refs, items, outputs, versions, digests)
