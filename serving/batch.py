@@ -266,7 +266,10 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
         render = _Rendered(task, lm, model)
         m_list = members.tolist()
         if model is None:
-            missing = render.not_scored("no champion registered")
+            # the single route's reasons (serving.scoring.score_valid)
+            missing = render.not_scored(
+                f"no champion registered for {lm}" if task == SEVERE else "no champion registered"
+            )
             for i in m_list:
                 texts[slot][i] = missing
             continue

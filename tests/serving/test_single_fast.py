@@ -14,6 +14,7 @@ booster's float32 arithmetic in the last bits). Models are fitted here (no MLflo
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -26,6 +27,7 @@ from features.build import build_features, build_patient_features
 from features.catalog import CATALOG, catalog_for
 from features.io import load_cohort, write_cohort
 from features.synth import simulate
+from serving.audit import OUTPUT_KEYS
 from serving.examples import to_request
 from serving.explaining import input_columns, make_explainer, prepare, probability, tree_ensemble
 from serving.schemas import RiskRequest
@@ -294,3 +296,55 @@ def test_unsupported_boosters_fall_back_to_xgboost():
     multi = XGBClassifier(n_estimators=5, n_jobs=1).fit(X, np.digitize(X[:, 0], [-0.5, 0.5]))
     assert compile_trees(dart.get_booster()) is None
     assert compile_trees(multi.get_booster()) is None
+
+
+def test_batch_scores_equal_the_model_and_the_single_route(snapshot, requests_):
+    """``serving.batch.score_batch`` (no registered store needed): each patient's severe and toci
+    results as the single route gives them (landmark, eligibility, reason, band), probabilities
+    from the model's own ``predict_proba`` (explained patients: the explainer, as single), the
+    response valid against ``BatchResponse`` and one input digest per patient as single."""
+    from serving.batch import score_batch
+    from serving.digest import input_digests
+    from serving.schemas import BatchPatient, BatchResponse
+
+    reqs = [BatchPatient.model_validate(r.model_dump()) for r in requests_]
+    scores = score_batch(snapshot, reqs)
+    body = BatchResponse.model_validate_json(scores.body("b1"))
+    assert body.n == len(reqs) and [it.index for it in body.items] == list(range(len(reqs)))
+    checked = 0
+    for req, single_req, item, digest in zip(
+        reqs, requests_, body.items, scores.digests, strict=True
+    ):
+        single = score_request(snapshot, single_req, "t")
+        assert item.landmark == single.landmark
+        for b, s in zip(item.results, single.results, strict=True):
+            assert (b.task, b.landmark, b.eligible, b.reason) == (
+                s.task,
+                s.landmark,
+                s.eligible,
+                s.reason,
+            )
+            if not b.eligible:
+                continue
+            model = snapshot.get(b.task, b.landmark)
+            if req.explain:
+                assert b.probability == s.probability  # the same explainer path
+                assert len(b.contributions) == len(s.contributions)
+            else:
+                X = build_patient_features(
+                    validate_requests([single_req]).cohort, b.task, b.landmark
+                ).X[list(model.columns)]
+                # the model's own predict_proba; a logistic model's matrix product sums in
+                # another order for 10⁴ rows than for one (BLAS blocking): equal to ~1 ulp
+                assert b.probability == pytest.approx(
+                    float(model.model.predict_proba(X)[0, 1]), rel=1e-12, abs=1e-15
+                )
+                assert abs(b.probability - s.probability) < 1e-6 and not b.contributions
+            assert b.band == model.band(b.probability)[0]
+            checked += 1
+        valid = validate_requests([single_req])
+        as_of = np.array([np.nan if req.as_of_hours is None else req.as_of_hours])
+        assert digest == input_digests(valid.records, valid.patients, as_of, [req.landmark])[0]
+    assert checked > len(reqs) // 2
+    outputs = [json.loads(o) for o in scores.outputs]
+    assert all(len(o) == 2 and set(o[0]) == set(OUTPUT_KEYS) for o in outputs)
