@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.errors import CohortError, CrsRiskError
-from features.io import FORMATS, _arrow_table, _csv_header, _write_csv_rows
+from features.io import FORMATS, _arrow_table, _csv_header, _write_csv_rows, refuse_mixed_formats
 from features.schema import TABLES
 from features.synth.params import SynthParams
 from features.synth.simulate import (
@@ -50,11 +50,9 @@ from features.synth.simulate import (
     SyntheticCohort,
     _assemble_measurements,
     _events,
-    _measurements,
     _patient_frame,
-    _Rows,
-    _sorted_chunk,
     _truth,
+    measurement_chunks,
     patient_stages,
 )
 from features.validate import MAX_LISTED, Problem, ValidationReport, validate_frames
@@ -120,15 +118,9 @@ def simulate_blocks(
         new_center=new_center,
         ari_fraction=ari_fraction,
     )
-    p, meas_ss, cen, ids = st.params, st.meas_ss, st.centres, st.ids
+    p, cen, ids = st.params, st.centres, st.ids
     pt, lat, crs, tr, tox = st.patients, st.latent, st.course, st.treatment, st.toxicity
-    n_blocks = (n + block - 1) // block
-    for bi, s in enumerate(meas_ss.spawn(n_blocks)):
-        sl = slice(bi * block, min(n, (bi + 1) * block))
-        rows = _Rows([], [], [], [], [], [])
-        _measurements(np.random.Generator(np.random.PCG64(s)), sl, pt, lat, crs, tr, p, cen, rows)
-        chunk = _sorted_chunk(rows)
-        del rows
+    for sl, chunk in measurement_chunks(st, block):
         chunk["pid"] -= np.int32(sl.start)  # codes into this block's identifiers
         block_ids = ids[sl]
         measurements = _assemble_measurements([chunk], block_ids)
@@ -343,13 +335,7 @@ def write_cohort_blocks(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise CrsRiskError(f"{out} exists and is not a folder")
-    other = "parquet" if fmt == "csv" else "csv"
-    for name in TABLES:
-        if (out / f"{name}.{other}").exists():
-            raise CrsRiskError(
-                f"{out / f'{name}.{other}'} exists: writing {name}.{fmt} beside it would make "
-                "the cohort ambiguous; remove it or write the same format"
-            )
+    refuse_mixed_formats(out, fmt)
     files = {name: f"{name}.{fmt}" for name in TABLES}
     created = _created_dirs(out.parent)
     tmp = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"

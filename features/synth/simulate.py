@@ -22,6 +22,7 @@ parameters give identical frames.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -1112,20 +1113,33 @@ def simulate(
         new_center=new_center,
         ari_fraction=ari_fraction,
     )
-    p, meas_ss, cen, ids = st.params, st.meas_ss, st.centres, st.ids
+    p, cen, ids = st.params, st.centres, st.ids
     pt, lat, crs, tr, tox = st.patients, st.latent, st.course, st.treatment, st.toxicity
-    chunks = []
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    for ci, s in enumerate(meas_ss.spawn(n_chunks)):
-        sl = slice(ci * CHUNK, min(n, (ci + 1) * CHUNK))
-        rows = _Rows([], [], [], [], [], [])
-        _measurements(np.random.Generator(np.random.PCG64(s)), sl, pt, lat, crs, tr, p, cen, rows)
-        chunks.append(_sorted_chunk(rows))
+    chunks = [chunk for _, chunk in measurement_chunks(st, CHUNK)]
     measurements = _assemble_measurements(chunks, ids)
     events = _events(pt, crs, tr, tox, p, ids)
     patients = _patient_frame(pt, cen, ids)
     truth = _truth(pt, lat, crs, tr, tox, p, cen, ids)
     return SyntheticCohort(patients, measurements, events, truth, p)
+
+
+def measurement_chunks(
+    st: PatientStages, block: int
+) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+    """Each block of ``block`` patients with its measurement rows in canonical order, drawn
+    from the block's own stream of ``st.meas_ss`` — the one loop behind :func:`simulate`
+    (``block = CHUNK``) and the chunked writer, so both draw the same values."""
+    n = len(st.ids)
+    for bi, s in enumerate(st.meas_ss.spawn((n + block - 1) // block)):
+        sl = slice(bi * block, min(n, (bi + 1) * block))
+        rows = _Rows([], [], [], [], [], [])
+        rng = np.random.Generator(np.random.PCG64(s))
+        _measurements(
+            rng, sl, st.patients, st.latent, st.course, st.treatment, st.params, st.centres, rows
+        )
+        chunk = _sorted_chunk(rows)
+        del rows  # the unsorted pieces; the chunk's arrays go as _assemble_measurements pops them
+        yield sl, chunk
 
 
 def _sorted_chunk(rows: _Rows) -> dict[str, np.ndarray]:
