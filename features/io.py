@@ -329,6 +329,18 @@ def _write_frame(frame: pd.DataFrame, path: Path, parquet: bool) -> None:
         _write_csv_rows(table, fh)
 
 
+def refuse_mixed_formats(out: Path, fmt: str) -> None:
+    """CrsRiskError when ``out`` already holds a table in the other format (a folder with both
+    ``measurements.csv`` and ``measurements.parquet`` would be ambiguous to read)."""
+    other = "parquet" if fmt == "csv" else "csv"
+    for name in TABLES:
+        if (out / f"{name}.{other}").exists():
+            raise CrsRiskError(
+                f"{out / f'{name}.{other}'} exists: writing {name}.{fmt} beside it would make "
+                "the cohort ambiguous; remove it or write the same format"
+            )
+
+
 def write_cohort(
     out_dir: str | os.PathLike[str],
     patients: pd.DataFrame,
@@ -353,13 +365,7 @@ def write_cohort(
     report = validate_frames(tables, out.name, files=files, keep_frames=True)
     if not report.ok or report.frames is None:
         raise CohortError(report.render(), report.errors)
-    other = "parquet" if fmt == "csv" else "csv"
-    for name in TABLES:
-        if (out / f"{name}.{other}").exists():
-            raise CrsRiskError(
-                f"{out / f'{name}.{other}'} exists: writing {name}.{fmt} beside it would make "
-                "the cohort ambiguous; remove it or write the same format"
-            )
+    refuse_mixed_formats(out, fmt)
     targets = {out / files[name]: report.frames[name] for name in TABLES}
     targets.update({out / file: frame for file, frame in extra_files.items()})
     temporary: list[Path] = []
