@@ -59,10 +59,6 @@ class BatchScores:
     versions: list[str]
     digests: list[str]
 
-    def item_dicts(self) -> list[dict[str, Any]]:
-        """The items parsed (for callers in process; the service sends the texts)."""
-        return [json.loads(t) for t in self.items]
-
     def body(self, request_id: str) -> bytes:
         """The ``BatchResponse`` document."""
         head = f'{{"request_id":{_text(request_id)},"n":{len(self.items)},"items":['

@@ -205,7 +205,6 @@ def _frames(raw: bytes) -> tuple[Frames, dict[str, list[Any]]]:
             column_types={c: pa.string() for c in _COLUMNS},  # cells as written, typed below
             strings_can_be_null=True,
             null_values=[""],  # only an empty cell is missing ("NA" is text, as in csvbatch)
-            include_columns=None,
         ),
         read_options=pcsv.ReadOptions(use_threads=True),
     )

@@ -74,12 +74,6 @@ Request = RiskRequest | dict[str, Any]
 ``serving.schemas.batch_records``; absent keys take ``BATCH_DEFAULTS``)."""
 
 
-def _param(req: Request, name: str) -> Any:
-    if isinstance(req, dict):
-        return req.get(name, BATCH_DEFAULTS[name])
-    return getattr(req, name)
-
-
 def column(reqs: Sequence[Any], name: str) -> list[Any]:
     """Every request's (or item's) ``name``, read by one C-level getter over the list (absent
     keys of plain dicts: ``BATCH_DEFAULTS`` for request fields, else None)."""
