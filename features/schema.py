@@ -34,7 +34,18 @@ GRADED_EVENTS: dict[str, tuple[int, int]] = {
 }
 DRUG_EVENTS: tuple[str, ...] = ("tocilizumab", "siltuximab", "anakinra", "corticosteroids")
 SECOND_LINE_AGENTS: tuple[str, ...] = ("siltuximab", "anakinra", "corticosteroids")
-OTHER_EVENTS: tuple[str, ...] = ("crs_resolved", "icu_admission", "icu_discharge", "death")
+OTHER_EVENTS: tuple[str, ...] = (
+    "crs_resolved",
+    "icu_admission",
+    "icu_discharge",
+    "death",
+    # follow-up of CRS ended at this time (empty time = no CRS information at all): the outcome
+    # after it is unknown, never "no CRS" (../shared/DESIGN.md, "The clinical question")
+    "lost_to_follow_up",
+)
+# Why a drug was given. Only drug events carry it; empty = not recorded. Corticosteroids given
+# for ICANS (or another reason) never count as second-line CRS treatment.
+INDICATIONS: tuple[str, ...] = ("crs", "icans", "other")
 EVENTS: tuple[str, ...] = (*GRADED_EVENTS, *DRUG_EVENTS, *OTHER_EVENTS)
 
 
@@ -195,6 +206,13 @@ EVENTS_TABLE = Table(
             hard=(0, 1000),
             soft=(0, 30),
             unit="mg/kg",
+        ),
+        Column(
+            "indication",
+            "category",
+            "Why a drug event was given: crs, icans or other (optional; empty = not recorded; "
+            "drug events only).",
+            allowed=INDICATIONS,
         ),
     ),
     key=("patient_id", "hours_from_infusion", "event"),

@@ -984,6 +984,14 @@ def _check_events(p: _Parsed, col: _Collector) -> None:
                 values=p.raw["dose_mg_per_kg"],
                 severity="warning",
             )
+        if e not in DRUG_EVENTS and "indication" in p.text:
+            col.rows(
+                p.file,
+                this & (p.text["indication"].codes >= 0),
+                f"indication given for {e}, which is not a drug event (leave it empty)",
+                column="indication",
+                values=p.raw.get("indication"),
+            )
     if "patient_id" not in p.text or "hours_from_infusion" not in p.num:
         return
     pid = p.text["patient_id"].codes

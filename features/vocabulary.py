@@ -226,6 +226,17 @@ ANALYTES: dict[str, Analyte] = {
             True,
         ),
         Analyte(
+            "vasopressin",
+            "Vasopressin running",
+            "organ support",
+            "flag",
+            {"flag": _ID},
+            (0.0, 1.0),
+            (0.0, 1.0),
+            None,
+            True,
+        ),
+        Analyte(
             "oxygen_device",
             "Oxygen support device (OxygenDevice code)",
             "organ support",

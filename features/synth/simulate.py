@@ -129,6 +129,7 @@ _EVENT_ORDER = np.array(
             "icu_discharge": 9,
             "crs_resolved": 10,
             "death": 11,
+            "lost_to_follow_up": 12,
         }[e]
         for e in EVENTS
     ]
