@@ -28,7 +28,7 @@ from features.landmark import Records
 from features.synth.simulate import simulate
 from features.validate import validate_frames
 
-REFERENCE = "e71c03b"
+REFERENCE = "376d33d"
 REPO = Path(__file__).resolve().parents[2]
 FILES = {"patients": "patient", "measurements": "measurements", "events": "events"}
 SEVERE_LMS = ("0h", "24h", "48h", "72h")
