@@ -22,8 +22,13 @@ Definitions (units are canonical, ``features.vocabulary``):
 - temperature: maximum, last, count, fever present (≥38.0 °C in the 24 h up to the landmark),
   hours since the first fever, febrile count;
 - CRS course from the grade course of the cut cohort (``features.grading``): CRS present, highest
-  grade so far, grade in force, hours since onset; for ``toci_refractory`` the grade and hours
-  since onset at the first dose, and the dose's time.
+  grade so far, grade in force (missing once a derived grade has expired), hours since onset;
+  for ``toci_refractory`` the grade and hours since onset at the first dose, and the dose's time;
+- treatment so far (``severe_crs`` after infusion; issue 11 §5): tocilizumab given, hours since
+  its first dose, corticosteroids given and siltuximab/anakinra given (for CRS or with no
+  recorded indication), and whether IL-6, sIL-6R and CRP were measured after the first
+  tocilizumab dose (tocilizumab itself moves them; explanations say so:
+  ``features.catalog.after_tocilizumab_note``).
 
 Vectorised with NumPy over (patient, analyte) groups of the cohort's records
 (``features.landmark.Records``: the long tables as arrays, built once by :func:`prepare`), into
@@ -49,13 +54,22 @@ from features.catalog import (
     DYNAMIC_ANALYTES,
     HIGH_BURDEN_BLASTS_PCT,
     LOG_SCALE,
+    TOCI_AFFECTED,
     _slug,
     catalog_for,
 )
 from features.cohort import Cohort
 from features.errors import CrsRiskError
 from features.grading import FEVER_WINDOW_H, SOURCE_NAMES, Course, GradeCourse, fever_values
-from features.landmark import ANALYTE_KEYS, PreparedCohort, Records, prepared
+from features.landmark import (
+    ANALYTE_CODE,
+    ANALYTE_KEYS,
+    EVENT_CODE,
+    INDICATION_CODE,
+    PreparedCohort,
+    Records,
+    prepared,
+)
 from features.schema import LYMPHODEPLETION, PRODUCTS
 from features.table import FeatureTable
 from features.tasks import (
@@ -63,6 +77,7 @@ from features.tasks import (
     Task,
     assign,
     course_of,
+    exclusion_summary,
     get_task,
     last_grade,
     max_grade,
@@ -169,6 +184,13 @@ _COURSE = (
     "toci_hours_since_onset",
     "toci_hours_from_infusion",
 )
+_TREATMENT = (
+    "toci_given",
+    "toci_hours_since_first",
+    "steroids_given",
+    "second_line_given",
+    *(f"{a}_after_toci" for a in TOCI_AFFECTED),
+)
 FEATURE_COLUMNS: tuple[str, ...] = (
     *_FLOAT_PATIENT,
     *_BOOL_PATIENT,
@@ -186,6 +208,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "fever_hours_since_first",
     "fever_n",
     *_COURSE,
+    *_TREATMENT,
 )
 """Every feature the builder computes, in the column order of :func:`feature_matrix`."""
 COLUMN: dict[str, int] = {name: j for j, name in enumerate(FEATURE_COLUMNS)}
@@ -200,6 +223,11 @@ _STAT_COLS = {stat: _cols([f"{TRACKED[j]}_{stat}" for j in _DYN]) for stat in _S
 _PRE_LD = _cols([f"{an}_pre_ld" for an in BASELINE_LABS])
 _PRE_LD_J = np.array([TRACKED.index(an) for an in BASELINE_LABS])
 _COURSE_COLS = _cols(_COURSE)
+_TREATMENT_COLS = _cols(_TREATMENT)
+_TOCI, _STEROID = EVENT_CODE["tocilizumab"], EVENT_CODE["corticosteroids"]
+_SECOND = np.array([EVENT_CODE["siltuximab"], EVENT_CODE["anakinra"]])
+_NOT_CRS = np.array([INDICATION_CODE["icans"], INDICATION_CODE["other"]])
+_AFFECTED = np.array([ANALYTE_CODE[a] for a in TOCI_AFFECTED])
 
 
 def patient_features(patients: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
@@ -323,7 +351,7 @@ def _course_features(course: Course, lm: np.ndarray, n: int, out: np.ndarray) ->
     since = lm - onset
     out[:, _COURSE_COLS] = np.column_stack(
         (
-            (current >= 1).astype(float),  # crs_present
+            np.where(np.isnan(current), np.nan, current >= 1),  # crs_present (NaN: expired)
             max_grade(course, n),  # crs_max_grade_so_far
             current,  # crs_grade_current
             since,  # crs_hours_since_onset
@@ -332,6 +360,36 @@ def _course_features(course: Course, lm: np.ndarray, n: int, out: np.ndarray) ->
             lm,  # toci_hours_from_infusion
         )
     )
+
+
+def _treatment_features(rec: Records, lm: np.ndarray, n: int, out: np.ndarray) -> None:
+    """Treatment given up to the landmark (the cut records hold timed events only): tocilizumab
+    given and hours since its first dose, corticosteroids and siltuximab/anakinra given for CRS
+    or with no recorded indication, and whether IL-6, sIL-6R and CRP were measured after the
+    first tocilizumab dose."""
+    ee, ep = rec.e_e, rec.e_p
+    for_crs = ~np.isin(rec.e_i, _NOT_CRS)
+    toci = ee == _TOCI
+    first = np.full(n, np.inf)
+    np.minimum.at(first, ep[toci], rec.e_t[toci])
+    given = np.isfinite(first)
+    first[~given] = np.nan
+
+    def any_of(mask: np.ndarray) -> np.ndarray:
+        return (np.bincount(ep[mask], minlength=n)[:n] > 0).astype(float)
+
+    cols = [
+        given.astype(float),
+        lm - first,
+        any_of((ee == _STEROID) & for_crs),
+        any_of(np.isin(ee, _SECOND) & for_crs),
+    ]
+    with np.errstate(invalid="ignore"):
+        after = rec.m_t > first[rec.m_p]
+    for code in _AFFECTED:
+        rows = after & (rec.m_a == code)
+        cols.append((np.bincount(rec.m_p[rows], minlength=n)[:n] > 0).astype(float))
+    out[:, _TREATMENT_COLS] = np.column_stack(cols)
 
 
 def _steps_of(course: Course, keep: np.ndarray) -> Course:
@@ -373,6 +431,7 @@ def feature_matrix(
     out[:, :N_PATIENT] = patient
     _measurement_features(rec, lm, n, out)
     _course_features(course, lm, n, out)
+    _treatment_features(rec, lm, n, out)
     return out
 
 
@@ -440,6 +499,7 @@ def _table(
         "grade course source among eligible patients: "
         + ", ".join(f"{k} {v}" for k, v in _source_counts(assignment.grades, elig).items()),
     ]
+    counted = exclusion_summary(assignment)
     summary: dict[str, Any] = {
         "task": task.name,
         "landmark": name,
@@ -447,6 +507,15 @@ def _table(
         "eligible": len(elig),
         "events": int(y.sum()) if require_label else None,
         "exclusions": exclusions,
+        **{
+            key: counted[key]
+            for key in (
+                "excluded_at_landmark",
+                "excluded_outcome_unknown",
+                "positive_clauses",
+                "positive_clause_combinations",
+            )
+        },
         "missingness": missingness,
         "derivation": derivation,
         "parameters": task.card()["parameters"],
@@ -511,6 +580,37 @@ def build_landmarks(
         table = build_features(prepared, task, lm, require_label, full_course=full)
         out[table.landmark] = table
     return out
+
+
+# --- exclusion counts for training logs and the model card -----------------------------------
+COUNT_KEYS: tuple[str, ...] = (
+    "exclusions",
+    "excluded_at_landmark",
+    "excluded_outcome_unknown",
+    "positive_clauses",
+    "positive_clause_combinations",
+)
+
+
+def exclusion_counts(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The aggregate counts of one table's summary (no identifiers): eligible, events and
+    exclusions by reason — all, at the landmark, outcome unknown — and the positive labels by
+    refractory clause. What training logs and the model card shows."""
+    return {
+        "eligible": summary.get("eligible"),
+        "events": summary.get("events"),
+        **{k: dict(summary.get(k, {})) for k in COUNT_KEYS},
+    }
+
+
+def exclusion_report(tables: Mapping[str, FeatureTable]) -> dict[str, Any]:
+    """:func:`exclusion_counts` of every landmark's table of one task (``{"task", "landmarks":
+    {name: counts}}``): the training run logs it as a JSON artifact."""
+    task = next((t.task for t in tables.values()), None)
+    return {
+        "task": task,
+        "landmarks": {name: exclusion_counts(t.summary) for name, t in tables.items()},
+    }
 
 
 # --- files and the CLI report ----------------------------------------------------------------
@@ -582,7 +682,14 @@ class BuildReport:
             + (f" ({events / eligible:.1%})" if eligible and events is not None else ""),
             "exclusions by reason:",
         ]
-        lines += [f"  {n:6d}  {r}" for r, n in s["exclusions"].items()] or ["  none"]
+        unknown = s.get("excluded_outcome_unknown", {})
+        lines += [
+            f"  {n:6d}  {r}" + ("  [outcome unknown]" if r in unknown else "")
+            for r, n in s["exclusions"].items()
+        ] or ["  none"]
+        if s.get("positive_clauses"):
+            lines.append("positive labels by clause (a patient can meet several):")
+            lines += [f"  {n:6d}  {c}" for c, n in s["positive_clauses"].items()]
         lines.append("derivation:")
         lines += [f"  - {d}" for d in s["derivation"]]
         miss = s["missingness"]

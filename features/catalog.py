@@ -24,6 +24,7 @@ trained on one cohort can score another.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -33,7 +34,7 @@ from features.errors import CrsRiskError
 from features.schema import LYMPHODEPLETION, PATIENTS, PRODUCTS
 from features.vocabulary import ANALYTES
 
-Applies = Literal["all", "after_infusion", "severe_after_infusion", "toci"]
+Applies = Literal["all", "after_infusion", "severe_after_infusion", "severe_treatment", "toci"]
 
 # Analytes followed over time (every cytokine of the vocabulary, then the labs).
 CYTOKINES: tuple[str, ...] = tuple(k for k, a in ANALYTES.items() if a.group == "cytokines")
@@ -44,6 +45,11 @@ BASELINE_LABS: tuple[str, ...] = ("ldh", "crp", "ferritin", "platelets", "creati
 # the log10(1 + x) scale.
 LOG_SCALE: frozenset[str] = frozenset((*CYTOKINES, "crp", "ferritin", "ldh"))
 HIGH_BURDEN_BLASTS_PCT = 40.0  # Kadauke JCO 2021: ≥40% marrow blasts = high tumour burden
+# Analytes that tocilizumab itself moves: blocking the IL-6 receptor raises serum IL-6 and
+# sIL-6R and lowers CRP (Nishimoto N et al., Blood 2008;112:3959), so a value measured after a
+# dose is not the same signal as before it.
+TOCI_AFFECTED: tuple[str, ...] = ("il6", "sil6r", "crp")
+AFTER_TOCI_NOTE = "measured after tocilizumab"
 
 _DIRECTION: dict[str, int] = {
     **{a: 0 for a in DYNAMIC_ANALYTES},
@@ -550,11 +556,99 @@ def _course_specs() -> list[FeatureSpec]:
     ]
 
 
+def _treatment_specs() -> list[FeatureSpec]:
+    """Treatment received up to the landmark (``severe_crs`` after infusion): issue 11 §5.
+
+    No direction is assumed: treatment marks a sicker patient and lowers the risk at once."""
+    tr = "treatment so far"
+
+    def flag(name: str, label: str, text: str, variable: str) -> FeatureSpec:
+        return FeatureSpec(
+            name,
+            label,
+            "yes/no",
+            tr,
+            text,
+            0,
+            1,
+            0,
+            variable,
+            kind="binary",
+            applies="severe_treatment",
+        )
+
+    specs = [
+        flag(
+            "toci_given",
+            "Tocilizumab given",
+            "1 if a tocilizumab dose was given at or before the landmark.",
+            "toci_given",
+        ),
+        FeatureSpec(
+            "toci_hours_since_first",
+            "Time since first tocilizumab",
+            "h",
+            tr,
+            "Hours from the first tocilizumab dose to the landmark; missing without a dose.",
+            0,
+            24 * 14,
+            0,
+            "toci_given",
+            applies="severe_treatment",
+        ),
+        flag(
+            "steroids_given",
+            "Corticosteroids given (for CRS)",
+            "1 if a corticosteroid was given at or before the landmark for CRS or with no "
+            "recorded indication (indication icans or other does not count).",
+            "steroids_given",
+        ),
+        flag(
+            "second_line_given",
+            "Second-line anti-cytokine given",
+            "1 if siltuximab or anakinra was given at or before the landmark (indication icans "
+            "or other does not count).",
+            "second_line_given",
+        ),
+    ]
+    for a in TOCI_AFFECTED:
+        label = ANALYTES[a].label
+        specs.append(
+            FeatureSpec(
+                f"{a}_after_toci",
+                f"{label} {AFTER_TOCI_NOTE}",
+                "yes/no",
+                tr,
+                f"1 if a {label} value up to the landmark was measured after the first "
+                "tocilizumab dose (tocilizumab itself moves it).",
+                0,
+                1,
+                0,
+                a,
+                a,
+                kind="binary",
+                applies="severe_treatment",
+            )
+        )
+    return specs
+
+
+def after_tocilizumab_note(column: str, flags: Mapping[str, float]) -> str:
+    """``" (measured after tocilizumab)"`` for a feature of an analyte tocilizumab moves when
+    the patient's ``<analyte>_after_toci`` flag (in ``flags``) is 1, else ``""``: what an
+    explanation adds to the value's text."""
+    spec = CATALOG.get(column)
+    if spec is None or spec.source_analyte not in TOCI_AFFECTED or spec.kind == "binary":
+        return ""
+    flag = flags.get(f"{spec.source_analyte}_after_toci")
+    return f" ({AFTER_TOCI_NOTE})" if flag is not None and flag >= 0.5 else ""
+
+
 def _build() -> dict[str, FeatureSpec]:
     specs = _patient_specs()
     for a in DYNAMIC_ANALYTES:
         specs += _dynamic_specs(a)
-    specs += _temperature_specs() + _course_specs()
+    specs += _temperature_specs() + _course_specs() + _treatment_specs()
     out = {s.name: s for s in specs}
     assert len(out) == len(specs), "duplicate feature names"
     return out
@@ -563,25 +657,29 @@ def _build() -> dict[str, FeatureSpec]:
 CATALOG: dict[str, FeatureSpec] = _build()
 
 
-def _applies(spec: FeatureSpec, task: str, after_infusion: bool) -> bool:
+def _applies(spec: FeatureSpec, task: str, after_infusion: bool, landmark: str) -> bool:
     if spec.applies == "all":
         return True
     if spec.applies == "after_infusion":
         return after_infusion
-    if spec.applies == "severe_after_infusion":
+    if spec.applies == "severe_after_infusion":  # the course at the landmark
+        return (task == "severe_crs" and after_infusion) or landmark == "decision"
+    if spec.applies == "severe_treatment":
         return task == "severe_crs" and after_infusion
-    return task == "toci_refractory"
+    return task == "toci_refractory" and landmark != "decision"
 
 
 def catalog_for(task: object, landmark: str | float) -> list[FeatureSpec]:
     """The fixed, ordered feature list of ``task`` (name or Task) at ``landmark``.
 
-    CRS-course features appear only after infusion (at 0 h they are structurally zero); the
-    first-dose features only for ``toci_refractory``.
+    CRS-course features appear only after infusion (at 0 h they are structurally zero);
+    treatment-so-far features for ``severe_crs`` after infusion; for ``toci_refractory`` the
+    first-dose features at ``first_toci`` and the course at the landmark at ``decision``
+    (scored without a dose: no dose feature).
     """
     name = str(getattr(task, "name", task))
-    text = str(landmark).strip().lower()
-    if name == "toci_refractory" or text == "first_toci":
+    text = str(landmark).strip().lower().replace("-", "_")
+    if name == "toci_refractory" or text in ("first_toci", "decision"):
         after = True
     else:
         try:
@@ -589,7 +687,7 @@ def catalog_for(task: object, landmark: str | float) -> list[FeatureSpec]:
         except ValueError:
             raise CrsRiskError(f"landmark {landmark!r} is not valid for {name}") from None
         after = hours > 0
-    return [s for s in CATALOG.values() if _applies(s, name, after)]
+    return [s for s in CATALOG.values() if _applies(s, name, after, text)]
 
 
 def feature_names(task: object, landmark: str | float) -> list[str]:

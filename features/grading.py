@@ -16,12 +16,22 @@ corticosteroids were given, fever is no longer required (guideline footnote). Gr
 from CRS) cannot be derived from support rows; it comes only from a recorded ``crs_grade`` 5.
 
 Support rows are measurements (``features.vocabulary``): ``temperature`` (°C), ``hypotension``
-(flag), ``vasopressors`` (count, vasopressin excluded), ``oxygen_device`` (:class:`OxygenDevice`
-code) and ``oxygen_flow`` (L/min). Rows arrive at different times, so the state at a time ``t``
-is assembled causally (only rows at or before ``t``): fever = a temperature ≥ 38.0 °C within
-the preceding :data:`FEVER_WINDOW_H` hours (inclusive); each support row holds for at most
-:data:`SUPPORT_VALID_H` hours or until the next row of the same kind. A derived grade at ``t``
-therefore never depends on anything after ``t``.
+(flag), ``vasopressors`` (count, vasopressin excluded), ``vasopressin`` (flag: vasopressin
+running), ``oxygen_device`` (:class:`OxygenDevice` code) and ``oxygen_flow`` (L/min). Vasopressin
+alone makes grade 3 ("a vasopressor with or without vasopressin"); it never counts toward grade
+4's "multiple vasopressors (excluding vasopressin)". Rows arrive at different times, so the
+state at a time ``t`` is assembled causally (only rows at or before ``t``): fever = a
+temperature ≥ 38.0 °C within the preceding :data:`FEVER_WINDOW_H` hours (inclusive); each
+support row holds for at most :data:`SUPPORT_VALID_H` hours or until the next row of the same
+kind. A derived grade at ``t`` therefore never depends on anything after ``t``.
+
+Validity of a derived grade: a grade derived at ``t`` stays in force for
+:data:`SUPPORT_VALID_H` hours (24 h). When no new support row arrives by then, the derived
+course gets an *expiry* step at ``t + 24 h`` whose grade is unknown (NaN): nothing says the grade
+is still in force, and nothing says it fell. The expiry is itself causal (it is decided at
+``t + 24 h`` by the absence of rows in between). The highest grade reached is unaffected; the
+grade *in force* after an expiry is unknown until the next support row (features read it as
+missing, the refractory label as "no observed grade").
 
 The *grade course* of a patient is a step function (grade in force from each time on). It comes
 from recorded events when the patient has any timed ``crs_onset`` / ``crs_grade`` /
@@ -63,6 +73,7 @@ SUPPORT_ANALYTES: tuple[str, ...] = (
     "temperature",
     "hypotension",
     "vasopressors",
+    "vasopressin",
     "oxygen_device",
     "oxygen_flow",
 )
@@ -102,23 +113,32 @@ def fever_values(temperature_c: np.ndarray) -> np.ndarray:
     return np.round(temperature_c, 2) >= FEVER_C
 
 
-def hypotension_grade(hypotension: ArrayLike, vasopressors: ArrayLike) -> np.ndarray:
-    """Grade implied by the circulation: 2 hypotension without vasopressors, 3 one, 4 two or more.
+def hypotension_grade(
+    hypotension: ArrayLike, vasopressors: ArrayLike, vasopressin: ArrayLike = None
+) -> np.ndarray:
+    """Grade implied by the circulation: 2 hypotension without vasopressors, 3 one vasopressor
+    (with or without vasopressin) or vasopressin alone, 4 two or more vasopressors.
 
     ``vasopressors`` counts agents other than vasopressin (the guideline's "multiple vasopressors
-    (excluding vasopressin)"); a running vasopressor implies hypotension even without a flag.
+    (excluding vasopressin)"); ``vasopressin`` is a flag and never adds to that count. A running
+    vasopressor or vasopressin implies hypotension even without a flag.
     """
     hypo = _arr(hypotension)
     vaso = _arr(vasopressors)
-    hypo, vaso = np.broadcast_arrays(hypo, vaso)
-    return _hypotension_grade(hypo, vaso)
+    vp = _arr(vasopressin, len(hypo))
+    hypo, vaso, vp = np.broadcast_arrays(hypo, vaso, vp)
+    return _hypotension_grade(hypo, vaso, vp)
 
 
-def _hypotension_grade(hypo: np.ndarray, vaso: np.ndarray) -> np.ndarray:
+def _hypotension_grade(
+    hypo: np.ndarray, vaso: np.ndarray, vasopressin: np.ndarray | None = None
+) -> np.ndarray:
     """:func:`hypotension_grade` of aligned float arrays (no conversion or broadcasting; NaN
     compares False without a floating-point warning)."""
     grade = np.zeros(hypo.shape, dtype=np.int8)
     grade[hypo >= 1] = 2
+    if vasopressin is not None:
+        grade[vasopressin >= 1] = 3
     grade[vaso >= 1] = 3
     grade[vaso >= 2] = 4
     return grade
@@ -164,6 +184,7 @@ def astct_grade(
     oxygen_device: ArrayLike = None,
     oxygen_flow: ArrayLike = None,
     fever_exempt: ArrayLike = None,
+    vasopressin: ArrayLike = None,
 ) -> np.ndarray:
     """ASTCT 2019 CRS grade (0–4), element-wise over aligned arrays.
 
@@ -175,7 +196,7 @@ def astct_grade(
     """
     temp = _arr(temperature_c)
     n = temp.shape[0]
-    hypo = hypotension_grade(_arr(hypotension, n), _arr(vasopressors, n))
+    hypo = hypotension_grade(_arr(hypotension, n), _arr(vasopressors, n), _arr(vasopressin, n))
     oxy = hypoxia_grade(_arr(oxygen_device, n), _arr(oxygen_flow, n))
     fever = is_fever(temp)
     exempt = np.zeros(n, dtype=bool) if fever_exempt is None else _arr(fever_exempt, n) > 0
@@ -254,10 +275,11 @@ def _derive(
     size = len(query)
     organ = np.zeros(size, dtype=np.int8)
     nan = np.full(size, np.nan)
-    hypo, vaso = state["hypotension"], state["vasopressors"]
-    if hypo is not None or vaso is not None:
+    hypo, vaso, vp = state["hypotension"], state["vasopressors"], state["vasopressin"]
+    if hypo is not None or vaso is not None or vp is not None:
         organ = np.maximum(
-            organ, _hypotension_grade(nan if hypo is None else hypo, nan if vaso is None else vaso)
+            organ,
+            _hypotension_grade(nan if hypo is None else hypo, nan if vaso is None else vaso, vp),
         )
     dev, flow = state["oxygen_device"], state["oxygen_flow"]
     if dev is not None or flow is not None:
@@ -266,8 +288,28 @@ def _derive(
         )
     fever = fever_values(nan if state["fever"] is None else state["fever"])
     exempt = first_drug[q_code] <= q_hours
-    grade = np.where(fever, np.maximum(organ, 1), np.where(exempt, organ, 0))
-    return q_code, q_hours, grade.astype(float)
+    grade = np.where(fever, np.maximum(organ, 1), np.where(exempt, organ, 0)).astype(float)
+    return _with_expiry(q_code, q_hours, grade)
+
+
+def _with_expiry(
+    code: np.ndarray, hours: np.ndarray, grade: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Derived evaluations (sorted by code and time) with an expiry step (grade NaN) at
+    ``t + SUPPORT_VALID_H`` after every evaluation not followed by another within that time."""
+    if len(code) == 0:
+        return code, hours, grade
+    nxt_same = np.r_[code[1:] == code[:-1], False]
+    gap = np.r_[hours[1:] - hours[:-1], np.inf]
+    expires = ~nxt_same | (gap > SUPPORT_VALID_H)
+    if not expires.any():
+        return code, hours, grade
+    e_idx = np.flatnonzero(expires)
+    pos = e_idx + 1  # each expiry goes right after its evaluation
+    code = np.insert(code, pos, code[e_idx])
+    hours = np.insert(hours, pos, hours[e_idx] + SUPPORT_VALID_H)
+    grade = np.insert(grade, pos, np.nan)
+    return code, hours, grade
 
 
 def _event_codes(events: pd.DataFrame) -> np.ndarray:
@@ -277,7 +319,8 @@ def _event_codes(events: pd.DataFrame) -> np.ndarray:
 def derive_grades(
     measurements: pd.DataFrame, events: pd.DataFrame, key: str = "patient_id"
 ) -> pd.DataFrame:
-    """ASTCT grade at every time a support row was recorded (``key``, hours, grade).
+    """ASTCT grade at every time a support row was recorded (``key``, hours, grade); the expiry
+    steps of :func:`grade_course` are not evaluations and are not listed here.
 
     Causal by construction: the state at ``t`` uses only rows at or before ``t`` (see module
     docstring for the fever window and how long a support row holds). Fever is not required
@@ -308,7 +351,14 @@ def derive_grades(
         d_code[ok],
         drugs["hours_from_infusion"].to_numpy(dtype=float)[ok],
     )
-    return pd.DataFrame({key: keys.take(q_code), "hours_from_infusion": q_hours, "grade": grade})
+    at_rows = ~np.isnan(grade)  # evaluations only: the expiry steps belong to the course
+    return pd.DataFrame(
+        {
+            key: keys.take(q_code[at_rows]),
+            "hours_from_infusion": q_hours[at_rows],
+            "grade": grade[at_rows],
+        }
+    )
 
 
 # course sources, per patient code in :class:`Course`
@@ -385,12 +435,18 @@ def derive_records(records: Records) -> Derived:
     )
 
 
-def course_of_records(records: Records, derived: Derived | None = None) -> Course:
+def course_of_records(
+    records: Records,
+    derived: Derived | None = None,
+    limit: float | np.ndarray | None = None,
+) -> Course:
     """Grade course of every patient of ``records`` (the rules of :func:`grade_course`).
 
     ``derived``: the derived grades of these records' patients, cut as the records were
     (:func:`derive_records` of the uncut records, then :meth:`Derived.cut` / ``stack``); else
-    the grades are derived from ``records`` themselves. Both give the same course.
+    the grades are derived from ``records`` themselves, and ``limit`` (the landmark the records
+    were cut at: one number or one per patient) drops the expiry steps after it, which are not
+    known at the landmark. Both give the same course.
     """
     n = records.n
     ee, et, eg, ep = records.e_e, records.e_t, records.e_g, records.e_p
@@ -411,6 +467,9 @@ def course_of_records(records: Records, derived: Derived | None = None) -> Cours
             ep[drugs],
             et[drugs],
         )
+        if limit is not None:
+            known = known_at(q_hours, limit if np.ndim(limit) == 0 else np.asarray(limit)[q_code])
+            q_code, q_hours, q_grade = q_code[known], q_hours[known], q_grade[known]
     else:
         keep = ~recorded[derived.code]
         q_code, q_hours, q_grade = derived.code[keep], derived.hours[keep], derived.grade[keep]
@@ -423,7 +482,8 @@ def course_of_records(records: Records, derived: Derived | None = None) -> Cours
     all_codes = np.concatenate([ep[in_course], q_code, ep[onset_only]])
     all_hours = np.concatenate([et[in_course], q_hours, et[onset_only]])
     all_grade = np.concatenate([rec_grade, q_grade, np.ones(int(onset_only.sum()))])
-    ok = ~np.isnan(all_grade)
+    # a recorded event without a grade is dropped; a derived NaN is an expiry (grade unknown)
+    ok = np.r_[~np.isnan(rec_grade), np.ones(len(q_code) + int(onset_only.sum()), dtype=bool)]
     all_codes, all_hours, all_grade = all_codes[ok], all_hours[ok], all_grade[ok]
     order = np.lexsort((all_grade, all_hours, all_codes))  # at one time the highest grade last
     c, h, g = all_codes[order], all_hours[order], all_grade[order]
@@ -497,5 +557,6 @@ def grade_course(
         _event_codes(events),
         events["hours_from_infusion"].to_numpy(dtype=float),
         pd.to_numeric(events["grade"]).to_numpy(dtype=float, na_value=np.nan),
+        np.full(len(e_key), -1, dtype=np.int64),
     )
     return as_frames(course_of_records(records), keys, key)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from features.cohort import Cohort
-from features.schema import EVENTS
+from features.schema import EVENTS, INDICATIONS
 from features.vocabulary import ANALYTES
 
 ANALYTE_KEYS: tuple[str, ...] = tuple(ANALYTES)
@@ -136,6 +136,7 @@ class Records:
     e_e: np.ndarray  # int64 event code
     e_t: np.ndarray  # float64 hours from infusion (NaN = unknown time)
     e_g: np.ndarray  # float64 grade (NaN = none)
+    e_i: np.ndarray  # int64 indication code into ``features.schema.INDICATIONS`` (-1 = none)
 
     @functools.cached_property
     def derived(self) -> Any:
@@ -166,6 +167,7 @@ class Records:
             self.e_e[ke],
             self.e_t[ke],
             self.e_g[ke],
+            self.e_i[ke],
         )
 
     def stack(self, landmarks: tuple[float, ...]) -> Records:
@@ -190,6 +192,7 @@ class Records:
             self.e_e[k],
             self.e_t[k],
             self.e_g[k],
+            self.e_i[k],
         )
 
     def select(self, keep: np.ndarray) -> Records:
@@ -206,11 +209,13 @@ class Records:
             self.e_e[ke],
             self.e_t[ke],
             self.e_g[ke],
+            self.e_i[ke],
         )
 
 
 ANALYTE_CODE: dict[str, int] = {k: i for i, k in enumerate(ANALYTE_KEYS)}
 EVENT_CODE: dict[str, int] = {e: i for i, e in enumerate(EVENTS)}
+INDICATION_CODE: dict[str, int] = {x: i for i, x in enumerate(INDICATIONS)}
 
 
 def code_set(names: tuple[str, ...] | list[str], lookup: dict[str, int]) -> np.ndarray:
@@ -245,10 +250,13 @@ def make_records(
     e_e: np.ndarray,
     e_t: np.ndarray,
     e_g: np.ndarray,
+    e_i: np.ndarray | None = None,
 ) -> Records:
     """:class:`Records` from columns in cohort order: measurements sorted by (patient, analyte,
     time) — stably, so rows tied on all three keep their order — and rows of unknown patients
-    (code -1) dropped."""
+    (code -1) dropped. ``e_i``: indication codes (default: none recorded)."""
+    if e_i is None:
+        e_i = np.full(len(e_p), -1, dtype=np.int64)
     if len(m_p) > 1 and np.all(
         (m_p[1:] > m_p[:-1]) | ((m_p[1:] == m_p[:-1]) & (m_t[1:] >= m_t[:-1]))
     ):  # canonical (patient, time) order: a stable sort on (patient, analyte) keeps time order
@@ -267,6 +275,7 @@ def make_records(
         e_e[keep_e],
         e_t[keep_e],
         e_g[keep_e],
+        np.asarray(e_i, dtype=np.int64)[keep_e],
     )
 
 
@@ -283,6 +292,7 @@ def records_of(cohort: Cohort) -> Records:
         vocabulary_codes(e["event"], EVENT_CODE),
         e["hours_from_infusion"].to_numpy(dtype=float),
         pd.to_numeric(e["grade"]).to_numpy(dtype=float, na_value=np.nan),
+        vocabulary_codes(e["indication"], INDICATION_CODE) if "indication" in e else None,
     )
 
 

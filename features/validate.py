@@ -1241,6 +1241,7 @@ def _records(
         ev.text["event"].codes[e_rows],
         ev.num["hours_from_infusion"][e_rows],
         grade[e_rows],
+        ev.text["indication"].codes[e_rows] if "indication" in ev.text else None,
     )
 
 

@@ -497,6 +497,9 @@ def gather(client: Any, name: str, version: str) -> tuple[dict[str, Any], dict[s
         "events": events,
         "event_rate": fmt_pct(events / n if n else float("nan"), 1),
         "exclusions": participants.get("exclusions", {}),
+        # issue 11: which exclusions are for an unknown outcome; positives by clause
+        "outcome_unknown": participants.get("excluded_outcome_unknown", {}),
+        "positive_clauses": participants.get("positive_clauses", {}),
         "centres": centres,
         "missing": missing,
         "missing_recorded": not importance.empty,

@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from features.errors import CrsRiskError
 
 TASKS: tuple[str, ...] = ("severe_crs", "toci_refractory")
-SEVERE_LANDMARKS: tuple[str, ...] = ("0h", "24h", "48h", "72h")
-TOCI_LANDMARKS: tuple[str, ...] = ("first_toci",)
+SEVERE_LANDMARKS: tuple[str, ...] = ("0h", "24h", "48h", "72h")  # the default list
+TOCI_LANDMARKS: tuple[str, ...] = ("decision", "first_toci")
+MAX_LANDMARK_HOURS = 336  # features.tasks.MAX_LANDMARK_HOURS (day 14)
 MODEL_NAMES: tuple[str, ...] = (
     "logreg",
     "xgboost",
@@ -31,18 +32,23 @@ LEARNED_MODELS: tuple[str, ...] = ("logreg", "xgboost")
 
 
 def normalise_landmark(value: Any) -> str:
-    """``48``, ``"48"``, ``"48h"`` → ``"48h"``; ``first_toci`` unchanged."""
-    text = str(value).strip().lower()
-    if text == "first_toci":
+    """``48``, ``"48"``, ``"48h"`` → ``"48h"`` (whole hours 0–336); ``decision`` and
+    ``first_toci`` (``first-toci``) unchanged."""
+    text = str(value).strip().lower().replace("-", "_")
+    if text in TOCI_LANDMARKS:
         return text
     if text.endswith("h"):
         text = text[:-1]
     try:
         hours = float(text)
     except ValueError:
-        raise ValueError(f"landmark {value!r} is not a number of hours or 'first_toci'") from None
-    if hours != int(hours) or hours < 0:
-        raise ValueError(f"landmark {value!r} must be a whole number of hours ≥ 0")
+        raise ValueError(
+            f"landmark {value!r} is not a number of hours, 'decision' or 'first_toci'"
+        ) from None
+    if not (hours == hours and hours == int(hours) and 0 <= hours <= MAX_LANDMARK_HOURS):
+        raise ValueError(
+            f"landmark {value!r} must be a whole number of hours from 0 to {MAX_LANDMARK_HOURS}"
+        )
     return f"{int(hours)}h"
 
 
@@ -199,12 +205,17 @@ class Experiment(_Strict):
         for task, spec in v.items():
             if task not in TASKS:
                 raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
-            allowed = SEVERE_LANDMARKS if task == "severe_crs" else TOCI_LANDMARKS
             for lm in spec.landmarks:
-                if lm not in allowed:
-                    raise ValueError(
-                        f"{task}: landmark {lm!r} not supported (use {', '.join(allowed)})"
+                toci = lm in TOCI_LANDMARKS
+                if toci != (task == "toci_refractory"):
+                    allowed = (
+                        "decision, first_toci"
+                        if task == "toci_refractory"
+                        else f"whole hours 0–{MAX_LANDMARK_HOURS}, e.g. 48h"
                     )
+                    raise ValueError(f"{task}: landmark {lm!r} not supported (use {allowed})")
+            if len(set(spec.landmarks)) != len(spec.landmarks):
+                raise ValueError(f"{task}: a landmark is listed twice")
         return v
 
     @field_validator("models")

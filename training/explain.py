@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from features.catalog import CATALOG, FeatureSpec, variable_of
+from features.catalog import CATALOG, FeatureSpec, after_tocilizumab_note, variable_of
 from features.errors import CrsRiskError
 from features.vocabulary import ANALYTES
 
@@ -749,6 +749,10 @@ class ModelExplainer:
             level = self.specs[self.input_columns[on[0]]].label.split(": ", 1)[1] if on else "other"
             return Contribution(variable, label, name, label, raw, level, "", value)
         text = format_value(spec, raw)
+        # issue 11 §5 (features.catalog): a cytokine measured after tocilizumab says so
+        flag = f"{spec.source_analyte}_after_toci" if spec is not None else ""
+        if flag in self.input_columns:
+            text += after_tocilizumab_note(name, {flag: x[self.input_columns.index(flag)]})
         if self._rule is not None:
             t = self._rule["thresholds"][self.input_columns.index(name)]
             met = math.isfinite(raw) and raw >= t

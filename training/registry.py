@@ -1,9 +1,11 @@
 """Model registry: one registered model per task and landmark, alias ``champion`` by a rule.
 
-Names: ``crs-severe-<L>h`` (``crs-severe-48h``) for severe CRS at landmark L, and
-``crs-toci-refractory`` for the decision at the first tocilizumab dose. The ``champion`` alias
-is set by the experiment's declared rule (``training.experiment.ChampionSpec``: best metric
-among calibrated models whose calibration slope lies in a declared band). Every alias change is
+Names: ``crs-severe-<L>h`` (``crs-severe-48h``) for severe CRS at landmark L (whole hours
+0–336), and ``crs-toci-refractory-decision`` / ``crs-toci-refractory-first-toci`` for
+tocilizumab failure scored at the anti-IL-6 decision and at the first tocilizumab dose. The
+``champion`` alias is set by the experiment's declared rule
+(``training.experiment.ChampionSpec``: best metric among calibrated models whose calibration
+slope lies in a declared band). Every alias change is
 appended to the registered model's alias history — one tag per change,
 ``alias_history.0001``, ``alias_history.0002``, … holding JSON (alias, version, previous
 version, reason, run, time) — so the history is never truncated and needs no other store.
@@ -29,11 +31,11 @@ HISTORY_PREFIX = "alias_history."
 
 
 def registered_name(task: str, landmark: str) -> str:
-    """``crs-severe-48h`` / ``crs-toci-refractory``."""
+    """``crs-severe-48h``; ``crs-toci-refractory-decision`` / ``-first-toci``."""
     if task == "severe_crs":
         return f"crs-severe-{landmark}"
     if task == "toci_refractory":
-        return "crs-toci-refractory"
+        return "crs-toci-refractory-" + landmark.replace("_", "-")
     raise ValueError(f"unknown task {task!r}")
 
 

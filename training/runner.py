@@ -364,6 +364,7 @@ def run_one(
     import mlflow
     from sklearn.base import clone
 
+    from features.build import exclusion_counts
     from training.models import build_model, example_input, n_parameters
     from training.sample_size import riley_sample_size
     from training.subgroups import subgroup_table
@@ -485,9 +486,9 @@ def run_one(
         "oracle_note": ORACLE_NOTE if oracle is not None else None,
         "sample_size": size.to_dict(),
         "participants": {
+            **exclusion_counts(table.summary),  # features.build (issue 11: counts by reason)
             "eligible": len(y),
             "events": int(y.sum()),
-            "exclusions": table.summary.get("exclusions", {}),
         },
         "fold_params": result.fold_params,
         "final_params": getattr(final, "best_params_", {}),
@@ -651,7 +652,7 @@ def _train_tasks(
     """One parent run per task; one nested run per (landmark, feature set, model)."""
     import mlflow
 
-    from features.build import build_landmarks
+    from features.build import build_landmarks, exclusion_report
     from features.catalog import catalog_for
     from training.tracking import ensure_experiment, experiment_name, provenance_tags
     from training.validate import ValidationPlan, n_steps
@@ -659,6 +660,7 @@ def _train_tasks(
     digest = co.digest
     for task, tspec in exp.tasks.items():
         tables = build_landmarks(co, task, tuple(tspec.landmarks))
+        exclusions = exclusion_report(tables)  # issue 11: logged below as exclusions.json
         exp_id = ensure_experiment(client, experiment_name(task), uri)
         models = exp.models_for(task)
         plan_for_count = ValidationPlan(
@@ -695,6 +697,7 @@ def _train_tasks(
                     "seed": exp.seed,
                 }
             )
+            mlflow.log_dict(exclusions, "exclusions.json")  # aggregate counts only
             jobs = []
             for lm in tspec.landmarks:
                 for m in models:

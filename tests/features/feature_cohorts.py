@@ -43,10 +43,18 @@ def measurements_frame(rows: list[tuple]) -> pd.DataFrame:
 
 
 def events_frame(rows: list[tuple]) -> pd.DataFrame:
-    """Rows ``(patient_id, hours or None, event, grade or None[, dose])``."""
-    rows = [tuple(r) + (None,) * (5 - len(r)) for r in rows]
+    """Rows ``(patient_id, hours or None, event, grade or None[, dose[, indication]])``."""
+    rows = [tuple(r) + (None,) * (6 - len(r)) for r in rows]
     frame = pd.DataFrame(
-        rows, columns=["patient_id", "hours_from_infusion", "event", "grade", "dose_mg_per_kg"]
+        rows,
+        columns=[
+            "patient_id",
+            "hours_from_infusion",
+            "event",
+            "grade",
+            "dose_mg_per_kg",
+            "indication",
+        ],
     )
     frame = frame.astype(
         {
@@ -55,6 +63,7 @@ def events_frame(rows: list[tuple]) -> pd.DataFrame:
             "event": "string",
             "grade": "Int64",
             "dose_mg_per_kg": "float64",
+            "indication": "string",
         }
     )
     return frame.sort_values(["patient_id", "hours_from_infusion"], ignore_index=True)

@@ -139,7 +139,10 @@ def test_crs_course_features(cohort):
     assert a["crs_present"] == 1 and a["crs_grade_current"] == 1
     assert a["crs_max_grade_so_far"] == 2 and a["crs_hours_since_onset"] == 28
     assert c["crs_present"] == 0 and c["crs_max_grade_so_far"] == 1  # resolved at 46 h
-    assert b["crs_present"] == 0 and np.isnan(b["crs_hours_since_onset"])
+    # b's only row (37.9 °C at 12 h) grades 0 until it expires at 36 h: unknown at 48 h
+    assert np.isnan(b["crs_present"]) and np.isnan(b["crs_grade_current"])
+    assert b["crs_max_grade_so_far"] == 0 and np.isnan(b["crs_hours_since_onset"])
+    assert _row(build_features(cohort, "severe_crs", 24), "b")["crs_present"] == 0
     assert "crs_present" not in build_features(cohort, "severe_crs", 0).X.columns
     toci = build_features(cohort, "toci_refractory", "first_toci")
     assert toci.ids.tolist() == ["a"]
@@ -147,8 +150,10 @@ def test_crs_course_features(cohort):
     assert row["toci_crs_grade"] == 2 and row["toci_hours_since_onset"] == 20
     assert row["toci_hours_from_infusion"] == 40
     assert row["il6_last"] == 100 and row["il6_n"] == 2  # only values up to the first dose
-    # grade 1 at 64 h (24 h after the dose) is an improvement on 2; the grade 3 at 70 h comes later
-    assert int(toci.y.iloc[0]) == 0
+    # grade 1 at 64 h (24 h after the dose) is an improvement on 2, but the grade 3 at 70 h is
+    # worsening within 72 h of the first dose: refractory, and the summary says by which clause
+    assert int(toci.y.iloc[0]) == 1
+    assert toci.summary["positive_clauses"] == {"worsening": 1}
 
 
 def test_table_contract(cohort):
@@ -229,13 +234,19 @@ def test_crs_onset_from_a_timed_max_grade_only():
         [],
         [("a", 30, "crs_max_grade", 4), ("b", 30, "crs_max_grade", 1)],
     )
-    t = build_patient_features(c, "severe_crs", 48)
+    # after onset the grade in force is unknown: both excluded whatever their maximum, in
+    # serving and training alike (the old code kept b as a negative and excluded only a)
+    for t in (build_patient_features(c, "severe_crs", 48), build_features(c, "severe_crs", 48)):
+        assert t.ids.tolist() == [] and t.summary["excluded_at_landmark"] == {
+            "CRS grade at the landmark unknown (only the onset of a whole-course maximum grade "
+            "is recorded)": 2
+        }
+    # before onset both are grade 0, indistinguishable, and labelled by their maximum
+    t = build_patient_features(c, "severe_crs", 24)
     assert t.ids.tolist() == ["a", "b"]
     pd.testing.assert_series_equal(t.X.iloc[0], t.X.iloc[1], check_names=False)
-    assert t.X.loc[0, "crs_present"] == 1 and t.X.loc[0, "crs_max_grade_so_far"] == 1
-    assert t.X.loc[0, "crs_hours_since_onset"] == 18
-    labelled = build_features(c, "severe_crs", 48)  # a: escalation time unknown → excluded
-    assert labelled.ids.tolist() == ["b"] and labelled.y.tolist() == [0]
+    assert t.X.loc[0, "crs_present"] == 0 and np.isnan(t.X.loc[0, "crs_hours_since_onset"])
+    assert build_features(c, "severe_crs", 24).y.tolist() == [1, 0]
 
 
 # --- integration: the simulator, the CLI and the real car22 cohort ----------------------------
@@ -269,7 +280,8 @@ def test_cli_builds_the_synthetic_cohort(synth_dir, tmp_path, cli):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--landmark", "36"), "landmark '36' is not valid"),
+        (("--landmark", "36.5"), "landmark '36.5' is not valid"),
+        (("--landmark", "400"), "whole hours from 0 to 336"),
         (("--task", "sepsis"), "unknown task"),
         (("--out", "x.xlsx"), ".parquet or .csv"),
     ],

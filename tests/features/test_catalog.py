@@ -25,6 +25,7 @@ GROUPS = {
     "labs",
     "vital signs",
     "CRS course",
+    "treatment so far",
 }
 
 

@@ -145,11 +145,13 @@ def test_grade_course_sources_and_summary():
     )
     c = grade_course(m, e)
     steps = {
-        (r.patient_id, r.hours_from_infusion): r.grade for r in c.steps.itertuples(index=False)
+        (r.patient_id, r.hours_from_infusion): None if np.isnan(r.grade) else r.grade
+        for r in c.steps.itertuples(index=False)
     }
     assert steps == {
         ("der", 5.0): 1,
         ("der", 6.0): 2,
+        ("der", 30.0): None,  # derived grade expired: no support row for 24 h
         ("rec", 30.0): 1,
         ("rec", 40.0): 3,
         ("rec", 90.0): 0,
@@ -158,3 +160,42 @@ def test_grade_course_sources_and_summary():
     assert c.source.to_dict() == {"rec": "recorded", "der": "derived", "sum": "max_grade_onset"}
     assert sorted(c.summary["grade"].tolist()) == [3.0, 4.0]
     assert c.summary["hours_from_infusion"].isna().sum() == 1
+
+
+def test_derived_grades_expire_after_24_h_without_a_supporting_row():
+    """A derived grade is in force 24 h after its last support row, then unknown (NaN) — not
+    in force forever — while the highest grade reached is kept."""
+    m = measurements_frame(
+        [
+            ("p", 10, "temperature", 39.0),
+            ("p", 12, "vasopressors", 1),  # grade 3 at 12 h
+            ("p", 30, "temperature", 38.5),  # vasopressor row still holds → 3 at 30 h
+            ("p", 80, "temperature", 37.0),  # 50 h later: expired at 54 h, then grade 0
+        ]
+    )
+    c = grade_course(m, events_frame([]))
+    steps = [
+        (r.hours_from_infusion, None if np.isnan(r.grade) else r.grade)
+        for r in c.steps.itertuples(index=False)
+    ]
+    assert steps == [(10.0, 1), (12.0, 3), (30.0, 3), (54.0, None), (80.0, 0), (104.0, None)]
+    # the expiry is not an evaluation: derive_grades lists the support-row times only
+    assert derive_grades(m, events_frame([]))["hours_from_infusion"].tolist() == [10, 12, 30, 80]
+
+
+def test_vasopressin_alone_is_grade_3_and_never_makes_multiple_vasopressors():
+    assert hypotension_grade(0, 0, vasopressin=1).tolist() == [3]
+    assert hypotension_grade(1, 1, vasopressin=1).tolist() == [3]  # one vasopressor + vasopressin
+    assert hypotension_grade(1, 2, vasopressin=1).tolist() == [4]
+    assert astct_grade(39.0, vasopressin=1).tolist() == [3]
+    m = measurements_frame(
+        [
+            ("a", 10, "temperature", 39.0),
+            ("a", 11, "vasopressin", 1),  # vasopressin alone → 3 (was 2 with hypotension only)
+            ("b", 10, "temperature", 39.0),
+            ("b", 11, "vasopressors", 1),
+            ("b", 11, "vasopressin", 1),  # one vasopressor with vasopressin → 3, not 4
+        ]
+    )
+    d = derive_grades(m, events_frame([]))
+    assert d.groupby("patient_id")["grade"].max().to_dict() == {"a": 3.0, "b": 3.0}

@@ -35,8 +35,11 @@ def test_landmark_spellings():
     assert normalise_landmark("0") == "0h"
     assert normalise_landmark("72H") == "72h"
     assert normalise_landmark("first_toci") == "first_toci"
-    with pytest.raises(ValueError):
-        normalise_landmark("soon")
+    assert normalise_landmark("decision") == "decision"
+    assert normalise_landmark("168h") == "168h" and normalise_landmark(336) == "336h"
+    for bad in ("soon", "36.5h", "337", "-24"):
+        with pytest.raises(ValueError):
+            normalise_landmark(bad)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +47,10 @@ def test_landmark_spellings():
     [
         ({"validation": {"folds": 1}}, "validation.folds"),
         ({"models": {"forest": {}}}, "unknown model 'forest'"),
-        ({"tasks": {"severe_crs": {"landmarks": ["36h"]}}}, "landmark '36h' not supported"),
+        ({"tasks": {"severe_crs": {"landmarks": ["36.5h"]}}}, "whole number of hours from 0"),
+        ({"tasks": {"severe_crs": {"landmarks": ["400"]}}}, "whole number of hours from 0 to 336"),
+        ({"tasks": {"severe_crs": {"landmarks": ["decision"]}}}, "landmark 'decision' not"),
+        ({"tasks": {"toci_refractory": {"landmarks": ["48h"]}}}, "use decision, first_toci"),
         ({"tasks": {"sepsis": {"landmarks": ["0h"]}}}, "unknown task 'sepsis'"),
         ({"thresholds": [0.2, 1.5]}, "thresholds"),
         ({"champion": {"slope_band": [1.2, 0.8]}}, "champion.slope_band"),
