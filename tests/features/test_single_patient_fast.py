@@ -4,7 +4,9 @@ feature rows are bit-identical to the reference implementation (issue 7 latency)
 The reference is the ``features`` package at :data:`REFERENCE` (the commit before the fast
 paths), loaded from git under another package name; the same inputs — single requests as the
 service builds them, broken requests, and a simulated cohort — go through both. When a later
-change *means* to alter these outputs, move :data:`REFERENCE` to the commit that has it.
+change *means* to alter these outputs, move :data:`REFERENCE` to the commit that has it (issue
+11 moved it to the semantics change: eligibility, expiring derived grades, treatment features,
+the decision landmark and the ``indication`` column of the records).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
+import itertools
 import shutil
 import subprocess
 import sys
@@ -28,7 +31,7 @@ from features.landmark import Records
 from features.synth.simulate import simulate
 from features.validate import validate_frames
 
-REFERENCE = "376d33d"
+REFERENCE = "8fd591f"
 REPO = Path(__file__).resolve().parents[2]
 FILES = {"patients": "patient", "measurements": "measurements", "events": "events"}
 SEVERE_LMS = ("0h", "24h", "48h", "72h")
@@ -190,12 +193,12 @@ def same_features(rec: Records, cols: dict[str, Any], r_rec: Any, r_cols: Any, r
             ref["build"].feature_matrix(b, np.repeat(r_base, reps, axis=0)),
             f"severe {lms}: features",
         )
-    for require_label in (False, True):
-        a = tasks.assign(rec, "toci_refractory", "first_toci", require_label=require_label)
-        b = ref["tasks"].assign(r_rec, "toci_refractory", "first_toci", require_label=require_label)
+    for require_label, lm in itertools.product((False, True), ("decision", "first_toci")):
+        a = tasks.assign(rec, "toci_refractory", lm, require_label=require_label)
+        b = ref["tasks"].assign(r_rec, "toci_refractory", lm, require_label=require_label)
         for f in ("landmark", "eligible", "y", "reason"):
-            same_array(getattr(a, f), getattr(b, f), f"toci: {f}")
-        same_array(build.feature_matrix(a, base), ref["build"].feature_matrix(b, r_base), "toci")
+            same_array(getattr(a, f), getattr(b, f), f"toci {lm}: {f}")
+        same_array(build.feature_matrix(a, base), ref["build"].feature_matrix(b, r_base), lm)
 
 
 def validate_both(tables: dict[str, Any], ref: dict[str, ModuleType], **kw: Any) -> tuple:
