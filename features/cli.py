@@ -103,7 +103,10 @@ def build_command(
     directory: Annotated[Path, typer.Argument(help="Cohort folder.")],
     task: Annotated[str, typer.Option(help="severe_crs or toci_refractory.")] = "severe_crs",
     landmark: Annotated[
-        str, typer.Option(help="Landmark in hours (0, 24, 48, 72) or first_toci.")
+        str,
+        typer.Option(
+            help="severe_crs: whole hours 0–336 (e.g. 48); toci_refractory: decision or first_toci."
+        ),
     ] = "48",
     out: Annotated[Path | None, typer.Option(help="Output table (.parquet or .csv).")] = None,
 ) -> None:

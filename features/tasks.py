@@ -725,7 +725,10 @@ def _severe(
 
 def _label_unknown(reason: np.ndarray, landmark_texts: set[str]) -> np.ndarray:
     """True where the exclusion reason is not one of the landmark rules."""
-    return np.array([r != "" and r not in landmark_texts for r in reason], dtype=bool)
+    out = reason != ""
+    for text in landmark_texts:
+        out &= reason != text
+    return out
 
 
 # --- toci_refractory ---------------------------------------------------------------------------
