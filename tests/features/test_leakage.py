@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.build import build_features
-from features.schema import EVENTS, GRADED_EVENTS
-from features.tasks import first_toci_hours
+from features.schema import DRUG_EVENTS, EVENTS, GRADED_EVENTS, INDICATIONS
+from features.tasks import decision_hours, first_toci_hours
 from tests.features.feature_cohorts import make_cohort, patient
 
 IDS = ("p0", "p1", "p2", "p3")
@@ -33,6 +33,7 @@ ANALYTE_VALUES = {
     "temperature": st.sampled_from([36.5, 37.9, 38.0, 38.4, 39.6, 40.2]),
     "hypotension": st.sampled_from([0.0, 1.0]),
     "vasopressors": st.sampled_from([0.0, 1.0, 2.0]),
+    "vasopressin": st.sampled_from([0.0, 1.0]),
     "oxygen_device": st.sampled_from([float(i) for i in range(7)]),
     "oxygen_flow": st.sampled_from([0.0, 2.0, 6.0, 6.1, 15.0]),
 }
@@ -65,7 +66,10 @@ def event(draw, pid=None, after=None, allow_untimed=True):
     if name in GRADED_EVENTS:
         lo, hi = GRADED_EVENTS[name]
         grade = draw(st.integers(lo, hi))
-    return (pid or draw(st.sampled_from(IDS)), t, name, grade)
+    row = (pid or draw(st.sampled_from(IDS)), t, name, grade)
+    if name in DRUG_EVENTS:  # an indication, or none recorded
+        return (*row, None, draw(st.one_of(st.none(), st.sampled_from(INDICATIONS))))
+    return row
 
 
 @st.composite
@@ -178,27 +182,35 @@ def check_severe(base, landmark, data) -> None:
         build_features(before, "severe_crs", landmark, require_label=False),
         build_features(after, "severe_crs", landmark, require_label=False),
     )
-    # with labels, eligibility may use the future (e.g. an untimed death); rows never do
-    _assert_common_rows_equal(
+    # with labels, the outcome-unknown exclusions may use the future (e.g. an untimed death);
+    # eligibility at the landmark and rows never do
+    _same_eligibility_at_landmark(
         build_features(before, "severe_crs", landmark),
         build_features(after, "severe_crs", landmark),
     )
 
 
-def check_toci(base, data) -> None:
+def _same_eligibility_at_landmark(a, b) -> None:
+    """Training tables: the same exclusions at the landmark, rows equal where both score."""
+    assert a.summary["excluded_at_landmark"] == b.summary["excluded_at_landmark"]
+    _assert_common_rows_equal(a, b)
+
+
+def check_toci(base, data, landmark: str = "first_toci") -> None:
     people, rows_m, rows_e = base
     before = make_cohort(people, rows_m, rows_e)
-    first = first_toci_hours(before).dropna()
+    hours_of = first_toci_hours if landmark == "first_toci" else decision_hours
+    first = hours_of(before).dropna()
     new_m, new_e = perturb(data, rows_m, rows_e, first.to_dict())
     after = make_cohort(people, new_m, new_e)
-    assert first_toci_hours(after).dropna().equals(first)  # the landmark itself is unchanged
+    assert hours_of(after).dropna().equals(first)  # the landmark itself is unchanged
     _same_rows(
-        build_features(before, "toci_refractory", "first_toci", require_label=False),
-        build_features(after, "toci_refractory", "first_toci", require_label=False),
+        build_features(before, "toci_refractory", landmark, require_label=False),
+        build_features(after, "toci_refractory", landmark, require_label=False),
     )
-    _assert_common_rows_equal(
-        build_features(before, "toci_refractory", "first_toci"),
-        build_features(after, "toci_refractory", "first_toci"),
+    _same_eligibility_at_landmark(
+        build_features(before, "toci_refractory", landmark),
+        build_features(after, "toci_refractory", landmark),
     )
 
 
@@ -239,6 +251,12 @@ def test_toci_refractory_rows_ignore_everything_after_the_first_dose(base, data)
 
 
 @FAST
+@given(cohorts(), st.data())
+def test_toci_refractory_rows_ignore_everything_after_the_decision(base, data):
+    check_toci(base, data, "decision")
+
+
+@FAST
 @given(cohorts(), st.sampled_from(LANDMARKS))
 def test_patients_who_reached_the_outcome_are_not_scored(base, landmark):
     check_not_scored(base, landmark)
@@ -256,6 +274,7 @@ def test_severe_crs_leakage_thorough(base, landmark, data):
 @given(cohorts(), st.data())
 def test_toci_refractory_leakage_thorough(base, data):
     check_toci(base, data)
+    check_toci(base, data, "decision")
 
 
 @pytest.mark.slow
