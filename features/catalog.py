@@ -624,7 +624,7 @@ def _treatment_specs() -> list[FeatureSpec]:
                 0,
                 1,
                 0,
-                a,
+                f"{a}_after_toci",  # its own variable: the analyte's value keeps its headline
                 a,
                 kind="binary",
                 applies="severe_treatment",

@@ -13,7 +13,7 @@ import pytest
 from scipy.special import expit
 
 from features.build import build_features
-from features.catalog import CATALOG, catalog_for, variable_of
+from features.catalog import CATALOG, after_tocilizumab_note, catalog_for, variable_of
 from features.errors import CrsRiskError
 from features.io import load_cohort, write_cohort
 from features.synth import simulate
@@ -214,8 +214,24 @@ def test_contributions_speak_clinical_language(models, table, catalog):
             spec = CATALOG[c.feature]
             assert variable_of(c.feature) == c.variable
             assert c.feature_label == spec.label
-            assert c.value_text == format_value(spec, X.iloc[i][c.feature])
+            note = after_tocilizumab_note(c.feature, X.iloc[i])  # issue 11 §5
+            assert c.value_text == format_value(spec, X.iloc[i][c.feature]) + note
             assert c.text.startswith(f"{spec.label}: {c.value_text} → ")
+
+
+def test_a_cytokine_measured_after_tocilizumab_says_so(models, table, catalog):
+    """Issue 11 §5: IL-6 rises when tocilizumab blocks its receptor; an explanation of an IL-6
+    value measured after a dose says so, the same value before a dose does not."""
+    ex = ModelExplainer(models["logreg"], catalog)
+    row = table.X.iloc[0].copy()
+    row["il6_max"] = 5000.0
+    texts = {}
+    for flag in (0.0, 1.0):
+        row["toci_given"] = row["il6_after_toci"] = flag
+        e = ex.explain_row(row, top=len(ex.variables))
+        texts[flag] = next(c.value_text for c in e.contributions if c.variable == "il6")
+    assert texts[1.0].endswith("(measured after tocilizumab)")
+    assert "tocilizumab" not in texts[0.0]
 
 
 def test_format_value_uses_catalog_units():
