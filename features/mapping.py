@@ -35,7 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.errors import CrsRiskError
-from features.schema import EVENTS, GRADED_EVENTS, PATIENTS
+from features.schema import DRUG_EVENTS, EVENTS, GRADED_EVENTS, PATIENTS
 from features.vocabulary import ANALYTES, resolve_analyte, resolve_unit
 
 Scalar = bool | int | float | str
@@ -114,22 +114,47 @@ class ColumnSpec(_Strict):
         return f"position {self.position}"
 
 
-class TimeSpec(_Strict):
-    """Time of a row or column: a ``column`` or a constant/template ``value``, in days or hours.
+Placement = Literal["end_of_day", "start_of_day", "exact"] | Annotated[float, Field(ge=0, le=24)]
+PLACEMENTS = ("end_of_day", "start_of_day", "exact")
 
-    ``hours_from_infusion = (t + offset) * (24 if unit == days else 1)``. ``fallback`` is used
-    when the time cell is empty (e.g. the nominal day of a window when the true date is missing).
-    ``source`` reads the column from another per-patient source (joined on the patient id).
-    Templates (``"{window} / true date_{analyte}"``, ``"{day}"``) are filled from the named
-    groups of a measurement rule's ``match``.
+
+class TimeSpec(_Strict):
+    """Time of a row or column: a ``column`` or a constant/template ``value``.
+
+    ``unit`` ``days`` or ``hours`` count from infusion (``t + offset``); ``date`` reads a calendar
+    date(-time) and counts from the patient's infusion date (the mapping's ``infusion``).
+    A whole day (or a date without a time of day) is *day-granular*: it is placed where the value
+    became known, ``placement`` (default ``end_of_day`` = 24·d + 24 h; ``start_of_day`` = 24·d h,
+    e.g. "drawn before infusion"; a number = that hour of its day; ``exact`` = the day count is an
+    exact time). A fractional day ("true date" 7.25) or a date-time keeps its exact value; hours
+    are always exact. ``fallback`` is used when the time cell is empty. ``source`` reads the column
+    from another per-patient source (joined on the patient id). Templates
+    (``"{window} / true date_{analyte}"``, ``"{day}"``) are filled from the named groups of a
+    measurement rule's ``match``.
     """
 
-    column: ColumnSpec | None = None
-    value: float | str | None = None
-    unit: Literal["days", "hours"]
-    offset: float = 0.0
-    fallback: float | str | None = None
-    source: str | None = None
+    column: ColumnSpec | None = Field(None, description="Column holding the time.")
+    value: float | str | None = Field(
+        None, description="Constant time (or a template filled from the rule's match groups)."
+    )
+    unit: Literal["days", "hours", "date"] = Field(
+        description="days or hours after infusion, or date (a calendar date or date-time)."
+    )
+    offset: float = Field(0.0, description="Added to the time before conversion (days/hours).")
+    fallback: float | str | None = Field(
+        None, description="Time used when the time cell is empty (same unit; days/hours only)."
+    )
+    source: str | None = Field(
+        None, description="Name of the per-patient source that holds the time column."
+    )
+    placement: Placement | None = Field(
+        None,
+        description="Where a day-granular time is placed: end_of_day (default for days and "
+        "dates), start_of_day, exact, or an hour of the day 0–24 (hours: always exact).",
+    )
+    date_format: str | None = Field(
+        None, description="strptime format of date cells (default: ISO 8601 / spreadsheet dates)."
+    )
 
     @model_validator(mode="after")
     def _one_time(self) -> TimeSpec:
@@ -137,11 +162,35 @@ class TimeSpec(_Strict):
             raise ValueError("give exactly one of column or value")
         if self.source is not None and self.column is None:
             raise ValueError("source needs a column")
+        if self.unit == "hours" and self.placement not in (None, "exact"):
+            raise ValueError("placement applies to days and dates; hours are exact")
+        if self.unit == "date":
+            if self.column is None:
+                raise ValueError("unit date needs a column of dates")
+            if self.offset or self.fallback is not None:
+                raise ValueError("offset and fallback are for days/hours, not dates")
+        elif self.date_format is not None:
+            raise ValueError("date_format needs unit: date")
         return self
 
     @property
     def scale(self) -> float:
-        return TIME_UNITS[self.unit]
+        return TIME_UNITS.get(self.unit, 24.0)
+
+    @property
+    def placed(self) -> str | float:
+        """The placement in force: the declared one, else end_of_day (days/dates) or exact."""
+        if self.placement is not None:
+            return self.placement
+        return "exact" if self.unit == "hours" else "end_of_day"
+
+    def describe_placement(self) -> str:
+        placed = self.placed
+        if self.unit == "hours":
+            return "hours (exact)"
+        if isinstance(placed, str):
+            return f"{self.unit}, {placed.replace('_', ' ')}"
+        return f"{self.unit}, known at hour {placed:g} of its day"
 
     def require_numbers(self) -> None:
         """Outside measurement rules there are no match groups: value/fallback are numbers."""
@@ -161,6 +210,26 @@ class TimeSpec(_Strict):
         return None if given is None else float(given)
 
 
+def place_day(day: float, placement: str | float) -> float:
+    """Hours from infusion of a time given in days (see :class:`TimeSpec`): a whole day is known
+    at the end of it unless placed otherwise; a fractional day is an exact time."""
+    if placement == "exact" or not float(day).is_integer():
+        return day * 24.0
+    if placement == "start_of_day":
+        return day * 24.0
+    if placement == "end_of_day":
+        return day * 24.0 + 24.0
+    return day * 24.0 + float(placement)
+
+
+Indication = Literal["crs", "icans", "other"]
+
+
+def _check_indication(event: str, indication: object) -> None:
+    if indication is not None and event not in DRUG_EVENTS:
+        raise ValueError(f"indication is for drug events ({', '.join(DRUG_EVENTS)}), not {event}")
+
+
 def _check_analyte_name(name: str | None) -> str | None:
     if name is not None and resolve_analyte(name) is None:
         raise ValueError(f"unknown analyte {name!r} (keys: {', '.join(ANALYTES)})")
@@ -172,11 +241,28 @@ class MeasureRule(_Strict):
     the regular expression ``match`` (case-insensitive). Named groups ``analyte`` and ``unit``
     stand in for the fixed ``analyte``/``unit``; other groups fill the ``time`` templates."""
 
-    column: ColumnSpec | None = None
-    match: str | None = None
-    analyte: str | None = None
-    unit: str | None = None
-    time: TimeSpec | None = None
+    column: ColumnSpec | None = Field(None, description="One measurement column.")
+    match: str | None = Field(
+        None, description="Regular expression over header paths: every matching column."
+    )
+    analyte: str | None = Field(None, description="Analyte key or alias (or group analyte).")
+    unit: str | None = Field(None, description="Unit of every value (or group unit).")
+    unit_column: ColumnSpec | None = Field(
+        None, description="Column holding each row's unit (wide tables)."
+    )
+    values: dict[str, MapTarget] | None = Field(
+        None,
+        description="Value map applied to every cell (text codes → numbers, true/false → 1/0, "
+        "null = missing); every value present must be covered.",
+    )
+    time: TimeSpec | None = Field(None, description="Time of the column (per-patient tables).")
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _keys(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            return {value_key(k): v for k, v in values.items()}
+        return values
 
     @field_validator("analyte")
     @classmethod
@@ -195,8 +281,11 @@ class MeasureRule(_Strict):
                 raise ValueError(f"match is not a valid regular expression: {exc}") from None
         if self.analyte is None and "analyte" not in groups:
             raise ValueError("give analyte (or a named group (?P<analyte>…) in match)")
-        if self.unit is None and "unit" not in groups:
-            raise ValueError("give unit (or a named group (?P<unit>…) in match)")
+        units = (self.unit is not None) + (self.unit_column is not None) + ("unit" in groups)
+        if units != 1:
+            raise ValueError("give exactly one of unit, unit_column or a named group (?P<unit>…)")
+        if self.values is not None and self.column is not None and self.column.values is not None:
+            raise ValueError("give the value map once (values or column.values)")
         if self.analyte is not None and self.unit is not None:
             key = resolve_analyte(self.analyte)
             if key is not None and resolve_unit(key, self.unit) is None:
@@ -212,11 +301,16 @@ class PatientEventRule(_Strict):
     is present for graded events, or when the ``time`` cell is present otherwise. Without a
     time the event has unknown time (it can define an outcome, never a feature)."""
 
-    event: str
-    flag: ColumnSpec | None = None
-    grade: ColumnSpec | int | None = None
-    time: TimeSpec | None = None
-    dose: ColumnSpec | None = None
+    event: str = Field(description="Event name of the contract (crs_max_grade, tocilizumab, …).")
+    flag: ColumnSpec | None = Field(
+        None, description="Boolean column (after its value map): the event happened."
+    )
+    grade: ColumnSpec | int | None = Field(None, description="Grade column or constant.")
+    time: TimeSpec | None = Field(None, description="Time of the event (empty = unknown).")
+    dose: ColumnSpec | None = Field(None, description="Dose column (mg/kg).")
+    indication: Indication | ColumnSpec | None = Field(
+        None, description="Why a drug was given: crs, icans, other, or a column (drugs only)."
+    )
 
     @field_validator("event")
     @classmethod
@@ -227,6 +321,7 @@ class PatientEventRule(_Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> PatientEventRule:
+        _check_indication(self.event, self.indication)
         graded = self.event in GRADED_EVENTS
         if graded and self.grade is None:
             raise ValueError(f"{self.event} needs a grade (column or number)")
@@ -243,6 +338,65 @@ class PatientEventRule(_Strict):
         return self
 
 
+class RowEventRule(_Strict):
+    """An event read from each row of a wide table at the row's time: a drug, ICU or other
+    event when ``flag`` is true (a daily tocilizumab/steroid/ICU flag), a graded event when
+    ``grade`` is present. ``first_only`` emits it at the first flagged row of each patient only
+    (e.g. ICU admission from a daily "in ICU" flag)."""
+
+    event: str = Field(description="Event name of the contract.")
+    flag: ColumnSpec | None = Field(None, description="Boolean column (after its value map).")
+    grade: ColumnSpec | None = Field(None, description="Grade column (graded events).")
+    dose: ColumnSpec | None = Field(None, description="Dose column (mg/kg).")
+    indication: Indication | ColumnSpec | None = Field(
+        None, description="crs, icans, other, or a column mapped to them (drug events only)."
+    )
+    first_only: bool = Field(False, description="Only the first flagged row of each patient.")
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, event: str) -> str:
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r} (allowed: {', '.join(EVENTS)})")
+        if event in CRS_DERIVED:
+            raise ValueError(f"{event} comes from crs_grade (the per-row CRS grade column)")
+        return event
+
+    @model_validator(mode="after")
+    def _shape(self) -> RowEventRule:
+        _check_indication(self.event, self.indication)
+        if self.event in GRADED_EVENTS:
+            if self.grade is None or self.flag is not None:
+                raise ValueError(f"{self.event} needs a grade column (and no flag)")
+        elif self.flag is None or self.grade is not None:
+            raise ValueError(f"{self.event} needs a flag column (and no grade)")
+        return self
+
+
+class AnalyteValues(_Strict):
+    """Source artefacts of one analyte with a fix that needs no pandas (issue 17): constants
+    written in place of a missing value, and assay limits written as plain numbers."""
+
+    missing: list[float] = Field(
+        default_factory=list,
+        description="Values that mean missing (a constant imputed for every missing cell).",
+    )
+    ceiling: float | None = Field(
+        None, description="Value written for results above the assay's upper limit (→ '>')."
+    )
+    floor: float | None = Field(
+        None, description="Value written for results below the detection limit (→ '<')."
+    )
+
+    @model_validator(mode="after")
+    def _some(self) -> AnalyteValues:
+        if not self.missing and self.ceiling is None and self.floor is None:
+            raise ValueError("give missing, ceiling and/or floor")
+        if self.ceiling is not None and self.floor is not None and self.floor >= self.ceiling:
+            raise ValueError("floor must be below ceiling")
+        return self
+
+
 class _Source(_Strict):
     name: str | None = None
     file: str = Field(min_length=1)
@@ -254,8 +408,27 @@ class _Source(_Strict):
 
 
 class _AnalyteOptions(_Strict):
-    analytes: dict[str, str] = Field(default_factory=dict)
-    unknown_analytes: Literal["error", "skip"] = "error"
+    analytes: dict[str, str] = Field(
+        default_factory=dict, description="Source analyte name → analyte key or skip."
+    )
+    unknown_analytes: Literal["error", "skip"] = Field(
+        "error", description="An analyte name not in the vocabulary: error, or skip (counted)."
+    )
+    analyte_values: dict[str, AnalyteValues] = Field(
+        default_factory=dict,
+        description="Per analyte key: imputed constants that mean missing, ceiling, floor.",
+    )
+
+    @field_validator("analyte_values")
+    @classmethod
+    def _value_keys(cls, rules: dict[str, AnalyteValues]) -> dict[str, AnalyteValues]:
+        out: dict[str, AnalyteValues] = {}
+        for name, rule in rules.items():
+            key = resolve_analyte(name)
+            if key is None:
+                raise ValueError(f"unknown analyte {name!r} (keys: {', '.join(ANALYTES)})")
+            out[key] = rule
+        return out
 
     @field_validator("analytes")
     @classmethod
@@ -274,12 +447,28 @@ _PATIENT_FIELDS = tuple(c.name for c in PATIENTS.columns if c.name != "patient_i
 
 class PatientsSource(_Source):
     kind: Literal["patients"]
-    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
-    constants: dict[str, Scalar] = Field(default_factory=dict)
-    events: list[PatientEventRule] = Field(default_factory=list)
+    rows: Literal["one_per_patient", "repeated"] = Field(
+        "one_per_patient",
+        description="repeated: a patient-day table (patient columns repeated on every row); "
+        "identical repeats are one patient, conflicting ones an error.",
+    )
+    columns: dict[str, ColumnSpec] = Field(
+        default_factory=dict, description="Patient field → source column."
+    )
+    constants: dict[str, Scalar] = Field(
+        default_factory=dict, description="Patient field → one value for everyone."
+    )
+    events: list[PatientEventRule] = Field(
+        default_factory=list, description="Per-patient events (flags, grades, times)."
+    )
 
     @model_validator(mode="after")
     def _fields(self) -> PatientsSource:
+        if self.rows == "repeated" and self.events:
+            raise ValueError(
+                "events on a source with repeated rows: declare them as row events of a "
+                "wide_measurements source on the same file"
+            )
         for name in (*self.columns, *self.constants):
             if name not in _PATIENT_FIELDS:
                 raise ValueError(
@@ -301,9 +490,9 @@ class LongMeasurementsSource(_AnalyteOptions, _Source):
     time: TimeSpec
     analyte: ColumnSpec
     value: ColumnSpec
-    unit: str | None = None
-    unit_column: ColumnSpec | None = None
-    qualifier: ColumnSpec | None = None
+    unit: str | None = Field(None, description="Unit of every value.")
+    unit_column: ColumnSpec | None = Field(None, description="Column holding each row's unit.")
+    qualifier: ColumnSpec | None = Field(None, description="Column holding '<' or '>'.")
 
     @model_validator(mode="after")
     def _shape(self) -> LongMeasurementsSource:
@@ -317,11 +506,17 @@ class LongMeasurementsSource(_AnalyteOptions, _Source):
 
 class WideMeasurementsSource(_AnalyteOptions, _Source):
     kind: Literal["wide_measurements"]
-    time: TimeSpec
+    time: TimeSpec = Field(description="The row's time (one per row).")
     measurements: list[MeasureRule] = Field(default_factory=list)
-    crs_grade: ColumnSpec | None = None
+    crs_grade: ColumnSpec | None = Field(
+        None, description="Per-row CRS grade: onset, grade changes and maximum are derived."
+    )
     crs_events: list[Literal["crs_onset", "crs_grade", "crs_max_grade"]] = Field(
-        default_factory=lambda: list(CRS_DERIVED)
+        default_factory=lambda: list(CRS_DERIVED),
+        description="Which derived CRS events to write.",
+    )
+    events: list[RowEventRule] = Field(
+        default_factory=list, description="Per-row events (daily drug/ICU flags, ICANS grade)."
     )
 
     @model_validator(mode="after")
@@ -329,8 +524,8 @@ class WideMeasurementsSource(_AnalyteOptions, _Source):
         if self.time.column is None:
             raise ValueError("time needs a column (one time per row)")
         self.time.require_numbers()
-        if not self.measurements and self.crs_grade is None:
-            raise ValueError("give measurements and/or crs_grade")
+        if not self.measurements and self.crs_grade is None and not self.events:
+            raise ValueError("give measurements, crs_grade and/or events")
         for i, rule in enumerate(self.measurements):
             if rule.time is not None:
                 raise ValueError(f"measurements[{i}].time: rows carry the time; remove it")
@@ -346,15 +541,20 @@ class PatientMeasurementsSource(_AnalyteOptions, _Source):
         for i, rule in enumerate(self.measurements):
             if rule.time is None:
                 raise ValueError(f"measurements[{i}].time is required for this kind")
+            if rule.unit_column is not None:
+                raise ValueError(f"measurements[{i}].unit_column: one row per patient; give unit")
         return self
 
 
 class LongEventsSource(_Source):
     kind: Literal["long_events"]
-    time: TimeSpec
-    event: ColumnSpec
-    grade: ColumnSpec | None = None
-    dose: ColumnSpec | None = None
+    time: TimeSpec = Field(description="Time of each event row.")
+    event: ColumnSpec = Field(description="Column naming the event (map it with values).")
+    grade: ColumnSpec | None = Field(None, description="Grade column (graded events).")
+    dose: ColumnSpec | None = Field(None, description="Dose column (mg/kg).")
+    indication: Indication | ColumnSpec | None = Field(
+        None, description="crs, icans, other, or a column mapped to them (drug rows only)."
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> LongEventsSource:
@@ -384,14 +584,42 @@ KINDS = (
 PER_PATIENT_KINDS = ("patients", "per_patient_events")
 
 
+class InfusionSpec(_Strict):
+    """Where each patient's infusion date(-time) is: the origin of every ``unit: date`` time.
+    A date without a time of day (or at 00:00) counts from the start of the infusion day."""
+
+    source: str = Field(description="Name of the patients source holding the column.")
+    column: ColumnSpec = Field(description="Infusion date or date-time column.")
+    date_format: str | None = Field(None, description="strptime format (default: ISO 8601).")
+
+
 class Mapping(_Strict):
     """A whole import mapping (see the module docstring)."""
 
-    version: Literal[1] = 1
-    description: str | None = None
-    na_values: list[Scalar] = Field(default_factory=list)
-    duplicates: Literal["error", "keep_first"] = "error"
-    sources: list[Source] = Field(min_length=1)
+    version: Literal[1] = Field(1, description="Mapping format version.")
+    description: str | None = Field(None, description="Free text.")
+    na_values: list[Scalar] = Field(
+        default_factory=list, description="Placeholders meaning missing, in every source."
+    )
+    duplicates: Literal["error", "keep_first"] = Field(
+        "error",
+        description="Conflicting values for one patient, time and analyte/event: error or keep "
+        "the first (counted).",
+    )
+    grade_conflicts: Literal["error", "max"] = Field(
+        "error",
+        description="Two CRS/ICANS grades of one patient at one time: error naming both rows, "
+        "or keep the maximum (counted).",
+    )
+    no_crs_record: Literal["nothing", "lost_to_follow_up"] = Field(
+        "nothing",
+        description="A patient with no CRS information in any source: nothing, or a "
+        "lost_to_follow_up event with unknown time (outcome unknown; counted).",
+    )
+    infusion: InfusionSpec | None = Field(
+        None, description="Infusion date per patient (needed by unit: date times)."
+    )
+    sources: list[Source] = Field(min_length=1, description="The files of the extract.")
 
     @model_validator(mode="after")
     def _cross(self) -> Mapping:
@@ -400,6 +628,18 @@ class Mapping(_Strict):
         names = [s.name for s in self.sources if s.name is not None]
         if len(names) != len(set(names)):
             raise ValueError("source names must be unique")
+        patient_sources = {s.name for s in self.sources if s.kind == "patients" and s.name}
+        if self.infusion is not None and self.infusion.source not in patient_sources:
+            raise ValueError(
+                f"infusion.source: {self.infusion.source!r} is not the name of a patients source"
+            )
+        if self.infusion is None and any(t.unit == "date" for t in _times(self)):
+            raise ValueError("a time has unit: date; declare infusion (source and column)")
+        if self.no_crs_record != "nothing" and not _records_crs(self):
+            raise ValueError(
+                "no_crs_record: no source records CRS (a crs_grade column, a CRS event rule "
+                "or a long_events source)"
+            )
         per_patient = {s.name for s in self.sources if s.kind in PER_PATIENT_KINDS and s.name}
         owner: dict[str, int] = {}
         for i, s in enumerate(self.sources):
@@ -419,6 +659,27 @@ class Mapping(_Strict):
                         "per-patient source (kind patients or per_patient_events)"
                     )
         return self
+
+
+def _times(mapping: Mapping) -> list[TimeSpec]:
+    """Every time declaration of a mapping."""
+    out: list[TimeSpec] = []
+    for s in mapping.sources:
+        out += [t for t in (getattr(s, "time", None),) if t is not None]
+        out += [m.time for m in getattr(s, "measurements", []) if m.time is not None]
+        out += [e.time for e in getattr(s, "events", []) if getattr(e, "time", None) is not None]
+    return out
+
+
+def _records_crs(mapping: Mapping) -> bool:
+    for s in mapping.sources:
+        if isinstance(s, LongEventsSource):
+            return True
+        if isinstance(s, WideMeasurementsSource) and s.crs_grade is not None:
+            return True
+        if any(e.event in CRS_DERIVED for e in getattr(s, "events", [])):
+            return True
+    return False
 
 
 # --- loading --------------------------------------------------------------------------------

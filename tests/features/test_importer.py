@@ -60,14 +60,14 @@ P3,B,2,NR,,1,1.5
         src / "labs.csv",
         """
 patient,day,test,result,units
-P1,-1,CRP,1.2,mg/dL
+P1,-2,CRP,1.2,mg/dL
 P1,0,IL-6,<1.5,pg/mL
 P1,1,IL-6,,pg/mL
 P1,1,Sodium,140,mmol/L
 P2,0,Ferritin,NR,ng/mL
 P9,0,CRP,3,mg/L
 P2,0.5,CRP,30,mg/L
-P1,-1,CRP,1.2,mg/dL
+P1,-2,CRP,1.2,mg/dL
 
 P3,,CRP,4,mg/L
 """,
@@ -205,8 +205,11 @@ def test_long_measurements(tmp_path, extract):
     assert crp["hours_from_infusion"].tolist() == [-24.0]
     assert crp["value"].tolist() == pytest.approx([12.0])  # 1.2 mg/dL → 12 mg/L on load
     il6 = rows(m, "P1").query("analyte == 'il6'").iloc[0]
-    assert (il6["hours_from_infusion"], il6["value"], il6["qualifier"]) == (0.0, 1.5, "<")
+    # day-granular: known at the end of its day (day 0 → 24 h, day −2 → −24 h); a fractional
+    # day is an exact time (0.5 → 12 h)
+    assert (il6["hours_from_infusion"], il6["value"], il6["qualifier"]) == (24.0, 1.5, "<")
     assert rows(m, "P2")["hours_from_infusion"].tolist() == [12.0]
+    assert "times: days, end of day" in report.render()
 
     text = report.render()
     long = text.split("- labs.csv")[1].split("\n- ")[0]
@@ -250,8 +253,8 @@ def test_patients_values_constants_and_flags(tmp_path, extract):
     assert toci["patient_id"].tolist() == ["P1"] and toci["hours_from_infusion"].isna().all()
     top = e[e["event"] == "crs_max_grade"].set_index("patient_id")
     assert top["grade"].to_dict() == {"P1": 3, "P2": 0, "P3": 1}
-    assert top.loc["P1", "hours_from_infusion"] == 48.0
-    assert top.loc["P3", "hours_from_infusion"] == 36.0
+    assert top.loc["P1", "hours_from_infusion"] == 72.0  # day 2, known at its end
+    assert top.loc["P3", "hours_from_infusion"] == 36.0  # day 1.5: exact
     assert math.isnan(top.loc["P2", "hours_from_infusion"])
     text = report.render()
     assert "age_years: placeholder 'NR' = missing" in text
@@ -292,10 +295,10 @@ P4;3;1
         .itertuples(index=False)
     }
     assert got == {
-        ("P1", "crs_max_grade"): (4, 48.0),  # grade from outcomes.csv, day from patients.csv
+        ("P1", "crs_max_grade"): (4, 72.0),  # grade from outcomes.csv, day 2 from patients.csv
         ("P2", "crs_max_grade"): (0, -1.0),  # no CRS day: unknown time
         ("P3", "crs_max_grade"): (2, 36.0),
-        ("P1", "death"): (None, 492.0),  # (20 + 0.5) days
+        ("P1", "death"): (None, 492.0),  # (20 + 0.5) days: a fraction is exact
     }
     assert "dropped 2: patient not in the patient table" in report.render()
 
@@ -344,8 +347,8 @@ def test_multi_header_excel(tmp_path, extract):
     assert got == {
         ("P1", -6.0): 12.5,  # exact draw day −0.25 (before infusion)
         ("P1", 156.0): 300.0,  # 6.5 days
-        ("P2", 0.0): 4.0,  # true day empty → nominal day 0
-        ("P2", 168.0): 7.0,
+        ("P2", 24.0): 4.0,  # true day empty → nominal day 0, known at its end
+        ("P2", 192.0): 7.0,
     }
     text = report.render()
     assert "placeholder 'n.d.' = missing" in text
@@ -389,7 +392,7 @@ def test_all_kinds_together_and_parquet(tmp_path, extract):
 
 # --- duplicates ---------------------------------------------------------------------------
 def test_conflicting_duplicates_fail_unless_keep_first(tmp_path, extract):
-    write(extract / "more.csv", "patient,day,test,result,units\nP1,-1,CRP,99,mg/L")
+    write(extract / "more.csv", "patient,day,test,result,units\nP1,-2,CRP,99,mg/L")
     more = {**LONG, "file": "more.csv", "analytes": {}}
     out = tmp_path / "cohort"
     mapping = dump(tmp_path, {"sources": [patients_source(), LONG, more]})
@@ -438,7 +441,7 @@ def test_conflicting_duplicates_fail_unless_keep_first(tmp_path, extract):
         ),
         (
             lambda s: s[1]["time"].update(unit="weeks"),
-            ["sources[1].time.unit: Input should be 'days' or 'hours'; got 'weeks'"],
+            ["sources[1].time.unit: Input should be 'days', 'hours' or 'date'; got 'weeks'"],
         ),
     ],
     ids=["unknown-key", "missing-file", "column-not-found", "bad-unit", "bad-time-unit"],
@@ -668,7 +671,7 @@ def test_car22_marrow_labs_and_cytokines(car22_import):
     long = long[~long["days"].isin([21, 28])]  # window samples: the csv uses the nominal day
     long = long.assign(
         patient_id=long["patient_id"].astype(str),
-        hours_from_infusion=long["days"] * 24.0,
+        hours_from_infusion=long["days"] * 24.0 + 24.0,  # a sample of day d is known at its end
         analyte=long["cytokines"].map(
             {"IL-6": "il6", "IFN-gamma": "ifng", "IL-10": "il10", "IL-8": "il8", "IL-2": "il2",
              "IL-4": "il4", "IL-13": "il13", "IL-15": "il15", "IL-18": "il18", "IL-1B": "il1b",

@@ -99,7 +99,7 @@ def test_shorthands_and_value_keys():
                     },
                 ]
             },
-            "sources[1].time.unit: Input should be 'days' or 'hours'; got 'weeks'",
+            "sources[1].time.unit: Input should be 'days', 'hours' or 'date'; got 'weeks'",
         ),
         (
             {
