@@ -188,9 +188,14 @@ class TimeSpec(_Strict):
         placed = self.placed
         if self.unit == "hours":
             return "hours (exact)"
+        exact = "date-times" if self.unit == "date" else "fractional days"
+        if placed == "exact":
+            return f"{self.unit}, exact"
         if isinstance(placed, str):
-            return f"{self.unit}, {placed.replace('_', ' ')}"
-        return f"{self.unit}, known at hour {placed:g} of its day"
+            where = placed.replace("_", " ")
+        else:
+            where = f"hour {placed:g} of the day"
+        return f"{self.unit}: whole days known at {where}, {exact} exact"
 
     def require_numbers(self) -> None:
         """Outside measurement rules there are no match groups: value/fallback are numbers."""

@@ -21,6 +21,7 @@ from features.importer import (
     import_cohort,
     letter_index,
     parse_number,
+    read_source,
 )
 from features.io import load_cohort, validate_folder
 from features.mapping import parse_mapping
@@ -209,7 +210,7 @@ def test_long_measurements(tmp_path, extract):
     # day is an exact time (0.5 → 12 h)
     assert (il6["hours_from_infusion"], il6["value"], il6["qualifier"]) == (24.0, 1.5, "<")
     assert rows(m, "P2")["hours_from_infusion"].tolist() == [12.0]
-    assert "times: days, end of day" in report.render()
+    assert "times: days: whole days known at end of day, fractional days exact" in report.render()
 
     text = report.render()
     long = text.split("- labs.csv")[1].split("\n- ")[0]
@@ -710,3 +711,68 @@ def test_car22_long_table_imports_through_a_long_mapping(tmp_path, car22_dir):
     assert report.n_measurements == 11037
     assert re.search(r"dropped 4649: empty = not measured", report.render())
     assert load_cohort(tmp_path / "out").measurements["patient_id"].nunique() == 52
+
+
+def _workbook_counts(car22: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """From the raw workbook, independently of the mapping: per patient, the day-0 cytokine
+    values per analyte, and the windowed labs drawn on a day before infusion (true date < 0)."""
+    table = read_source(car22 / "clinical_data.xlsx", None, 3, None)
+    ids = [str(int(v)) for v in table.cells[:, 0]]
+    cytokines: dict[str, list[int]] = {}
+    labs: dict[str, list[int]] = {}
+    for j in range(table.n_columns):
+        path = table.path_text(j)
+        value = pd.to_numeric(pd.Series(table.cells[:, j]), errors="coerce").notna()
+        day0 = re.fullmatch(r"CYTOKINES / Day 0 / (.+)", path)
+        if day0:
+            cytokines[day0.group(1).strip()] = value.astype(int).tolist()
+        lab = re.fullmatch(r".*Timepoint / (CRP|Ferritin|LDH) \(.*\)", path)
+        if lab:
+            true_day = pd.to_numeric(pd.Series(table.cells[:, j + 1]), errors="coerce")
+            before = (value & (true_day < 0)).astype(int)
+            name = lab.group(1).lower()
+            labs[name] = [
+                a + b for a, b in zip(labs.get(name, [0] * len(ids)), before, strict=True)
+            ]
+    return pd.DataFrame(cytokines, index=ids), pd.DataFrame(labs, index=ids)
+
+
+@pytest.mark.car22
+def test_car22_landmark_tables_hold_only_values_known_by_then(car22_import):
+    """Issue 11 §1 through the importer and features.build: the 0 h table holds no value of
+    day 0 or later (only labs drawn before the infusion day), the 24 h table the day-0 cytokines
+    but no day-1 value. With day-0 samples at the start of their day (the old placement) the 0 h
+    table held 801 infusion-day cytokines and this test fails."""
+    from features.build import build_features
+
+    _, out, car22 = car22_import
+    cohort = load_cohort(out)
+    day0, labs_before = _workbook_counts(car22)
+    names = {"IL-6": "il6", "IFN-gamma": "ifng", "IL-10": "il10", "IL-18": "il18"}
+    at0 = build_features(cohort, "severe_crs", "0h")
+    x0 = at0.X.set_index(at0.ids)
+    for key in names.values():
+        assert (x0[f"{key}_n"].fillna(0) == 0).all(), key  # cytokines start on day 0
+    for lab in ("crp", "ferritin", "ldh"):
+        expected = labs_before.loc[x0.index, lab]
+        assert (x0[f"{lab}_n"].fillna(0).astype(int) == expected).all(), lab
+    assert 0 < int(labs_before.to_numpy().sum()) < 20
+
+    at24 = build_features(cohort, "severe_crs", "24h")
+    x24 = at24.X.set_index(at24.ids)
+    for name, key in names.items():
+        if name in day0:
+            expected = day0.loc[x24.index, name]
+            assert (x24[f"{key}_n"].fillna(0).astype(int) == expected).all(), key
+    assert x24["il6_n"].max() == 1  # one day-0 sample, nothing from day 1 (known at 48 h)
+    assert (x24["il6_hours_since_first"].dropna() == 0).all()  # known at 24 h exactly
+
+
+@pytest.mark.car22
+def test_car22_il18_ceiling_is_a_limit_not_a_number(car22_import):
+    _, out, _ = car22_import
+    m = load_cohort(out).measurements
+    il18 = m[m["analyte"] == "il18"]
+    above = il18[il18["qualifier"] == ">"]
+    assert len(above) == 14 and (above["value"] == 5001).all()
+    assert il18.loc[il18["qualifier"].isna(), "value"].ne(5001).all()
