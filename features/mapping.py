@@ -75,10 +75,15 @@ class _Strict(BaseModel):
 class ColumnSpec(_Strict):
     """One source column: by header text/path, letter or position; optional value map."""
 
-    header: str | None = None
-    letter: str | None = None
-    position: int | None = Field(default=None, ge=1)
-    values: dict[str, MapTarget] | None = None
+    header: str | None = Field(
+        None, description="Header text, or header path across header rows ('Day 7 / CRP')."
+    )
+    letter: str | None = Field(None, description="Spreadsheet column letter (A, B, …, AA).")
+    position: int | None = Field(default=None, ge=1, description="1-based column position.")
+    values: dict[str, MapTarget] | None = Field(
+        None,
+        description="Value map: source value → value (null = missing); must cover every value.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -403,13 +408,19 @@ class AnalyteValues(_Strict):
 
 
 class _Source(_Strict):
-    name: str | None = None
-    file: str = Field(min_length=1)
-    sheet: str | int | None = None
-    header_rows: int = Field(default=1, ge=0, le=50)
-    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
-    na_values: list[Scalar] = Field(default_factory=list)
-    id_column: ColumnSpec
+    name: str | None = Field(None, description="Name other parts of the mapping refer to.")
+    file: str = Field(
+        min_length=1, description="File name of the extract (or the end of its path)."
+    )
+    sheet: str | int | None = Field(None, description="Excel sheet name or 0-based index.")
+    header_rows: int = Field(default=1, ge=0, le=50, description="Header rows above the data.")
+    delimiter: str | None = Field(
+        default=None, min_length=1, max_length=1, description="CSV delimiter (default , or tab)."
+    )
+    na_values: list[Scalar] = Field(
+        default_factory=list, description="Placeholders meaning missing in this source."
+    )
+    id_column: ColumnSpec = Field(description="Column holding the patient id.")
 
 
 class _AnalyteOptions(_Strict):
@@ -451,6 +462,10 @@ _PATIENT_FIELDS = tuple(c.name for c in PATIENTS.columns if c.name != "patient_i
 
 
 class PatientsSource(_Source):
+    """The patient table: one row per patient (or a patient-day table with ``rows: repeated``);
+    ``columns`` map patient fields to source columns, ``constants`` give fields one value for
+    everyone, ``events`` turn per-patient flags into events."""
+
     kind: Literal["patients"]
     rows: Literal["one_per_patient", "repeated"] = Field(
         "one_per_patient",
@@ -486,15 +501,22 @@ class PatientsSource(_Source):
 
 
 class PerPatientEventsSource(_Source):
+    """One row per patient holding only events (outcome and treatment flags, grades, days)."""
+
     kind: Literal["per_patient_events"]
-    events: list[PatientEventRule] = Field(min_length=1)
+    events: list[PatientEventRule] = Field(
+        min_length=1, description="Per-patient events (flags, grades, times)."
+    )
 
 
 class LongMeasurementsSource(_AnalyteOptions, _Source):
+    """One row per value: time, analyte name, value, and a unit (fixed or a unit column); a
+    value may carry its ``<``/``>`` qualifier in the cell or in a qualifier column."""
+
     kind: Literal["long_measurements"]
-    time: TimeSpec
-    analyte: ColumnSpec
-    value: ColumnSpec
+    time: TimeSpec = Field(description="Time of each row.")
+    analyte: ColumnSpec = Field(description="Column naming the analyte (vocabulary or analytes).")
+    value: ColumnSpec = Field(description="Column holding the value.")
     unit: str | None = Field(None, description="Unit of every value.")
     unit_column: ColumnSpec | None = Field(None, description="Column holding each row's unit.")
     qualifier: ColumnSpec | None = Field(None, description="Column holding '<' or '>'.")
@@ -510,9 +532,14 @@ class LongMeasurementsSource(_AnalyteOptions, _Source):
 
 
 class WideMeasurementsSource(_AnalyteOptions, _Source):
+    """One row per patient and time point (a flowsheet, a patient-day table): analyte columns,
+    an optional per-row CRS grade and per-row events, all at the row's time."""
+
     kind: Literal["wide_measurements"]
     time: TimeSpec = Field(description="The row's time (one per row).")
-    measurements: list[MeasureRule] = Field(default_factory=list)
+    measurements: list[MeasureRule] = Field(
+        default_factory=list, description="Analyte columns (rules without time)."
+    )
     crs_grade: ColumnSpec | None = Field(
         None, description="Per-row CRS grade: onset, grade changes and maximum are derived."
     )
@@ -538,8 +565,14 @@ class WideMeasurementsSource(_AnalyteOptions, _Source):
 
 
 class PatientMeasurementsSource(_AnalyteOptions, _Source):
+    """One row per patient; each matched column is one analyte at one time (workbooks with
+    several header rows: time window in one header row, analyte and unit in the next, the exact
+    draw day in a neighbouring column)."""
+
     kind: Literal["patient_measurements"]
-    measurements: list[MeasureRule] = Field(min_length=1)
+    measurements: list[MeasureRule] = Field(
+        min_length=1, description="Analyte columns, each rule with its time."
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> PatientMeasurementsSource:
@@ -552,6 +585,9 @@ class PatientMeasurementsSource(_AnalyteOptions, _Source):
 
 
 class LongEventsSource(_Source):
+    """One row per event: time, event name (mapped to the contract's events), grade, dose and
+    indication."""
+
     kind: Literal["long_events"]
     time: TimeSpec = Field(description="Time of each event row.")
     event: ColumnSpec = Field(description="Column naming the event (map it with values).")
@@ -657,7 +693,8 @@ class Mapping(_Strict):
                         )
                     owner[field] = i
             for j, rule in enumerate(getattr(s, "events", None) or []):
-                ref = rule.time.source if rule.time is not None else None
+                time = getattr(rule, "time", None)
+                ref = time.source if time is not None else None
                 if ref is not None and ref not in per_patient:
                     raise ValueError(
                         f"sources[{i}].events[{j}].time.source: {ref!r} is not the name of a "
