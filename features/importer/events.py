@@ -112,8 +112,9 @@ def resolve_grade_conflicts(
 def derive_crs(
     r: Reader, k: int, gj: int | None, grades: list[tuple[str, float, int, int]], wanted: list[str]
 ) -> None:
-    """Per-row grades → ``crs_onset`` (first grade ≥1), ``crs_grade`` at each later change,
-    ``crs_max_grade`` (timed at onset; unknown time when the course never left grade 0)."""
+    """Per-row grades → ``crs_onset`` (first grade ≥1), ``crs_grade`` at each later change, and
+    ``crs_max_grade``: 0 with unknown time when the course never left grade 0; the maximum timed
+    at onset only when ``crs_events`` asks for the summary without the timed course."""
     if not grades:
         return
     frame = pd.DataFrame(grades, columns=["patient_id", "hours", "grade", "_row"])
@@ -134,7 +135,13 @@ def derive_crs(
             elif grade != current:
                 new.append(("crs_grade", hours, grade, row))
                 current = grade
-        new.append(("crs_max_grade", onset_h, int(rows["grade"].max()), int(rows["_row"].iloc[0])))
+        if math.isnan(onset_h) or "crs_onset" not in wanted:
+            # the maximum is a whole-course summary: written at onset only when the timed course
+            # is not (it would put the future maximum at the onset time); a course that never
+            # left grade 0 says "no CRS" with unknown time
+            new.append(
+                ("crs_max_grade", onset_h, int(rows["grade"].max()), int(rows["_row"].iloc[0]))
+            )
         for event, hours, grade, row in new:
             if event in wanted:
                 r.add_event(k, int(row), gj, str(pid), hours, event, int(grade))
