@@ -5,6 +5,7 @@ assay limits declared in the mapping are applied here, through the shared :class
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -20,7 +21,10 @@ from features.mapping import (
     PatientMeasurementsSource,
     TimeSpec,
 )
-from features.vocabulary import ANALYTES, resolve_unit
+from features.vocabulary import ANALYTES
+from features.vocabulary import resolve_unit as _resolve_unit
+
+resolve_unit = functools.lru_cache(maxsize=4096)(_resolve_unit)  # pure; extracts repeat units
 
 
 @dataclass

@@ -66,8 +66,8 @@ class Reader:
         self.placeholders = [
             {value_key(v) for v in (*mapping.na_values, *s.na_values)} for s in mapping.sources
         ]
-        self.measurements: list[dict] = []
-        self.events: list[dict] = []
+        self.measurements: list[tuple] = []
+        self.events: list[tuple] = []
         self.patients: dict[str, dict[str, object]] = {}
         self.patient_rows: list[dict[str, int]] = []  # per source: patient id → first row
         self.id_keys: set[str] = set()  # comparison keys of every patient id (never shown)
@@ -388,20 +388,8 @@ class Reader:
                 f"[{lo:g}, {hi:g}] {ANALYTES[key].canonical_unit}",
             )
             return
-        self.measurements.append(
-            {
-                "patient_id": pid,
-                "hours_from_infusion": hours,
-                "analyte": key,
-                "value": number,
-                "unit": unit,
-                "qualifier": qualifier,
-                "_canonical": canonical,
-                "_src": k,
-                "_row": i,
-                "_col": j,
-            }
-        )
+        # a tuple per row (columns M_COLS, _canonical, PROV): a dict would cost 5× the memory
+        self.measurements.append((pid, hours, key, number, unit, qualifier, canonical, k, i, j))
         self.reports[k].measurements += 1
 
     def add_event(
@@ -416,19 +404,7 @@ class Reader:
         dose: float = math.nan,
         indication: str | None = None,
     ) -> None:
-        self.events.append(
-            {
-                "patient_id": pid,
-                "hours_from_infusion": hours,
-                "event": event,
-                "grade": grade,
-                "dose_mg_per_kg": dose,
-                "indication": indication,
-                "_src": k,
-                "_row": i,
-                "_col": j,
-            }
-        )
+        self.events.append((pid, hours, event, grade, dose, indication, k, i, j))  # E_COLS, PROV
         self.reports[k].events += 1
 
     def dose(self, k: int, i: int, j: int | None, spec: ColumnSpec | None, label: str) -> float:
