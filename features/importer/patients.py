@@ -198,6 +198,7 @@ def one_patient_event(
         if ti is not None:
             fallback = rule.time.number("fallback")
             h = r.time_cell(time_src, ti, time_col, rule.time, fallback, pid, count=False)
+            r.reports[k].placements.add(rule.time.describe_placement())
             hours = math.nan if h is None else h
         if flag is None and rule.event not in GRADED_EVENTS and math.isnan(hours):
             return
