@@ -165,8 +165,7 @@ ANALYTES: dict[str, Analyte] = {
             "Platelets",
             "baseline labs",
             "10^9/L",
-            # G/L = giga per litre (10^9/L, European exports); only for counts, never g/L
-            {"10^9/L": _ID, "10^3/µL": _ID, "/µL": UnitConversion(0.001), "/nL": _ID, "G/L": _ID},
+            {"10^9/L": _ID, "10^3/µL": _ID, "/µL": UnitConversion(0.001), "/nL": _ID},
             (0.0, 5000.0),
             (1.0, 1500.0),
             "777-3",
@@ -293,8 +292,12 @@ def normalise_unit(unit: str) -> str:
     return text.lower()
 
 
+# Spellings that mean one unit for one analyte only: "G/L" (giga per litre, European exports)
+# is 10^9/L for a count, while for fibrinogen g/L means grams.
+_ANALYTE_SPELLINGS: dict[str, dict[str, str]] = {"platelets": {"g/l": "10^9/L"}}
 _UNIT_KEYS: dict[str, dict[str, str]] = {
-    key: {normalise_unit(u): u for u in a.units} for key, a in ANALYTES.items()
+    key: {**_ANALYTE_SPELLINGS.get(key, {}), **{normalise_unit(u): u for u in a.units}}
+    for key, a in ANALYTES.items()
 }
 
 

@@ -108,7 +108,7 @@ def test_lab_export_with_calendar_dates(tmp_path):
     il6 = at(m, "L1", "il6", "analyte").iloc[0]
     assert (il6["value"], il6["qualifier"]) == (5000.0, ">")
     written = pd.read_csv(out / "measurements.csv")
-    assert set(written["unit"]) >= {"µg/L", "10^3/µL", "IU/L", "G/L"}  # hospital spellings
+    assert set(written["unit"]) >= {"µg/L", "10^3/µL", "IU/L", "10^9/L"}  # hospital spellings
     e = cohort.events
     assert at(e, "L1", "corticosteroids")["indication"].tolist() == ["icans"]
     assert "date: whole days known at end of day, date-times exact" in report.render()
