@@ -56,7 +56,9 @@ TIME_UNITS: dict[str, float] = {"days": 24.0, "hours": 1.0}
 CRS_DERIVED = ("crs_onset", "crs_grade", "crs_max_grade")
 SKIP = "skip"
 
-_TYPE_TAGS = {"str", "int", "float", "bool", "none", "ColumnSpec", "dict", "list"}
+_TYPE_TAGS = {
+    "str", "int", "float", "bool", "none", "ColumnSpec", "dict", "list", "constrained-float",
+}  # fmt: skip
 
 
 def value_key(value: object) -> str:
