@@ -61,13 +61,14 @@ TRUE_TOKENS: frozenset[str] = frozenset({"true", "1", "1.0", "yes"})
 FALSE_TOKENS: frozenset[str] = frozenset({"false", "0", "0.0", "no"})
 
 TIME_WINDOWS: tuple[tuple[str, float, float], ...] = (
-    ("pre-infusion", -math.inf, 0.0),
-    ("0–24 h", 0.0, 24.0),
-    ("24–48 h", 24.0, 48.0),
-    ("48–72 h", 48.0, 72.0),
-    (">72 h", 72.0, math.inf),
+    ("pre-infusion (≤ 0 h)", -math.inf, 0.0),
+    ("(0, 24] h", 0.0, 24.0),
+    ("(24, 48] h", 24.0, 48.0),
+    ("(48, 72] h", 48.0, 72.0),
+    ("> 72 h", 72.0, math.inf),
 )
-"""Summary windows of measurement times (lower bound inclusive, upper exclusive)."""
+"""Summary windows of measurement times, the landmark cut's boundaries: lower bound exclusive,
+upper inclusive (a value at 0 h is pre-infusion, at 24 h it is known at the 24 h landmark)."""
 
 ANALYTE_KEYS: tuple[str, ...] = tuple(ANALYTES)
 # per analyte code (an extra last slot for unknown analytes): ranges, whole-number flag
@@ -1251,7 +1252,7 @@ def _summary(
     """Counts a user checks first: patients, centres, measurements per analyte and window …"""
     hours = measurements["hours_from_infusion"].to_numpy()
     edges = [w[1] for w in TIME_WINDOWS[1:]]
-    window = np.searchsorted(edges, hours, side="right")
+    window = np.searchsorted(edges, hours, side="left")  # (lo, hi]: as the landmark cut
     window_counts = np.bincount(window, minlength=len(TIME_WINDOWS))
     by_analyte = measurements["analyte"].value_counts()
     by_event = events["event"].value_counts()

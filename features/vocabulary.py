@@ -1,7 +1,8 @@
 """Analyte vocabulary: one canonical unit per analyte and the conversions labs really use.
 
 Every measurement row names an ``analyte`` (a key of :data:`ANALYTES`) and a ``unit``; the unit
-is normalised (case, ``µ``/``u``, spaces, ``10^9/L`` spellings) and converted to the analyte's
+is normalised (case, ``µ``/``u``/``mcg``, spaces, ``10^9/L``/``x10E9/L``/``10*3/uL``/``K/µL``
+spellings, ``/mm3`` = ``/µL``, ``UI/L`` = ``IU/L``) and converted to the analyte's
 canonical unit by an affine map ``canonical = value * scale + offset`` (the offset is only
 non-zero for °F → °C). Unknown analytes or units are errors, never silent drops.
 
@@ -267,6 +268,12 @@ for _a in ANALYTES.values():
 
 _UNIT_SUBS = [
     (re.compile(r"\s+"), ""),
+    (re.compile(r"mcg", re.IGNORECASE), "µg"),  # mcg/L, mcg/mL
+    (re.compile(r"^ui/", re.IGNORECASE), "iu/"),  # UI/L (French, Spanish, Italian exports)
+    (re.compile(r"mm(3|³|\^3)", re.IGNORECASE), "µl"),  # /mm3 = /µL
+    (re.compile(r"10([³⁹])"), lambda m: "10^" + {"³": "3", "⁹": "9"}[m.group(1)]),
+    (re.compile(r"^(k|thou)/", re.IGNORECASE), "10^3/"),  # K/µL, K/uL, thou/uL
+    (re.compile(r"(x)?10e(\d)", re.IGNORECASE), r"10^\2"),  # x10E9/L, 10E3/uL
     (re.compile(r"[μu](?=(g|mol|kat|l))", re.IGNORECASE), "µ"),
     (re.compile(r"(x)?10\*\*?(\d)", re.IGNORECASE), r"10^\2"),
     (re.compile(r"x10\^", re.IGNORECASE), "10^"),
@@ -285,8 +292,12 @@ def normalise_unit(unit: str) -> str:
     return text.lower()
 
 
+# Spellings that mean one unit for one analyte only: "G/L" (giga per litre, European exports)
+# is 10^9/L for a count, while for fibrinogen g/L means grams.
+_ANALYTE_SPELLINGS: dict[str, dict[str, str]] = {"platelets": {"g/l": "10^9/L"}}
 _UNIT_KEYS: dict[str, dict[str, str]] = {
-    key: {normalise_unit(u): u for u in a.units} for key, a in ANALYTES.items()
+    key: {**_ANALYTE_SPELLINGS.get(key, {}), **{normalise_unit(u): u for u in a.units}}
+    for key, a in ANALYTES.items()
 }
 
 

@@ -339,7 +339,10 @@ def test_real_car22_cohort(car22_dir, tmp_path, cli):
         # absent analytes are missing, never invented; daily cytokines are there
         assert t.X["platelets_pre_ld"].isna().all() and t.X["age_years"].isna().all()
         assert t.X["easix_pre_ld"].isna().all() and (t.X["platelets_missing"] == 1).all()
-        assert t.X["il6_missing"].eq(0).mean() > 0.5
+        if landmark == "0h":  # day-0 cytokines are known at the end of day 0 (issue 11 §1)
+            assert t.X["il6_missing"].eq(1).all()
+        else:
+            assert t.X["il6_missing"].eq(0).mean() > 0.5
     assert build_features(cohort, "severe_crs", "0h").n_events == severe
     r = cli(
         "features", "build", tmp_path / "car22", "--landmark", "48", "--out", tmp_path / "t.csv"

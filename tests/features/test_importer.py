@@ -21,6 +21,7 @@ from features.importer import (
     import_cohort,
     letter_index,
     parse_number,
+    read_source,
 )
 from features.io import load_cohort, validate_folder
 from features.mapping import parse_mapping
@@ -60,14 +61,14 @@ P3,B,2,NR,,1,1.5
         src / "labs.csv",
         """
 patient,day,test,result,units
-P1,-1,CRP,1.2,mg/dL
+P1,-2,CRP,1.2,mg/dL
 P1,0,IL-6,<1.5,pg/mL
 P1,1,IL-6,,pg/mL
 P1,1,Sodium,140,mmol/L
 P2,0,Ferritin,NR,ng/mL
 P9,0,CRP,3,mg/L
 P2,0.5,CRP,30,mg/L
-P1,-1,CRP,1.2,mg/dL
+P1,-2,CRP,1.2,mg/dL
 
 P3,,CRP,4,mg/L
 """,
@@ -205,8 +206,11 @@ def test_long_measurements(tmp_path, extract):
     assert crp["hours_from_infusion"].tolist() == [-24.0]
     assert crp["value"].tolist() == pytest.approx([12.0])  # 1.2 mg/dL → 12 mg/L on load
     il6 = rows(m, "P1").query("analyte == 'il6'").iloc[0]
-    assert (il6["hours_from_infusion"], il6["value"], il6["qualifier"]) == (0.0, 1.5, "<")
+    # day-granular: known at the end of its day (day 0 → 24 h, day −2 → −24 h); a fractional
+    # day is an exact time (0.5 → 12 h)
+    assert (il6["hours_from_infusion"], il6["value"], il6["qualifier"]) == (24.0, 1.5, "<")
     assert rows(m, "P2")["hours_from_infusion"].tolist() == [12.0]
+    assert "times: days: whole days known at end of day, fractional days exact" in report.render()
 
     text = report.render()
     long = text.split("- labs.csv")[1].split("\n- ")[0]
@@ -250,8 +254,8 @@ def test_patients_values_constants_and_flags(tmp_path, extract):
     assert toci["patient_id"].tolist() == ["P1"] and toci["hours_from_infusion"].isna().all()
     top = e[e["event"] == "crs_max_grade"].set_index("patient_id")
     assert top["grade"].to_dict() == {"P1": 3, "P2": 0, "P3": 1}
-    assert top.loc["P1", "hours_from_infusion"] == 48.0
-    assert top.loc["P3", "hours_from_infusion"] == 36.0
+    assert top.loc["P1", "hours_from_infusion"] == 72.0  # day 2, known at its end
+    assert top.loc["P3", "hours_from_infusion"] == 36.0  # day 1.5: exact
     assert math.isnan(top.loc["P2", "hours_from_infusion"])
     text = report.render()
     assert "age_years: placeholder 'NR' = missing" in text
@@ -292,10 +296,10 @@ P4;3;1
         .itertuples(index=False)
     }
     assert got == {
-        ("P1", "crs_max_grade"): (4, 48.0),  # grade from outcomes.csv, day from patients.csv
+        ("P1", "crs_max_grade"): (4, 72.0),  # grade from outcomes.csv, day 2 from patients.csv
         ("P2", "crs_max_grade"): (0, -1.0),  # no CRS day: unknown time
         ("P3", "crs_max_grade"): (2, 36.0),
-        ("P1", "death"): (None, 492.0),  # (20 + 0.5) days
+        ("P1", "death"): (None, 492.0),  # (20 + 0.5) days: a fraction is exact
     }
     assert "dropped 2: patient not in the patient table" in report.render()
 
@@ -313,8 +317,8 @@ def test_wide_rows_with_crs_grade_derive_onset_course_and_maximum(tmp_path, extr
             index=False
         )
     ]
+    # the timed course, without a crs_max_grade that would put the future maximum at onset
     assert sorted(p1, key=lambda r: (r[1], r[0])) == [
-        ("crs_max_grade", 12.0, 3),
         ("crs_onset", 12.0, 1),
         ("crs_grade", 30.0, 3),
         ("crs_grade", 60.0, 1),
@@ -332,6 +336,7 @@ def test_wide_crs_events_can_be_restricted(tmp_path, extract):
     _, out = run(tmp_path, extract, [patients_source(), wide])
     e = load_cohort(out).events
     assert set(e["event"]) == {"crs_max_grade"}
+    assert rows(e, "P1")[["hours_from_infusion", "grade"]].values.tolist() == [[12.0, 3]]
 
 
 def test_multi_header_excel(tmp_path, extract):
@@ -344,8 +349,8 @@ def test_multi_header_excel(tmp_path, extract):
     assert got == {
         ("P1", -6.0): 12.5,  # exact draw day −0.25 (before infusion)
         ("P1", 156.0): 300.0,  # 6.5 days
-        ("P2", 0.0): 4.0,  # true day empty → nominal day 0
-        ("P2", 168.0): 7.0,
+        ("P2", 24.0): 4.0,  # true day empty → nominal day 0, known at its end
+        ("P2", 192.0): 7.0,
     }
     text = report.render()
     assert "placeholder 'n.d.' = missing" in text
@@ -389,7 +394,7 @@ def test_all_kinds_together_and_parquet(tmp_path, extract):
 
 # --- duplicates ---------------------------------------------------------------------------
 def test_conflicting_duplicates_fail_unless_keep_first(tmp_path, extract):
-    write(extract / "more.csv", "patient,day,test,result,units\nP1,-1,CRP,99,mg/L")
+    write(extract / "more.csv", "patient,day,test,result,units\nP1,-2,CRP,99,mg/L")
     more = {**LONG, "file": "more.csv", "analytes": {}}
     out = tmp_path / "cohort"
     mapping = dump(tmp_path, {"sources": [patients_source(), LONG, more]})
@@ -438,7 +443,7 @@ def test_conflicting_duplicates_fail_unless_keep_first(tmp_path, extract):
         ),
         (
             lambda s: s[1]["time"].update(unit="weeks"),
-            ["sources[1].time.unit: Input should be 'days' or 'hours'; got 'weeks'"],
+            ["sources[1].time.unit: Input should be 'days', 'hours' or 'date'; got 'weeks'"],
         ),
     ],
     ids=["unknown-key", "missing-file", "column-not-found", "bad-unit", "bad-time-unit"],
@@ -493,7 +498,7 @@ def test_cli_import_succeeds(tmp_path, extract, cli):
         "cohort", "import", "--mapping", mapping, "--out", out, "--format", "parquet", extract
     )
     assert result.exit_code == 0, result.stderr
-    assert "written: 3 patients, 14 measurements, 6 events" in result.stdout
+    assert "written: 3 patients, 14 measurements, 5 events" in result.stdout
     assert cli("cohort", "validate", out).exit_code == 0
 
 
@@ -668,7 +673,7 @@ def test_car22_marrow_labs_and_cytokines(car22_import):
     long = long[~long["days"].isin([21, 28])]  # window samples: the csv uses the nominal day
     long = long.assign(
         patient_id=long["patient_id"].astype(str),
-        hours_from_infusion=long["days"] * 24.0,
+        hours_from_infusion=long["days"] * 24.0 + 24.0,  # a sample of day d is known at its end
         analyte=long["cytokines"].map(
             {"IL-6": "il6", "IFN-gamma": "ifng", "IL-10": "il10", "IL-8": "il8", "IL-2": "il2",
              "IL-4": "il4", "IL-13": "il13", "IL-15": "il15", "IL-18": "il18", "IL-1B": "il1b",
@@ -707,3 +712,68 @@ def test_car22_long_table_imports_through_a_long_mapping(tmp_path, car22_dir):
     assert report.n_measurements == 11037
     assert re.search(r"dropped 4649: empty = not measured", report.render())
     assert load_cohort(tmp_path / "out").measurements["patient_id"].nunique() == 52
+
+
+def _workbook_counts(car22: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """From the raw workbook, independently of the mapping: per patient, the day-0 cytokine
+    values per analyte, and the windowed labs drawn on a day before infusion (true date < 0)."""
+    table = read_source(car22 / "clinical_data.xlsx", None, 3, None)
+    ids = [str(int(v)) for v in table.cells[:, 0]]
+    cytokines: dict[str, list[int]] = {}
+    labs: dict[str, list[int]] = {}
+    for j in range(table.n_columns):
+        path = table.path_text(j)
+        value = pd.to_numeric(pd.Series(table.cells[:, j]), errors="coerce").notna()
+        day0 = re.fullmatch(r"CYTOKINES / Day 0 / (.+)", path)
+        if day0:
+            cytokines[day0.group(1).strip()] = value.astype(int).tolist()
+        lab = re.fullmatch(r".*Timepoint / (CRP|Ferritin|LDH) \(.*\)", path)
+        if lab:
+            true_day = pd.to_numeric(pd.Series(table.cells[:, j + 1]), errors="coerce")
+            before = (value & (true_day < 0)).astype(int)
+            name = lab.group(1).lower()
+            labs[name] = [
+                a + b for a, b in zip(labs.get(name, [0] * len(ids)), before, strict=True)
+            ]
+    return pd.DataFrame(cytokines, index=ids), pd.DataFrame(labs, index=ids)
+
+
+@pytest.mark.car22
+def test_car22_landmark_tables_hold_only_values_known_by_then(car22_import):
+    """Issue 11 §1 through the importer and features.build: the 0 h table holds no value of
+    day 0 or later (only labs drawn before the infusion day), the 24 h table the day-0 cytokines
+    but no day-1 value. With day-0 samples at the start of their day (the old placement) the 0 h
+    table held 801 infusion-day cytokines and this test fails."""
+    from features.build import build_features
+
+    _, out, car22 = car22_import
+    cohort = load_cohort(out)
+    day0, labs_before = _workbook_counts(car22)
+    names = {"IL-6": "il6", "IFN-gamma": "ifng", "IL-10": "il10", "IL-18": "il18"}
+    at0 = build_features(cohort, "severe_crs", "0h")
+    x0 = at0.X.set_index(at0.ids)
+    for key in names.values():
+        assert (x0[f"{key}_n"].fillna(0) == 0).all(), key  # cytokines start on day 0
+    for lab in ("crp", "ferritin", "ldh"):
+        expected = labs_before.loc[x0.index, lab]
+        assert (x0[f"{lab}_n"].fillna(0).astype(int) == expected).all(), lab
+    assert 0 < int(labs_before.to_numpy().sum()) < 20
+
+    at24 = build_features(cohort, "severe_crs", "24h")
+    x24 = at24.X.set_index(at24.ids)
+    for name, key in names.items():
+        if name in day0:
+            expected = day0.loc[x24.index, name]
+            assert (x24[f"{key}_n"].fillna(0).astype(int) == expected).all(), key
+    assert x24["il6_n"].max() == 1  # one day-0 sample, nothing from day 1 (known at 48 h)
+    assert (x24["il6_hours_since_first"].dropna() == 0).all()  # known at 24 h exactly
+
+
+@pytest.mark.car22
+def test_car22_il18_ceiling_is_a_limit_not_a_number(car22_import):
+    _, out, _ = car22_import
+    m = load_cohort(out).measurements
+    il18 = m[m["analyte"] == "il18"]
+    above = il18[il18["qualifier"] == ">"]
+    assert len(above) == 14 and (above["value"] == 5001).all()
+    assert il18.loc[il18["qualifier"].isna(), "value"].ne(5001).all()

@@ -179,12 +179,14 @@ def test_summary_counts(tmp_path):
     assert s["patients"] == 4 and s["centres"] == {"A": 2, "B": 2}
     assert s["measurements"] == 12
     assert s["measurements_by_analyte"]["il6"] == 3
+    # the landmark cut's boundaries: a value at exactly 0/24/48/72 h belongs to the window it
+    # closes (issue 11 §1)
     assert s["measurements_by_window"] == {
-        "pre-infusion": 3,
-        "0–24 h": 2,
-        "24–48 h": 3,
-        "48–72 h": 2,
-        ">72 h": 2,
+        "pre-infusion (≤ 0 h)": 4,
+        "(0, 24] h": 3,
+        "(24, 48] h": 1,
+        "(48, 72] h": 3,
+        "> 72 h": 1,
     }
     assert s["events_by_type"]["crs_onset"] == 2
     assert s["events_unknown_time"] == 1

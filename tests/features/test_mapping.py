@@ -99,7 +99,25 @@ def test_shorthands_and_value_keys():
                     },
                 ]
             },
-            "sources[1].time.unit: Input should be 'days' or 'hours'; got 'weeks'",
+            "sources[1].time.unit: Input should be 'days', 'hours' or 'date'; got 'weeks'",
+        ),
+        (
+            {
+                "sources": [
+                    PATIENTS,
+                    {
+                        "file": "l.csv",
+                        "kind": "long_measurements",
+                        "id_column": "id",
+                        "time": {"column": "t", "unit": "days", "placement": "noon"},
+                        "analyte": "a",
+                        "value": "v",
+                        "unit": "mg/L",
+                    },
+                ]
+            },
+            "sources[1].time.placement: Input should be 'end_of_day', 'start_of_day' or 'exact'; "
+            "got 'noon'",
         ),
         (
             {
@@ -206,6 +224,7 @@ def test_bad_mappings_name_the_yaml_path_and_rule(data, expected):
     lines = problems(data)
     assert any(expected in line for line in lines), lines
     assert all(line.startswith("mapping m.yaml: ") for line in lines)
+    assert not any("constrained" in line or "literal[" in line for line in lines), lines
 
 
 def test_every_problem_on_its_own_line():
