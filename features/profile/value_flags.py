@@ -22,6 +22,7 @@ from features.profile.windows import Windows
 from features.vocabulary import ANALYTES
 
 ASSAYS: frozenset[str] = frozenset(DYNAMIC_ANALYTES)
+INIT = {"init_params": "random_from_data", "random_state": 0}
 
 
 def _fmt(v: float) -> str:
@@ -84,6 +85,12 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
                     f"qualifier in {patients[i]} patients, {int(beyond[i])} of {n} values "
                     f"{'above' if side == 'upper' else 'below'} it, {spike[i]:.0f}× as frequent "
                     f"as its neighbouring values — looks like an assay {word}"
+                    + (
+                        f" (it is {100 * counts[i] / n:.0f}% of the values: if it fills missing "
+                        f"cells instead, declare missing_values: [{_fmt(values[i])}])"
+                        if counts[i] >= rules.imputation_share * n
+                        else ""
+                    )
                 ),
                 fix=(
                     f"declare it in the import mapping: limit_of_detection: {{{key}: "
@@ -139,8 +146,10 @@ def _mixture(x: np.ndarray) -> tuple[float, float, float, float, float, float]:
     from sklearn.mixture import GaussianMixture
 
     X = x.reshape(-1, 1)
-    one = GaussianMixture(1, random_state=0).fit(X)
-    two = GaussianMixture(2, random_state=0, n_init=2).fit(X)
+    # started at the quartiles: deterministic, and no k-means initialisation (slow on a
+    # shared machine, where its thread pool oversubscribes the cores)
+    one = GaussianMixture(1, means_init=[[np.median(x)]], **INIT).fit(X)
+    two = GaussianMixture(2, means_init=np.quantile(x, [0.25, 0.75]).reshape(2, 1), **INIT).fit(X)
     mu = two.means_.ravel()
     sd = np.sqrt(two.covariances_.ravel())
     wt = two.weights_.ravel()
