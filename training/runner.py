@@ -695,6 +695,9 @@ def _train_tasks(
                     "seed": exp.seed,
                 }
             )
+            from training.data_quality import log_data_quality  # issue 17: aggregates only
+
+            log_data_quality(co, task, tspec.landmarks)
             jobs = []
             for lm in tspec.landmarks:
                 for m in models:

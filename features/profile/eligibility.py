@@ -57,9 +57,10 @@ def few_events_flag(counts: TaskCounts, rules: FlagRules) -> Flag | None:
     size = riley_sample_size(n, e, rules.min_parameters)
     if minority >= 2 and size.adequate:
         return None
+    reasons = ", ".join(f"{r}: {k}" for r, k in list(counts.excluded.items())[:3])
     why = (
         f"{minority} patients in the smaller outcome class (training skips a landmark with "
-        "fewer than 2)"
+        "fewer than 2)" + (f"; excluded — {reasons}" if n == 0 and reasons else "")
         if minority < 2
         else f"Riley's minimum sample size for {rules.min_parameters} candidate parameter(s) "
         f"is {size.min_n}"

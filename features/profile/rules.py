@@ -83,7 +83,7 @@ class FlagRules:
     unit_bic_gain: float = 10.0
     unit_sd_ratio: float = 1.5
     unit_min_values: int = 50
-    unit_sample: int = 20000
+    unit_sample: int = 5000
     gap_days: int = 2
     gap_patient_share: float = 0.05
     after_death_rows: int = 1

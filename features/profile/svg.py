@@ -55,6 +55,8 @@ def stacked_bars(
     height: int = 180,
 ) -> str:
     """One stacked bar per row of ``rows`` (categories = columns), scaled to the largest total."""
+    if not rows.size or not rows.sum():
+        return f'<p class="empty">{escape(title)}: nothing timed to plot.</p>'
     totals = rows.sum(axis=1) if rows.size else np.zeros(0)
     top = max(float(totals.max()) if len(totals) else 0.0, 1.0)
     n = len(rows)

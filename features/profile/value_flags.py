@@ -22,7 +22,7 @@ from features.profile.windows import Windows
 from features.vocabulary import ANALYTES
 
 ASSAYS: frozenset[str] = frozenset(DYNAMIC_ANALYTES)
-INIT = {"init_params": "random_from_data", "random_state": 0}
+INIT = {"init_params": "random_from_data", "random_state": 0, "covariance_type": "diag"}
 
 
 def _fmt(v: float) -> str:
@@ -144,12 +144,16 @@ def _mixture(x: np.ndarray) -> tuple[float, float, float, float, float, float]:
     """Two-component fit of ``x``: separation, Ashman's D, smaller weight, sd ratio, BIC gain,
     weight of the lower component."""
     from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
 
     X = x.reshape(-1, 1)
     # started at the quartiles: deterministic, and no k-means initialisation (slow on a
     # shared machine, where its thread pool oversubscribes the cores)
-    one = GaussianMixture(1, means_init=[[np.median(x)]], **INIT).fit(X)
-    two = GaussianMixture(2, means_init=np.quantile(x, [0.25, 0.75]).reshape(2, 1), **INIT).fit(X)
+    with threadpool_limits(limits=1):  # one column: BLAS threads only add contention
+        one = GaussianMixture(1, means_init=[[np.median(x)]], **INIT).fit(X)
+        two = GaussianMixture(2, means_init=np.quantile(x, [0.25, 0.75]).reshape(2, 1), **INIT).fit(
+            X
+        )
     mu = two.means_.ravel()
     sd = np.sqrt(two.covariances_.ravel())
     wt = two.weights_.ravel()
