@@ -29,14 +29,10 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
-def _distinct(rows: AnalyteRows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct plain values, their counts, their patient counts, and the spike ratio."""
-    plain = rows.plain
-    v, p = rows.value[plain], rows.patient[plain]
-    values, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
-    pairs = np.unique(inverse.astype(np.int64) * (int(p.max()) + 1 if len(p) else 1) + p)
-    patients = np.bincount(pairs // (int(p.max()) + 1 if len(p) else 1), minlength=len(values))
-    return values, counts, patients, inverse
+def _patients_at(rows: AnalyteRows, value: float) -> int:
+    """Patients with a plain row of exactly ``value``."""
+    sel = rows.plain & (rows.value == value)
+    return int(np.count_nonzero(np.bincount(rows.patient[sel])))
 
 
 def _spike(counts: np.ndarray, k: int) -> np.ndarray:
@@ -53,17 +49,26 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
     """Suspected assay limits and constant imputation in one analyte (plain values only)."""
     if rows.analyte not in ASSAYS or not rows.plain.any():
         return []
-    values, counts, patients, _ = _distinct(rows)
+    values, counts = np.unique(rows.value[rows.plain], return_counts=True)
     n = int(counts.sum())
-    n_pat = len(np.unique(rows.patient))
+    n_pat = int(np.count_nonzero(np.bincount(rows.patient)))
     spike = _spike(counts.astype(float), rules.spike_neighbours)
+    above = n - np.cumsum(counts)  # values strictly greater than values[i]
+    below = np.cumsum(counts) - counts  # values strictly smaller
+    allowed = min(rules.limit_beyond * n, rules.limit_beyond_max)
+    share = counts / max(n, 1)
+    # patients are counted only where a flag is possible (a few values, not every distinct one)
+    possible = (spike >= rules.spike_ratio) & (
+        ((counts >= rules.limit_count) & (np.minimum(above, below) <= allowed))
+        | (share >= rules.imputation_share)
+    )
+    patients = np.zeros(len(values), dtype=np.int64)
+    for i in np.flatnonzero(possible):
+        patients[i] = _patients_at(rows, float(values[i]))
     unit = ANALYTES[rows.analyte].canonical_unit
     label = ANALYTES[rows.analyte].label
     out: list[Flag] = []
     limits: set[int] = set()
-    above = n - np.cumsum(counts)  # values strictly greater than values[i]
-    below = np.cumsum(counts) - counts  # values strictly smaller
-    allowed = min(rules.limit_beyond * n, rules.limit_beyond_max)
     for side, beyond, key in (("upper", above, "upper"), ("lower", below, "lower")):
         cand = np.flatnonzero(
             (beyond <= allowed)
@@ -107,7 +112,6 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
                 },
             )
         )
-    share = counts / max(n, 1)
     cand = np.flatnonzero(
         (share >= rules.imputation_share)
         & (patients >= rules.imputation_patients)
