@@ -12,7 +12,7 @@ import numpy as np
 
 from features.cohort import Cohort
 from features.profile.rules import Flag, FlagRules
-from features.tasks import TASKS, assign, get_task
+from features.tasks import TASKS, assign
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def all_task_counts(
 ) -> list[TaskCounts]:
     """:func:`task_counts` of every task at its landmarks (the tasks' defaults unless given)."""
     plan = landmarks or {name: t.landmarks for name, t in TASKS.items()}
-    return [task_counts(cohort, name, lm) for name in plan for lm in plan[name] if get_task(name)]
+    return [task_counts(cohort, name, lm) for name in plan for lm in plan[name]]
 
 
 def few_events_flag(counts: TaskCounts, rules: FlagRules) -> Flag | None:
