@@ -97,6 +97,22 @@ def describe_command(
     typer.echo(describe_folder(directory).render())
 
 
+# --- cohort profile (features.profile) -------------------------------------------------------
+@cohort_app.command("profile")
+def profile_command(
+    directory: Annotated[Path, typer.Argument(help="Cohort folder.")],
+    out: Annotated[Path, typer.Option(help="Report file to write (.html, self-contained).")],
+    rules: Annotated[
+        Path | None, typer.Option(help="YAML overriding flag thresholds (features.profile).")
+    ] = None,
+) -> None:
+    """Profile a cohort (analytes, events, tasks) with data-quality flags; write an HTML report."""
+    from features.profile import profile_folder
+
+    typer.echo(profile_folder(directory, out, rules).render())
+    typer.echo(f"report written: {out}")
+
+
 # --- features build (features.build) ---------------------------------------------------------
 @features_app.command("build")
 def build_command(

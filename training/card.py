@@ -44,6 +44,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("Intended use and users", "intended-use"),
     ("Task, landmark, eligibility and outcome", "task"),
     ("Training cohort", "training-cohort"),
+    ("Data quality", "data-quality"),
     ("Validation method", "validation"),
     ("Performance", "performance"),
     ("Calibration and decision curve", "calibration"),
@@ -298,6 +299,7 @@ def gather(client: Any, name: str, version: str) -> tuple[dict[str, Any], dict[s
     """Everything the card states, from the registry, the run and its artifacts."""
     from features.catalog import CATALOG
     from features.tasks import get_task
+    from training.data_quality import data_quality_section
 
     mv = client.get_model_version(name, str(version))
     run = client.get_run(mv.run_id) if mv.run_id else None
@@ -529,6 +531,7 @@ def gather(client: Any, name: str, version: str) -> tuple[dict[str, Any], dict[s
         "shap_note": SHAP_NOTE,
         "comparison": comparison,
         "limitations": limitations,
+        "data_quality": data_quality_section(client, parent),  # issue 17 (training.data_quality)
         "figures": {k: FIGURES[k][1] for k in figures},
     }
     context["tripod"] = tripod_rows(context)

@@ -698,6 +698,9 @@ def _train_tasks(
                 }
             )
             mlflow.log_dict(exclusions, "exclusions.json")  # aggregate counts only
+            from training.data_quality import log_data_quality  # issue 17: aggregates only
+
+            log_data_quality(co, task, tspec.landmarks)
             jobs = []
             for lm in tspec.landmarks:
                 for m in models:
