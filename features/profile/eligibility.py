@@ -5,14 +5,11 @@ BMJ 368:m441, through ``training.sample_size``)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
-
-import numpy as np
 
 from features.cohort import Cohort
 from features.profile.rules import Flag, FlagRules
-from features.tasks import TASKS, assign
+from features.tasks import TASKS, assign, exclusion_summary
 
 
 @dataclass(frozen=True)
@@ -26,17 +23,19 @@ class TaskCounts:
 
 
 def task_counts(cohort: Cohort, task: str, landmark: str) -> TaskCounts:
-    """Eligible, excluded by reason and positive at one landmark (the one place that counts:
-    switch it to ``features.tasks``' own exclusion summary when that exists)."""
+    """Eligible, excluded by reason and positive at one landmark, from
+    :func:`features.tasks.exclusion_summary` (the counts training logs)."""
     a = assign(cohort, task, landmark)
-    reasons = Counter(str(r) for r in a.reason[~a.eligible])
+    summary = exclusion_summary(a)
+    excluded = summary["exclusions"]
+    assert isinstance(excluded, dict)
     return TaskCounts(
         task=task,
         landmark=landmark,
         patients=len(a.eligible),
-        eligible=int(a.eligible.sum()),
-        positive=int(np.nansum(a.y[a.eligible])),
-        excluded=dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        eligible=int(summary["eligible"]),  # type: ignore[call-overload]  # int from the summary
+        positive=int(summary["positives"] or 0),  # type: ignore[call-overload]  # None = unlabelled
+        excluded={str(k): int(v) for k, v in excluded.items()},
     )
 
 

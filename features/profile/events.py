@@ -65,8 +65,12 @@ def event_stats(cohort: Cohort) -> EventStats:
     grid = np.full((n, days), -1.0)
     for d in range(days):
         grid[:, d] = _grade_at(code, hours, grade, np.arange(n), np.full(n, 24.0 * d))
+    # an expired derived grade is a NaN step (grade unknown until the next support row, see
+    # features.grading): it counts as "no grade known", never as a grade
+    finite = ~np.isnan(grade)
+    grid[np.isnan(grid)] = -1.0
     step_day = _day(hours, days)
-    np.maximum.at(grid, (code, step_day), grade)
+    np.maximum.at(grid, (code[finite], step_day[finite]), grade[finite])
     timed = (course.source != NO_COURSE) & (course.source != MAX_GRADE_ONSET)
     g = grid[timed].astype(np.int64)
     by_day = np.zeros((days, GRADES), dtype=np.int64)
@@ -74,8 +78,8 @@ def event_stats(cohort: Cohort) -> EventStats:
         col = g[:, d]
         by_day[d] = np.bincount(np.maximum(col, 0), minlength=GRADES)[:GRADES]
     best = np.full(n, -1.0)
-    if len(code):
-        np.maximum.at(best, code, grade)
+    if finite.any():
+        np.maximum.at(best, code[finite], grade[finite])
     ok = ~np.isnan(course.s_grade)
     np.maximum.at(best, course.s_code[ok], course.s_grade[ok])
     max_grade = np.bincount(np.maximum(best, 0).astype(np.int64), minlength=GRADES)[:GRADES]
@@ -95,7 +99,8 @@ def event_stats(cohort: Cohort) -> EventStats:
         c = codes[sel]
         has_t = ~np.isnan(t)
         untimed[drug] = int((~has_t).sum())
-        at = _grade_at(code, hours, grade, c[has_t], t[has_t]).astype(np.int64)
+        at = np.nan_to_num(_grade_at(code, hours, grade, c[has_t], t[has_t]), nan=-1.0)
+        at = at.astype(np.int64)
         counts = np.bincount(np.where(at < 0, GRADES, at), minlength=GRADES + 1)
         treatment_grade[drug] = counts[: GRADES + 1]
         first = np.full(n, np.inf)
