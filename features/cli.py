@@ -73,6 +73,13 @@ def synth_command(
         Path | None, typer.Option(help="YAML file overriding calibration parameters.")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    preempt_blasts: Annotated[
+        float | None,
+        typer.Option(
+            help="Replace every centre's practice: pre-emptive tocilizumab at grade 1 for "
+            "patients with at least this % marrow blasts (0 = everyone, 40 = high burden)."
+        ),
+    ] = None,
 ) -> None:
     """Write a synthetic cohort (with truth.csv and manifest.json) calibrated to published
     figures."""
@@ -88,6 +95,7 @@ def synth_command(
         new_center=new_center,
         config=config,
         fmt=fmt,
+        preempt_blasts=preempt_blasts,
     )
     typer.echo(report.render())
 

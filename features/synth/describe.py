@@ -178,6 +178,9 @@ def grade_in_force(events: pd.DataFrame, pid: np.ndarray, hours: np.ndarray) -> 
         }
     )
     ok = ~np.isnan(hours)
+    # one string dtype on both sides (imported cohorts carry pandas strings, synthetic objects)
+    left["patient_id"] = left["patient_id"].astype(object)
+    steps["patient_id"] = steps["patient_id"].astype(object)
     merged = pd.merge_asof(
         left[ok].sort_values("hours_from_infusion"),
         steps.sort_values("hours_from_infusion"),

@@ -92,6 +92,7 @@ def synth_to_folder(
     config: str | os.PathLike[str] | None = None,
     fmt: str = "csv",
     *,
+    preempt_blasts: float | None = None,
     chunked_above: int = CHUNKED_ABOVE,
     block: int = CHUNK,
     write_block: int | None = None,
@@ -101,7 +102,8 @@ def synth_to_folder(
     ``n > chunked_above`` goes block by block (see ``features.synth.chunked``): ``block``
     patients simulated at a time (one measurement stream each), validated and written
     ``write_block`` at a time (default ``chunked.WRITE_BLOCK``). With the default ``block`` the
-    files are the same either way.
+    files are the same either way. ``preempt_blasts`` replaces every centre's practice (see
+    :func:`features.synth.simulate`).
     """
     from features.io import write_cohort
 
@@ -113,6 +115,8 @@ def synth_to_folder(
         raise CrsRiskError(f"--center-shift must be ≥ 0, got {center_shift}")
     if ari_fraction is not None and not 0.0 <= ari_fraction <= 1.0:
         raise CrsRiskError(f"--ari-fraction must be between 0 and 1, got {ari_fraction}")
+    if preempt_blasts is not None and not preempt_blasts >= 0:
+        raise CrsRiskError(f"--preempt-blasts must be a percentage ≥ 0, got {preempt_blasts}")
     if fmt not in ("csv", "parquet"):
         raise CrsRiskError(f"--format must be csv or parquet, got {fmt!r}")
     params = load_params(config)
@@ -121,6 +125,7 @@ def synth_to_folder(
         "center_shift": center_shift,
         "new_center": new_center,
         "ari_fraction": ari_fraction,
+        "preempt_blasts": preempt_blasts,
     }
     manifest = synth_manifest(n, seed, params, options)
     if n > chunked_above:

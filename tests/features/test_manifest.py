@@ -32,6 +32,7 @@ def test_synthetic_folder_carries_its_provenance(folder):
     assert m.created_by.startswith("crs-risk ")
     assert m.synthetic["seed"] == 5 and m.synthetic["n_patients"] == 40
     assert m.synthetic["options"]["new_center"] is True and m.synthetic["parameters"] == {}
+    assert m.synthetic["options"]["preempt_blasts"] is None
     assert len(m.synthetic["digest"]) == 64
     assert is_synthetic(folder) and is_synthetic(m)
     # shared without truth.csv it is still recognised as synthetic

@@ -402,8 +402,18 @@ def test_bad_options_are_clear_errors(cli, tmp_path):
         "cohort", "synth", "--n", "20", "--out", tmp_path / "x", "--config", tmp_path / "none.yaml"
     )
     assert r.exit_code == 2 and "not found" in r.stderr
+    r = cli("cohort", "synth", "--n", "20", "--out", tmp_path / "x", "--preempt-blasts", "-5")
+    assert r.exit_code == 2 and "--preempt-blasts" in r.stderr
     r = cli("cohort", "describe", tmp_path / "missing")
     assert r.exit_code == 2
+
+
+def test_cli_preemptive_policy_is_recorded(cli, tmp_path):
+    r = cli("cohort", "synth", "--n", "60", "--out", tmp_path / "p", "--preempt-blasts", "0")
+    assert r.exit_code == 0, r.stderr
+    truth = pd.read_csv(tmp_path / "p" / "truth.csv")
+    assert truth["preemptive_practice"].all()
+    assert '"preempt_blasts": 0.0' in (tmp_path / "p" / "manifest.json").read_text()
 
 
 def test_describe_a_cohort_without_truth(tmp_path):
@@ -454,3 +464,19 @@ def test_stored_intercepts_are_the_calibration_result():
     assert abs(cal["treatment"]["r0"] - DEFAULT.treatment.r0) < 0.03
     assert abs(cal["toxicity"]["i0"] - DEFAULT.toxicity.i0) < 0.03
     assert abs(cal["course"]["onset_median_h"] - DEFAULT.course.onset_median_h) < 1.0
+
+
+@pytest.mark.car22
+@pytest.mark.slow
+def test_describe_reads_the_real_scale_anchor_from_car22(cli, car22_dir, tmp_path):
+    """The cytokine targets are car22's own median peaks: describe recomputes them from the
+    imported cohort (and no longer fails on an imported cohort's string identifiers)."""
+    from features.synth import describe_folder
+
+    out = tmp_path / "car22"
+    mapping = Path(__file__).resolve().parents[2] / "experiments" / "mappings" / "car22.yaml"
+    assert cli("cohort", "import", "--mapping", mapping, "--out", out, car22_dir).exit_code == 0
+    v = describe_folder(out).values
+    for key in ("il6_peak_g1", "il6_peak_g2", "il6_peak_g3", "ifng_peak_g3", "il10_peak_g3"):
+        target = next(t for t in TARGETS if t.key == key).target
+        assert abs(v[key] - target) / target < 0.01, key
