@@ -63,14 +63,26 @@ def synth_command(
         float, typer.Option(help="Scale of centre-to-centre differences (0 = none).")
     ] = 1.0,
     new_center: Annotated[
-        bool, typer.Option(help="Simulate one unseen centre (for external validation).")
+        bool,
+        typer.Option(
+            help="Simulate one unseen centre with pre-emptive tocilizumab practice (for external "
+            "validation)."
+        ),
     ] = False,
     config: Annotated[
         Path | None, typer.Option(help="YAML file overriding calibration parameters.")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    preempt_blasts: Annotated[
+        float | None,
+        typer.Option(
+            help="Replace every centre's practice: pre-emptive tocilizumab at grade 1 for "
+            "patients with at least this % marrow blasts (0 = everyone, 40 = high burden)."
+        ),
+    ] = None,
 ) -> None:
-    """Write a synthetic cohort (with truth.csv) calibrated to published figures."""
+    """Write a synthetic cohort (with truth.csv and manifest.json) calibrated to published
+    figures."""
     from features.synth import synth_to_folder
 
     report = synth_to_folder(
@@ -83,6 +95,7 @@ def synth_command(
         new_center=new_center,
         config=config,
         fmt=fmt,
+        preempt_blasts=preempt_blasts,
     )
     typer.echo(report.render())
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from features.errors import CrsRiskError
+from features.manifest import is_synthetic
 from training.explain import ModelExplainer, PatientExplanation, format_log_odds
 
 OUTCOME_PHRASES: dict[str, str] = {
@@ -36,6 +37,7 @@ class PatientReport:
     model: str
     explanation: PatientExplanation
     out: Path | None = None
+    synthetic: bool = False  # the cohort folder's manifest says simulated (features.manifest)
 
     @property
     def outcome(self) -> str:
@@ -54,7 +56,8 @@ class PatientReport:
 
     def render(self) -> str:
         e = self.explanation
-        lines = self.summary_lines()
+        lines = [SYNTHETIC_BANNER] if self.synthetic else []
+        lines += self.summary_lines()
         lines += [f"  {line}" for line in e.lines()]
         lines.append(
             f"= log-odds {format_log_odds(e.log_odds)} "
@@ -66,6 +69,10 @@ class PatientReport:
         return "\n".join(lines)
 
 
+SYNTHETIC_BANNER = (
+    "SYNTHETIC data: this patient comes from a simulated cohort (manifest.json); the risk "
+    "describes the simulator, not a person. Not for clinical decisions."
+)
 CALIBRATION_NOTE = (
     "Contributions are SHAP values of the model's uncalibrated log-odds, summed per clinical "
     "variable; the risk is the calibrated probability, a monotone function of them."
@@ -101,6 +108,7 @@ def _write_report(report: PatientReport, patient: str, out: Path) -> None:
         image=image,
         format_log_odds=format_log_odds,
         note=CALIBRATION_NOTE,
+        banner=SYNTHETIC_BANNER if report.synthetic else "",
     )
     out.write_text(html, encoding="utf-8")
 
@@ -163,6 +171,7 @@ def explain_patient(
         mv.tags.get("model", explainer.family),
         explanation,
         Path(out) if out is not None else None,
+        synthetic=is_synthetic(folder),
     )
     if out is not None:
         _write_report(report, str(patient), Path(out))

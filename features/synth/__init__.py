@@ -1,8 +1,11 @@
 """Synthetic pediatric/AYA CD19 CAR T cohorts with known truth (``crs-risk cohort synth``).
 
 ``simulate`` returns the frames (and the truth) without touching disk; ``synth_to_folder``
-writes a validated cohort folder with ``truth.csv``; ``describe_folder`` compares a cohort's
-marginals with the published calibration targets (``params.TARGETS``).
+writes a validated cohort folder with ``truth.csv`` (latent state and potential outcomes) and
+``manifest.json`` (provenance, ``features.manifest``); ``describe_folder`` compares a cohort's
+marginals, real-scale cytokines and predictive discrimination with the published targets
+(``params.TARGETS``). The steps live in one module each: ``centres``, ``patients``, ``course``,
+``treatment``, ``toxicity``, ``cytokines``, ``vitals``, ``events``, ``potential``.
 """
 
 from features.synth.describe import DescribeReport, describe_cohort, describe_folder

@@ -7,8 +7,9 @@ simulated latent population (n = 200,000 by default), not by hand:
 - ``latent.h0``: HLH-like phenotype ≈14% (PRWCC);
 - ``latent.tau``: thresholds of the severity liability for max grade ≥1 (82%, seed cohort),
   ≥2 (so that anti-IL-6 treatment reaches ≈60% tocilizumab / 9% siltuximab first-line among CRS),
-  ≥3 (18.5%, PRWCC/registry), ≥4 (9%, PRWCC grade 3 ≈ grade 4) and 5 (0.5%, PRWCC);
-- ``treatment.r0``: refractory ≈22% of tocilizumab-treated (seed, derived 13/59);
+  ≥3 (18.5% *under usual care*, PRWCC/registry), natural ≥4 (12%) and 5 (0.6%, PRWCC);
+- ``treatment.r0``: refractory ≈22% of tocilizumab-treated (seed, derived 13/59), counting
+  non-responders and responders who still escalate after the dose;
 - ``toxicity.i0``: ICANS ≈22% (seed);
 - ``course.onset_median_h``: CRS onset median day 3 (pooled ELIANA/ENSIGN).
 
@@ -25,9 +26,10 @@ import yaml
 from scipy.special import expit
 
 from features.synth.params import SynthParams, load_params, with_overrides
-from features.synth.simulate import _latent, _patients, make_centres
+from features.synth.potential import potential_outcomes
+from features.synth.simulate import PatientStages, patient_stages
 
-GRADE_AT_LEAST = {1: 0.82, 3: 0.185, 4: 0.09, 5: 0.005}
+GRADE_AT_LEAST = {1: 0.82, 3: 0.185, 4: 0.12, 5: 0.006}  # 3: under usual care; 4, 5: natural
 TREATED_SHARE_OF_CRS = 0.60 / (1.0 - 0.09)  # tocilizumab 60% of CRS, siltuximab first-line 9%
 HLH_SHARE = 0.14
 REFRACTORY_SHARE = 0.22
@@ -46,49 +48,69 @@ def _solve(f: Callable[[float], float], target: float, lo: float, hi: float) -> 
     return (lo + hi) / 2
 
 
-def calibrate(params: SynthParams, n: int = 200_000, seed: int = 2024) -> dict[str, dict]:
-    """Intercepts and thresholds that put ``params`` on the published marginals."""
-    cen = make_centres(params, 4, 1.0, False)
+def _refractory_intercept(st: PatientStages, params: SynthParams) -> float:
+    """r0 such that non-responders plus responders who still escalate are 22% of tocilizumab."""
+    tr, lat, tp = st.treatment, st.latent, params.treatment
+    po = potential_outcomes(lat, st.course, tr, params)
+    toci = tr["toci"]
+    esc = (po["p_toci_failure"][toci] - tr["p_ref"][toci]) / (1.0 - tr["p_ref"][toci])
+    lin = (tp.r_b * lat["b"] + tp.r_h * lat["h"] + tp.r_m * lat["m"] + tp.r_e * lat["e"])[toci]
 
-    def latent(p: SynthParams) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng(seed)
-        pt = _patients(rng, n, p, cen)
-        return {**_latent(rng, pt, p, cen), "c": pt["c"]}
+    def refractory(r0: float) -> float:
+        pr = expit(r0 + lin)
+        return float((pr + (1.0 - pr) * esc).mean())
+
+    return _solve(refractory, REFRACTORY_SHARE, -15.0, 10.0)
+
+
+def calibrate(params: SynthParams, n: int = 200_000, seed: int = 2024) -> dict[str, dict]:
+    """Intercepts and thresholds that put ``params`` on the published marginals.
+
+    Grade ≥3 is calibrated *under usual care* (treatment prevents part of it): the threshold τ₃
+    solves mean P(severe | usual care) = 18.5% with the closed form of ``potential``; the
+    other thresholds are natural quantiles of the liability.
+    """
+
+    def stages(p: SynthParams) -> PatientStages:
+        return patient_stages(
+            n, seed, p, centers=4, center_shift=1.0, new_center=False, ari_fraction=None
+        )
 
     lp = params.latent
-    base = latent(params)
+    base = stages(params).latent
 
     def hlh_share(h0: float) -> float:
         return float(expit(h0 + lp.h_e * base["e"] + lp.h_m * base["m"]).mean())
 
     h0 = _solve(hlh_share, HLH_SHARE, -15.0, 10.0)
     params = with_overrides({"latent": {"h0": h0}}, params)
-    lat = latent(params)
-    g = lat["g"]
+    st = stages(params)
+    g = st.latent["g"]
     p2_treat = float(params.treatment.p_treat_grade2)  # centre probabilities average to it
     treated = TREATED_SHARE_OF_CRS * GRADE_AT_LEAST[1]
-    at_least_2 = GRADE_AT_LEAST[3] + (treated - GRADE_AT_LEAST[3]) / p2_treat
-    shares = [
-        GRADE_AT_LEAST[1],
-        at_least_2,
-        GRADE_AT_LEAST[3],
-        GRADE_AT_LEAST[4],
-        GRADE_AT_LEAST[5],
-    ]
-    tau = tuple(float(np.quantile(g, 1.0 - s)) for s in shares)
-    params = with_overrides({"latent": {"tau": tau}}, params)
-    grade = (g[:, None] >= np.asarray(tau)[None, :]).sum(axis=1)
-    tp = params.treatment
-    weight = np.where(grade >= 3, 1.0, np.where(grade == 2, p2_treat, 0.0))
-    lin = tp.r_b * lat["b"] + tp.r_h * lat["h"] + tp.r_m * lat["m"] + tp.r_e * lat["e"]
-    dead = grade >= 5
+    q = lambda s: float(np.quantile(g, 1.0 - s))  # noqa: E731
+    tau = [q(GRADE_AT_LEAST[1]), 0.0, 0.0, q(GRADE_AT_LEAST[4]), q(GRADE_AT_LEAST[5])]
 
-    def refractory(r0: float) -> float:
-        pr = np.where(dead, 1.0, expit(r0 + lin))
-        return float((weight * pr).sum() / weight.sum())
+    def usual(t3: float) -> float:
+        p = with_overrides({"latent": {"tau": (*tau[:2], t3, *tau[3:])}}, params)
+        return float(
+            potential_outcomes(st.latent, st.course, st.treatment, p)["p_severe_usual"].mean()
+        )
 
-    r0 = _solve(refractory, REFRACTORY_SHARE, -15.0, 10.0)
+    r0 = params.treatment.r0
+    for _ in range(3):  # timing and response depend on the thresholds and r0: settle them jointly
+        tau[2] = _solve(lambda t: -usual(t), -GRADE_AT_LEAST[3], tau[0], tau[3])
+        severe_nat = float((g >= tau[2]).mean())
+        at_least_2 = severe_nat + (treated - severe_nat) / p2_treat
+        tau[1] = q(at_least_2)
+        params = with_overrides({"latent": {"tau": tuple(tau)}}, params)
+        st = stages(params)
+        r0 = _refractory_intercept(st, params)
+        params = with_overrides({"treatment": {"r0": r0}}, params)
+        st = stages(params)
+    tr, lat = st.treatment, st.latent
     xp = params.toxicity
+    grade = tr["rmax"]
     ilin = xp.i_severe * (grade >= 3) + xp.i_h * lat["h"] + xp.i_e * lat["e"]
     i0 = _solve(lambda a: float(expit(a + ilin).mean()), ICANS_SHARE, -15.0, 10.0)
     cp = params.course

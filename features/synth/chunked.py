@@ -28,6 +28,7 @@ one-shot folder path cannot reach the issue's n = 1,000,000 on a 24 GB machine. 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -44,12 +45,12 @@ import pyarrow.parquet as pq
 from features.errors import CohortError, CrsRiskError
 from features.io import FORMATS, _arrow_table, _csv_header, _write_csv_rows, refuse_mixed_formats
 from features.schema import TABLES
+from features.synth.events import events_frame
 from features.synth.params import SynthParams
 from features.synth.simulate import (
     CHUNK,
     SyntheticCohort,
     _assemble_measurements,
-    _events,
     _patient_frame,
     _truth,
     measurement_chunks,
@@ -98,6 +99,7 @@ def simulate_blocks(
     center_shift: float = 1.0,
     new_center: bool = False,
     ari_fraction: float | None = None,
+    preempt_blasts: float | None = None,
     block: int = CHUNK,
 ) -> Iterator[SyntheticCohort]:
     """``simulate(n, seed, …)`` as consecutive blocks of ``block`` patients (the last one shorter).
@@ -117,6 +119,7 @@ def simulate_blocks(
         center_shift=center_shift,
         new_center=new_center,
         ari_fraction=ari_fraction,
+        preempt_blasts=preempt_blasts,
     )
     p, cen, ids = st.params, st.centres, st.ids
     pt, lat, crs, tr, tox = st.patients, st.latent, st.course, st.treatment, st.toxicity
@@ -129,8 +132,18 @@ def simulate_blocks(
         cohort = SyntheticCohort(
             patients=_patient_frame(bpt, cen, block_ids),
             measurements=measurements,
-            events=_events(bpt, bcrs, btr, btox, p, block_ids),
-            truth=_truth(bpt, blat, bcrs, btr, btox, p, cen, block_ids),
+            events=events_frame(bpt, bcrs, btr, btox, p, block_ids),
+            truth=_truth(
+                dataclasses.replace(
+                    st,
+                    patients=bpt,
+                    latent=blat,
+                    course=bcrs,
+                    treatment=btr,
+                    toxicity=btox,
+                    ids=block_ids,
+                )
+            ),
             params=p,
         )
         del chunk, measurements, bpt, blat, bcrs, btr, btox

@@ -16,11 +16,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from features.errors import CrsRiskError
-from features.synth.params import SynthParams, load_params
+from features.manifest import MANIFEST_FILE, Manifest, synthetic_manifest, write_manifest
+from features.synth.params import DEFAULT, SynthParams, load_params
 from features.synth.simulate import CHUNK, simulate
 
 TRUTH_FILE = "truth.csv"
@@ -51,7 +53,8 @@ class SynthReport:
     def render(self) -> str:
         return "\n".join(
             [
-                f"wrote a synthetic cohort to {self.out} ({self.fmt}) and {TRUTH_FILE} beside it",
+                f"wrote a synthetic cohort to {self.out} ({self.fmt}) with {TRUTH_FILE} and "
+                f"{MANIFEST_FILE} beside it",
                 f"patients: {self.n_patients:,} in centre(s) {', '.join(self.centres)}; "
                 f"measurements: {self.n_measurements:,} rows; events: {self.n_events:,} rows",
                 f"seed {self.seed}; calibration: {self.config}",
@@ -60,6 +63,22 @@ class SynthReport:
                 f"`crs-risk cohort describe {self.out}`",
             ]
         )
+
+
+def _changed(value: Any, default: Any) -> Any:
+    """The parts of a parameter dump that differ from the defaults (nested dicts kept nested)."""
+    if isinstance(value, dict) and isinstance(default, dict):
+        out = {k: _changed(v, default.get(k)) for k, v in value.items() if v != default.get(k)}
+        return {k: v for k, v in out.items() if v != {}}
+    return value
+
+
+def synth_manifest(n: int, seed: int, params: SynthParams, options: dict[str, Any]) -> Manifest:
+    """The provenance manifest of a simulated folder: seed, size, the simulator's keyword
+    options (centres, shift, new centre, ARI share) and the parameters changed from the
+    defaults."""
+    changed = _changed(params.model_dump(mode="json"), DEFAULT.model_dump(mode="json"))
+    return synthetic_manifest(seed, n, changed, options)
 
 
 def synth_to_folder(
@@ -73,6 +92,7 @@ def synth_to_folder(
     config: str | os.PathLike[str] | None = None,
     fmt: str = "csv",
     *,
+    preempt_blasts: float | None = None,
     chunked_above: int = CHUNKED_ABOVE,
     block: int = CHUNK,
     write_block: int | None = None,
@@ -82,7 +102,8 @@ def synth_to_folder(
     ``n > chunked_above`` goes block by block (see ``features.synth.chunked``): ``block``
     patients simulated at a time (one measurement stream each), validated and written
     ``write_block`` at a time (default ``chunked.WRITE_BLOCK``). With the default ``block`` the
-    files are the same either way.
+    files are the same either way. ``preempt_blasts`` replaces every centre's practice (see
+    :func:`features.synth.simulate`).
     """
     from features.io import write_cohort
 
@@ -94,33 +115,34 @@ def synth_to_folder(
         raise CrsRiskError(f"--center-shift must be ≥ 0, got {center_shift}")
     if ari_fraction is not None and not 0.0 <= ari_fraction <= 1.0:
         raise CrsRiskError(f"--ari-fraction must be between 0 and 1, got {ari_fraction}")
+    if preempt_blasts is not None and not preempt_blasts >= 0:
+        raise CrsRiskError(f"--preempt-blasts must be a percentage ≥ 0, got {preempt_blasts}")
     if fmt not in ("csv", "parquet"):
         raise CrsRiskError(f"--format must be csv or parquet, got {fmt!r}")
     params = load_params(config)
+    options: dict[str, Any] = {
+        "centers": centers,
+        "center_shift": center_shift,
+        "new_center": new_center,
+        "ari_fraction": ari_fraction,
+        "preempt_blasts": preempt_blasts,
+    }
+    manifest = synth_manifest(n, seed, params, options)
     if n > chunked_above:
-        return _synth_chunked(
+        report = _synth_chunked(
             Path(out),
             n,
             seed,
             params,
-            centers=centers,
-            center_shift=center_shift,
-            new_center=new_center,
-            ari_fraction=ari_fraction,
+            options,
             fmt=fmt,
             block=block,
             write_block=write_block,
             config=config,
         )
-    cohort = simulate(
-        n,
-        seed,
-        params,
-        centers=centers,
-        center_shift=center_shift,
-        new_center=new_center,
-        ari_fraction=ari_fraction,
-    )
+        write_manifest(report.out, manifest)
+        return report
+    cohort = simulate(n, seed, params, **options)
     folder = Path(out)
     write_cohort(
         folder,
@@ -130,6 +152,7 @@ def synth_to_folder(
         fmt=fmt,
         extra={TRUTH_FILE: cohort.truth},
     )
+    write_manifest(folder, manifest)
     truth = cohort.truth
     return SynthReport(
         out=folder,
@@ -150,11 +173,8 @@ def _synth_chunked(
     n: int,
     seed: int,
     params: SynthParams,
+    options: dict[str, Any],
     *,
-    centers: int,
-    center_shift: float,
-    new_center: bool,
-    ari_fraction: float | None,
     fmt: str,
     block: int,
     write_block: int | None,
@@ -173,16 +193,7 @@ def _synth_chunked(
     severe = [0.0, 0.0]  # grade ≥3 count, sum of the true probabilities
 
     def blocks() -> Iterator[CohortBlock]:
-        simulated = simulate_blocks(
-            n,
-            seed,
-            params,
-            centers=centers,
-            center_shift=center_shift,
-            new_center=new_center,
-            ari_fraction=ari_fraction,
-            block=block,
-        )
+        simulated = simulate_blocks(n, seed, params, **options, block=block)
         for whole in simulated:
             for part in split_cohort(whole, write_block or WRITE_BLOCK):
                 truth = part.truth

@@ -15,12 +15,19 @@ import pandas as pd
 import pytest
 
 from features.io import load_cohort, validate_frames
-from features.schema import EVENTS, GRADED_EVENTS, PATIENTS, PRODUCTS, SECOND_LINE_AGENTS
+from features.schema import (
+    DRUG_EVENTS,
+    EVENTS,
+    GRADED_EVENTS,
+    PATIENTS,
+    PRODUCTS,
+    SECOND_LINE_AGENTS,
+)
 from features.synth import simulate, synth_to_folder
 from features.synth.params import TARGETS, with_overrides
 from features.vocabulary import ANALYTES, OxygenDevice, resolve_unit
 
-SUPPORT = ("hypotension", "vasopressors", "oxygen_device", "oxygen_flow")
+SUPPORT = ("hypotension", "vasopressors", "vasopressin", "oxygen_device", "oxygen_flow")
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +112,11 @@ def test_doses_agents_and_refractory_definition(small):
     assert set(first_toci.index) == set(first_line[first_line == "tocilizumab"].index)
     silt_first = first_line[first_line == "siltuximab"].index
     assert not set(silt_first) & set(first_toci.index), "siltuximab first-line gets no toci"
-    # refractory (truth) <=> a second-line agent after the first dose, or death from CRS first
-    second = ev[name.isin(SECOND_LINE_AGENTS)].copy()
+    # refractory (truth) <=> a second-line agent for CRS after the first dose, or death first
+    drug = ev[name.isin(DRUG_EVENTS)]
+    assert drug["indication"].notna().all(), "every drug event states its indication"
+    assert ev.loc[~name.isin(DRUG_EVENTS), "indication"].isna().all()
+    second = ev[name.isin(SECOND_LINE_AGENTS) & (ev["indication"] == "crs")].copy()
     second["first"] = second["patient_id"].astype(str).map(first_toci)
     after = set(
         second.loc[second["hours_from_infusion"] > second["first"], "patient_id"].astype(str)
@@ -119,8 +129,13 @@ def test_doses_agents_and_refractory_definition(small):
     assert (refractory <= (got_second_line | died)).all(), "refractory gets a second-line agent"
     assert treated["p_toci_refractory"].notna().all()
     assert t.loc[t["first_line_agent"] != "tocilizumab", "p_toci_refractory"].isna().all()
-    # no second-line agent without a failed first-line anti-IL-6
+    # no second-line agent for CRS without a first-line anti-IL-6
     assert set(second["patient_id"].astype(str)) <= set(t.index[t["first_line_agent"] != ""])
+    # ICANS gets its own corticosteroids, never anti-IL-6
+    icans_drugs = ev[ev["indication"] == "icans"]
+    assert len(icans_drugs) > 0 and set(icans_drugs["event"].astype(str)) == {"corticosteroids"}
+    has_icans = set(ev.loc[name == "icans", "patient_id"].astype(str))
+    assert set(icans_drugs["patient_id"].astype(str)) <= has_icans
 
 
 def _grade_in_force(events: pd.DataFrame, pid: np.ndarray, hours: np.ndarray) -> np.ndarray:
@@ -161,8 +176,13 @@ def astct_from_rows(cohort) -> pd.DataFrame:
     wide = wide[wide["hypotension"].notna()]
     flow = wide["oxygen_flow"] if "oxygen_flow" in wide else pd.Series(np.nan, index=wide.index)
     dev = wide["oxygen_device"]
-    hypo = np.select(
-        [wide["vasopressors"] >= 2, wide["vasopressors"] >= 1, wide["hypotension"] >= 1],
+    vasopressin = wide["vasopressin"] if "vasopressin" in wide else pd.Series(0.0, wide.index)
+    hypo = np.select(  # vasopressin alone is grade 3; it never counts toward "multiple"
+        [
+            wide["vasopressors"] >= 2,
+            (wide["vasopressors"] >= 1) | (vasopressin >= 1),
+            wide["hypotension"] >= 1,
+        ],
         [4, 3, 2],
         0,
     )
@@ -179,7 +199,7 @@ def astct_from_rows(cohort) -> pd.DataFrame:
         0,
     )
     ev = cohort.events
-    drugs = ev[ev["event"].isin(["tocilizumab", "corticosteroids"])]
+    drugs = ev[ev["event"].isin(["tocilizumab", "corticosteroids"]) & (ev["indication"] == "crs")]
     first_drug = drugs.groupby("patient_id")["hours_from_infusion"].min()
     exempt = wide["hours_from_infusion"] >= wide["patient_id"].map(first_drug).fillna(np.inf)
     fever = np.round(wide["temperature"], 2) >= 38.0
@@ -195,17 +215,37 @@ def test_support_rows_reproduce_the_astct_grade(small_cohort):
     wide = astct_from_rows(small_cohort)
     assert len(wide) > 1000 and wide["recorded"].max() == 4
     assert (wide["derived"] == wide["recorded"]).all()
+    assert (wide.loc[wide["vasopressin"] == 1, "recorded"] == 4).all()  # added at grade 4
     # the project's grading module agrees whenever CRS is in force (after resolution it keeps
     # fever for its 24 h window, by design)
-    from features.grading import derive_grades
+    from features.grading import SUPPORT_ANALYTES, derive_grades
 
     d = derive_grades(small_cohort.measurements, small_cohort.events)
     rec = _grade_in_force(
         small_cohort.events, d["patient_id"].to_numpy(), d["hours_from_infusion"].to_numpy()
     )
     in_crs = rec >= 1
+    if "vasopressin" not in SUPPORT_ANALYTES:  # grading learns vasopressin on another branch
+        m = small_cohort.measurements
+        users = m.loc[(m["analyte"] == "vasopressin") & (m["value"] > 0), "patient_id"].unique()
+        known = ~d["patient_id"].isin(users).to_numpy()
+        d, rec, in_crs = d[known], rec[known], in_crs[known]
     assert (d["grade"].to_numpy()[in_crs] == rec[in_crs]).all()
     assert (d["grade"].to_numpy()[~in_crs] <= 1).all()
+
+
+def test_vasopressin_alone_reproduces_grade_3():
+    """With vasopressin alone at grade 3 switched on, the rows still give the recorded grade."""
+    p = with_overrides({"treatment": {"p_vasopressin_alone": 0.5}})
+    sc = simulate(300, seed=8, params=p)
+    report = validate_frames(
+        {"patients": sc.patients, "measurements": sc.measurements, "events": sc.events}, "vp"
+    )
+    assert report.ok, report.render()
+    wide = astct_from_rows(report.cohort)
+    assert (wide["derived"] == wide["recorded"]).all()
+    alone = wide[(wide["vasopressin"] == 1) & (wide["vasopressors"] == 0)]
+    assert len(alone) > 0 and (alone["recorded"] == 3).all(), "vasopressin alone is grade 3"
 
 
 def test_timing_signal_precedes_severe_crs(small, small_cohort):
@@ -267,7 +307,13 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     synth_to_folder(tmp_path / "b", n=150, seed=7)
     synth_to_folder(tmp_path / "c", n=150, seed=8)
     da, db, dc = (_digest(tmp_path / x) for x in "abc")
-    assert set(da) == {"patients.csv", "measurements.csv", "events.csv", "truth.csv"}
+    assert set(da) == {
+        "patients.csv",
+        "measurements.csv",
+        "events.csv",
+        "truth.csv",
+        "manifest.json",
+    }
     assert da == db
     assert da["measurements.csv"] != dc["measurements.csv"]
     assert a.n_patients == 150 and a.n_measurements > 150 * 50
@@ -356,8 +402,18 @@ def test_bad_options_are_clear_errors(cli, tmp_path):
         "cohort", "synth", "--n", "20", "--out", tmp_path / "x", "--config", tmp_path / "none.yaml"
     )
     assert r.exit_code == 2 and "not found" in r.stderr
+    r = cli("cohort", "synth", "--n", "20", "--out", tmp_path / "x", "--preempt-blasts", "-5")
+    assert r.exit_code == 2 and "--preempt-blasts" in r.stderr
     r = cli("cohort", "describe", tmp_path / "missing")
     assert r.exit_code == 2
+
+
+def test_cli_preemptive_policy_is_recorded(cli, tmp_path):
+    r = cli("cohort", "synth", "--n", "60", "--out", tmp_path / "p", "--preempt-blasts", "0")
+    assert r.exit_code == 0, r.stderr
+    truth = pd.read_csv(tmp_path / "p" / "truth.csv")
+    assert truth["preemptive_practice"].all()
+    assert '"preempt_blasts": 0.0' in (tmp_path / "p" / "manifest.json").read_text()
 
 
 def test_describe_a_cohort_without_truth(tmp_path):
@@ -408,3 +464,19 @@ def test_stored_intercepts_are_the_calibration_result():
     assert abs(cal["treatment"]["r0"] - DEFAULT.treatment.r0) < 0.03
     assert abs(cal["toxicity"]["i0"] - DEFAULT.toxicity.i0) < 0.03
     assert abs(cal["course"]["onset_median_h"] - DEFAULT.course.onset_median_h) < 1.0
+
+
+@pytest.mark.car22
+@pytest.mark.slow
+def test_describe_reads_the_real_scale_anchor_from_car22(cli, car22_dir, tmp_path):
+    """The cytokine targets are car22's own median peaks: describe recomputes them from the
+    imported cohort (and no longer fails on an imported cohort's string identifiers)."""
+    from features.synth import describe_folder
+
+    out = tmp_path / "car22"
+    mapping = Path(__file__).resolve().parents[2] / "experiments" / "mappings" / "car22.yaml"
+    assert cli("cohort", "import", "--mapping", mapping, "--out", out, car22_dir).exit_code == 0
+    v = describe_folder(out).values
+    for key in ("il6_peak_g1", "il6_peak_g2", "il6_peak_g3", "ifng_peak_g3", "il10_peak_g3"):
+        target = next(t for t in TARGETS if t.key == key).target
+        assert abs(v[key] - target) / target < 0.01, key

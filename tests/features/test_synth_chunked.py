@@ -76,6 +76,7 @@ def test_chunked_folder_is_byte_identical_to_one_shot(tmp_path, chunk_200, fmt, 
         f"measurements.{fmt}",
         f"events.{fmt}",
         "truth.csv",
+        "manifest.json",
     }
     assert one.render().replace(str(one.out), "X") == chunked.render().replace(
         str(chunked.out), "X"
