@@ -356,10 +356,9 @@ class TreatmentParams(_Section):
         (1.0, 12.0), "ICANS → corticosteroids (h)", ASTCT_MGMT
     )
     p_vasopressin_alone: float = P(
-        0.0,
-        "Grade 3 hypotension treated with vasopressin alone (ASTCT grade 3). 0 by default until "
-        "features.grading counts vasopressin alone as grade 3 (derived grades would disagree); "
-        "0.15 is the intended value (INFERENCE)",
+        0.15,
+        "Grade 3 hypotension treated with vasopressin alone (ASTCT grade 3; features.grading "
+        "counts it as grade 3, never toward grade 4's multiple vasopressors) (INFERENCE)",
         ASTCT,
     )
     p_vasopressin_added: float = P(
