@@ -2,9 +2,10 @@
 
 Every flag carries its evidence (aggregates only: counts, shares, values of the analyte, never a
 patient id) and a suggested fix in the import mapping or the contract. The mapping keys the
-fixes name are ``missing_values: [<constant>]`` (declare an imputation constant as missing) and
-``limit_of_detection: {upper: <v>}`` / ``{lower: <v>}`` (declare a ceiling/floor written as a
-plain number as a limit of detection, i.e. a '>' / '<' qualifier) on a column rule.
+fixes name are ``analyte_values: {<analyte>: {missing: [<constant>]}}`` (an imputation constant
+means missing) and ``analyte_values: {<analyte>: {ceiling: <v>}}`` / ``{floor: <v>}`` (a
+ceiling/floor written as a plain number becomes a '>' / '<' qualifier) on a measurement source
+(``features.mapping.AnalyteValues``).
 """
 
 from __future__ import annotations

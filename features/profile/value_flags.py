@@ -69,7 +69,7 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
     label = ANALYTES[rows.analyte].label
     out: list[Flag] = []
     limits: set[int] = set()
-    for side, beyond, key in (("upper", above, "upper"), ("lower", below, "lower")):
+    for side, beyond in (("upper", above), ("lower", below)):
         cand = np.flatnonzero(
             (beyond <= allowed)
             & (counts >= rules.limit_count)
@@ -92,14 +92,15 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
                     f"as its neighbouring values — looks like an assay {word}"
                     + (
                         f" (it is {100 * counts[i] / n:.0f}% of the values: if it fills missing "
-                        f"cells instead, declare missing_values: [{_fmt(values[i])}])"
+                        f"cells instead, declare analyte_values: {{{rows.analyte}: {{missing: "
+                        f"[{_fmt(values[i])}]}}}})"
                         if counts[i] >= rules.imputation_share * n
                         else ""
                     )
                 ),
                 fix=(
-                    f"declare it in the import mapping: limit_of_detection: {{{key}: "
-                    f"{_fmt(values[i])}}} on the {label} column rule (rows become "
+                    f"declare it in the import mapping: analyte_values: {{{rows.analyte}: "
+                    f"{{{word}: {_fmt(values[i])}}}}} on the source (rows become "
                     f"'{'>' if side == 'upper' else '<'}' {_fmt(values[i])}), or write the "
                     "qualifier column of the measurements table"
                 ),
@@ -130,8 +131,9 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
                     "fill value for missing cells"
                 ),
                 fix=(
-                    f"declare it in the import mapping: missing_values: [{_fmt(values[i])}] on "
-                    f"the {label} column rule (those cells become not measured)"
+                    f"declare it in the import mapping: analyte_values: {{{rows.analyte}: "
+                    f"{{missing: [{_fmt(values[i])}]}}}} on the source (those cells become not "
+                    "measured)"
                 ),
                 numbers={
                     "value": float(values[i]),

@@ -44,8 +44,8 @@ def test_each_injected_artefact_is_flagged_and_nothing_else(clean):
     rows = clean.measurements[clean.measurements["analyte"] == "il10"]
     fill = fill_value(rows["value"].to_numpy())
     assert by["constant_imputation"].numbers["value"] == fill
-    assert f"missing_values: [{fill:g}]" in by["constant_imputation"].fix
-    assert "limit_of_detection: {upper:" in by["assay_limit"].fix
+    assert f"{{missing: [{fill:g}]}}" in by["constant_imputation"].fix
+    assert "{ceiling:" in by["assay_limit"].fix
     assert by["unit_mix"].numbers["factor"] == 1000.0
 
 

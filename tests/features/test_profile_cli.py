@@ -81,7 +81,7 @@ def test_car22_il18_ceiling_is_flagged(tmp_path, car22_dir):
     flags = quality_flags(dataclasses.replace(cohort, measurements=raw))
     ceiling = [f for f in flags if (f.kind, f.subject) == ("assay_limit", "il18")]
     assert len(ceiling) == 1 and ceiling[0].numbers["value"] == 5001.0
-    assert "limit_of_detection: {upper: 5001}" in ceiling[0].fix
+    assert "analyte_values: {il18: {ceiling: 5001}}" in ceiling[0].fix
     # through the CLI, with the mapping as it stands: flagged unless the mapping declares it
     declared = bool((m.loc[il18 & (m["value"] == 5001.0), "qualifier"] == ">").all())
     res = run_cli("cohort", "profile", folder, "--out", tmp_path / "car22.html")
@@ -131,5 +131,5 @@ def test_report_opens_offline_in_headless_chromium(synth_report):
     assert headings == [title for title, _ in SECTIONS]
     assert all(visible.values()), visible
     assert charts > 20 and "IL-6" in il6 and crs_by_day
-    assert task_rows == 5
+    assert task_rows == 6  # severe_crs at 0/24/48/72 h, toci_refractory at decision + first_toci
     assert blocked == [] and requested == [own]
