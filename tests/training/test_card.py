@@ -41,7 +41,7 @@ subgroups: [age_band, center]
 champion:
   metric: auroc
   slope_band: [0.2, 5.0]
-  require_calibrated: true
+  require_calibrated: false
   fallback: closest_slope
 """
 # TRIPOD+AI topics the issue asks the card to map (item topic → words in our table's topic)
