@@ -65,7 +65,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "beeswarm": ("shap/beeswarm.png", "SHAP values by clinical variable"),
     "dependence": ("shap/dependence.png", "Contribution against value, top variables"),
 }
-BASELINES: tuple[str, ...] = ("m_easix", "cytokine3", "fever_mcp1", "high_burden")
+BASELINES: tuple[str, ...] = ("m_easix", "cytokine3", "fever_mcp1", "high_burden", "cytokine_max")
 METRIC_LABELS: dict[str, str] = {
     "auroc": "AUROC (discrimination)",
     "auprc": "AUPRC",
@@ -222,6 +222,9 @@ def honesty_statements(summary: Mapping[str, Any], metrics: Mapping[str, float])
         )
     else:
         out.append("**Null check:** not run for this training (cohort above the automatic size).")
+    if summary.get("verdict"):
+        usable = "usable signal" if summary.get("usable") else "**no usable signal**"
+        out.append(f"**Signal:** {usable} — {summary['verdict']}.")
     base = summary.get("compact_baseline") or {}
     if base.get("text"):
         out.append(f"**Compact published-style baseline:** {base['text']}.")

@@ -193,6 +193,10 @@ class ChampionSpec(_Strict):
     require_calibrated: bool = False
     models: list[str] | None = None  # candidates; default: every model trained
     fallback: Literal["none", "closest_slope"] = "none"
+    # register only when the champion procedure shows usable signal out of sample (its AUROC
+    # CI above 0.5 and, when a null check ran, its AUROC above the null's 95th percentile);
+    # false registers anyway and says "no usable signal" in the version and its card
+    require_signal: bool = True
 
     @field_validator("slope_band")
     @classmethod

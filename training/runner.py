@@ -465,7 +465,7 @@ def register_champions(exp: Experiment, client: Any, result: TrainResult) -> Non
     try:
         for p in result.procedures:
             name = registered_name(p.task, p.landmark)
-            if not p.usable or not p.model_id:
+            if not p.model_id or (not p.usable and exp.champion.require_signal):
                 result.notes.append(f"{name}: no champion registered — {p.verdict}")
                 continue
             best = Candidate(

@@ -137,9 +137,16 @@ def landmark_digest(X: pd.DataFrame, y: pd.Series) -> str:
 
 
 def log_feature_schema(
-    X: pd.DataFrame, y: pd.Series, *, name: str, cohort_label: str, cohort_digest: str
-) -> None:
-    """``mlflow.log_input`` of the feature table's real schema (zero rows) with its counts."""
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    name: str,
+    cohort_label: str,
+    cohort_digest: str,
+    context: str = "training",
+) -> Any:
+    """``mlflow.log_input`` of the feature table's real schema (zero rows) with its counts;
+    returns the dataset (metrics can be linked to it)."""
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
@@ -156,7 +163,8 @@ def log_feature_schema(
         }
     )
     ds = mlflow.data.from_pandas(schema, source=source, name=name, digest=digest[:36])
-    mlflow.log_input(ds, context="training")
+    mlflow.log_input(ds, context=context)
+    return ds
 
 
 def _log_schema(table: Any, ctx: RunContext) -> None:
@@ -429,6 +437,8 @@ def log_procedure(
         "validation_method": ctx.exp.validation.method,
         "folds": ctx.exp.validation.folds,
         "repeats": w.plan.repeats if w else ctx.exp.validation.repeats,
+        "inner_folds": ctx.exp.validation.inner_folds,
+        "group_by_center": ctx.exp.validation.group_by_center,
         "champion_rule": ctx.exp.champion.describe(),
         "primary": p.primary or "none (selection by the rule)",
         "n_candidates": len(p.candidates),

@@ -223,6 +223,14 @@ def test_no_patient_identifier_anywhere_in_mlflow(trained):
         assert SECRET.encode() not in data, path
     assert SECRET not in blob
     assert not any(i in blob for i in ids[:5])
+    # no subgroup cell of fewer than 5 patients is shown; predictions are not in cohort order
+    for path in files:
+        if path.name == "subgroups.csv":
+            sub = pd.read_csv(path)
+            shown = sub[~sub["suppressed"].astype(bool)]
+            assert (shown["n_patients"] >= 5).all(), path
+        if path.name == "folds.csv":
+            assert "row" not in pd.read_csv(path, nrows=1).columns, path
 
 
 def test_compare_prints_leaderboard_with_oracle_gap_and_writes_files(trained, cli, tmp_path):
