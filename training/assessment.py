@@ -23,6 +23,7 @@ they are shown).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -378,9 +379,12 @@ def assess_procedure(
     winner = next((c for c in pool if c.label == label), None)
     null = None
     if null_k > 0:
+        # one repeat of the outer loop per permutation: the mean over repeats varies less, so
+        # this null distribution is the wider one — the comparison with it is conservative
         specs = [c.spec for c in pool]
+        one = dataclasses.replace(plan, repeats=1)
         null = null_distribution(
-            lambda yy: procedure_auroc(exp, table, specs, plan, yy), y, null_k, exp.seed
+            lambda yy: procedure_auroc(exp, table, specs, one, yy), y, null_k, exp.seed
         )
     out = ProcedureAssessment(
         task=table.task,

@@ -16,7 +16,9 @@ event rate (no model: no discrimination credited). An experiment may declare a `
 model instead: then there is no choice and its estimates are reported as they are.
 
 ``null_distribution`` refits the whole procedure on outcome permutations (Ojala M, Garriga GC
-2010, JMLR 11:1833): the reported AUROC must sit clearly above it to mean anything.
+2010, JMLR 11:1833): the reported AUROC must sit clearly above it to mean anything. (The
+assessment refits it with one repeat of the outer loop per permutation, which widens the null
+distribution: the comparison is conservative and ten permutations stay affordable.)
 """
 
 from __future__ import annotations
