@@ -352,7 +352,9 @@ def log_candidate(
 
 
 # --- champion procedure run -------------------------------------------------------------------
-def procedure_summary(p: ProcedureAssessment, ctx: RunContext) -> dict[str, Any]:
+def procedure_summary(
+    p: ProcedureAssessment, ctx: RunContext, exclusions: dict[str, Any] | None = None
+) -> dict[str, Any]:
     exp = ctx.exp
     w = p.winner
     return {
@@ -388,7 +390,11 @@ def procedure_summary(p: ProcedureAssessment, ctx: RunContext) -> dict[str, Any]
         "oracle_auroc": p.oracle,
         "oracle_note": ORACLE_NOTE if p.oracle is not None else None,
         "sample_size": w.sample_size.to_dict() if w else {},
-        "participants": {"eligible": p.report.n_patients, "events": p.report.n_events},
+        "participants": {
+            "eligible": p.report.n_patients,
+            "events": p.report.n_events,
+            "exclusions": exclusions or {},
+        },
         "columns": {
             "used": list(w.spec.choice.columns or w.spec.built.columns) if w else [],
             "dropped": w.spec.choice.dropped if w else {},
@@ -483,7 +489,10 @@ def log_procedure(
             )
             pd.DataFrame(p.predictions.choices).to_csv(out / "selection_choices.csv", index=False)
             p.subgroups.to_csv(out / "subgroups.csv", index=False)
-            _write_json(out / "metrics.json", procedure_summary(p, ctx))
+            _write_json(
+                out / "metrics.json",
+                procedure_summary(p, ctx, table.summary.get("exclusions", {})),
+            )
             for hook in ctx.extra_artifacts:
                 hook(out, p)
             mlflow.log_artifacts(tmp)
