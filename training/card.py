@@ -55,15 +55,18 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 )
 # Run artifact → figure file name in the card (embedded in the HTML, beside the Markdown).
 FIGURES: dict[str, tuple[str, str]] = {
-    "roc": ("plots/roc.png", "ROC curve (cross-validated predictions)"),
-    "calibration": ("plots/calibration.png", "Calibration (cross-validated predictions)"),
+    "roc": ("plots/roc.png", "ROC curve (out-of-fold predictions)"),
+    "calibration": ("plots/calibration.png", "Calibration (out-of-fold predictions)"),
     "decision_curve": ("plots/decision_curve.png", "Decision curve (net benefit)"),
     "subgroups": ("plots/subgroups.png", "AUROC by subgroup"),
-    "importance": ("shap/importance.png", "Mean |SHAP| by clinical variable"),
+    "importance": (
+        "shap/importance.png",
+        "Mean |SHAP| by clinical variable (apparent: final model on its training data)",
+    ),
     "beeswarm": ("shap/beeswarm.png", "SHAP values by clinical variable"),
     "dependence": ("shap/dependence.png", "Contribution against value, top variables"),
 }
-BASELINES: tuple[str, ...] = ("m_easix", "cytokine3", "fever_mcp1", "high_burden")
+BASELINES: tuple[str, ...] = ("m_easix", "cytokine3", "fever_mcp1", "high_burden", "cytokine_max")
 METRIC_LABELS: dict[str, str] = {
     "auroc": "AUROC (discrimination)",
     "auprc": "AUPRC",
@@ -178,15 +181,63 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _fold_predictions(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(y (n,), predictions (repeats, n)) from a run's ``predictions/folds.csv``."""
+    """(y (n,), predictions (repeats, n)) from a run's ``predictions/folds.csv``, ordered by its
+    per-call random ``key`` (runs of one call share the keys, so they pair)."""
     if not path.is_file():
         return None
     folds = pd.read_csv(path)
-    if not {"repeat", "row", "y", "p"} <= set(folds.columns) or folds.empty:
+    index = "key" if "key" in folds.columns else "row"
+    if not {"repeat", index, "y", "p"} <= set(folds.columns) or folds.empty:
         return None
-    preds = folds.pivot_table(index="repeat", columns="row", values="p", aggfunc="mean")
-    y = folds.groupby("row")["y"].first().reindex(preds.columns).to_numpy(dtype=float)
+    preds = folds.pivot_table(index="repeat", columns=index, values="p", aggfunc="mean")
+    y = folds.groupby(index)["y"].first().reindex(preds.columns).to_numpy(dtype=float)
     return y, preds.to_numpy(dtype=float)
+
+
+def _suppressed(row: Mapping[str, Any]) -> bool:
+    """A subgroup cell under 5 patients (``training.subgroups.MIN_CELL``): counts withheld."""
+    return str(row.get("suppressed", "")).lower() == "true" or not math.isfinite(
+        _num(row.get("n_patients"))
+    )
+
+
+def honesty_statements(summary: Mapping[str, Any], metrics: Mapping[str, float]) -> list[str]:
+    """What the reported estimate includes, the null check, the compact-baseline comparison."""
+    out: list[str] = []
+    sel = summary.get("selection") or {}
+    if sel:
+        counts = sel.get("fold_choices") or {}
+        spread = ", ".join(f"{k} in {v}" for k, v in counts.items())
+        names = ", ".join(sel.get("candidates", []))
+        out.append(
+            f"**Selection:** {sel.get('how', '')}. Candidates: {names}."
+            + (f" Chosen per outer fold: {spread}." if spread else "")
+        )
+    null = summary.get("null_check")
+    if null and null.get("k"):
+        out.append(
+            f"**Null check:** the whole procedure refitted on {null['k']} outcome permutations "
+            f"read AUROC {fmt(metrics.get('null_auroc_mean'))} on average (95th percentile "
+            f"{fmt(metrics.get('null_auroc_p95'))}); the real estimate is "
+            f"{fmt(metrics.get('auroc'))} (permutation p = {fmt(metrics.get('null_p_value'))})."
+        )
+    else:
+        out.append("**Null check:** not run for this training (cohort above the automatic size).")
+    if summary.get("verdict"):
+        usable = "usable signal" if summary.get("usable") else "**no usable signal**"
+        out.append(f"**Signal:** {usable} — {summary['verdict']}.")
+    base = summary.get("compact_baseline") or {}
+    if base.get("text"):
+        out.append(f"**Compact published-style baseline:** {base['text']}.")
+    cols = summary.get("columns") or {}
+    if cols.get("note"):
+        out.append(f"**Predictors:** {cols['note']}.")
+    if cols.get("dropped"):
+        out.append(
+            f"**Dropped before any fit:** {len(cols['dropped'])} column(s) missing for every "
+            "patient or constant."
+        )
+    return out
 
 
 # --- gathering -------------------------------------------------------------------------------
@@ -216,9 +267,9 @@ class ModelCard:
 
 
 def _siblings(client: Any, run: Any, task: str, landmark: str) -> list[Any]:
-    """Training runs of the same experiment call (same parent) at the same landmark."""
+    """Candidate runs of the same experiment call (same parent) at the same landmark."""
     parent = run.data.tags.get("mlflow.parentRunId")
-    flt = f"tags.run_type = 'training' and tags.landmark = '{landmark}' and tags.task = '{task}'"
+    flt = f"tags.role = 'candidate' and tags.landmark = '{landmark}' and tags.task = '{task}'"
     if parent:
         flt += f" and tags.`mlflow.parentRunId` = '{parent}'"
     else:
@@ -343,9 +394,14 @@ def gather(client: Any, name: str, version: str) -> tuple[dict[str, Any], dict[s
     )
     synthetic = "oracle_auroc" in metrics or str(cohort_label).startswith("synthetic")
     centres = (
-        subgroups[subgroups["subgroup"] == "center"][["level", "n_patients", "n_events"]].to_dict(
-            "records"
-        )
+        [
+            {
+                "level": r["level"],
+                "n_patients": "<5" if _suppressed(r) else int(r["n_patients"]),
+                "n_events": "—" if _suppressed(r) else int(r["n_events"]),
+            }
+            for r in subgroups[subgroups["subgroup"] == "center"].to_dict("records")
+        ]
         if not subgroups.empty
         else []
     )
@@ -385,8 +441,8 @@ def gather(client: Any, name: str, version: str) -> tuple[dict[str, Any], dict[s
         {
             "subgroup": r["subgroup"],
             "level": r["level"],
-            "n": int(r["n_patients"]),
-            "events": int(r["n_events"]),
+            "n": "<5 (suppressed)" if _suppressed(r) else int(r["n_patients"]),
+            "events": "—" if _suppressed(r) else int(r["n_events"]),
             "auroc": fmt_ci(
                 {"value": r["auroc"], "low": r["auroc_ci_low"], "high": r["auroc_ci_high"]}
             )
@@ -399,6 +455,13 @@ def gather(client: Any, name: str, version: str) -> tuple[dict[str, Any], dict[s
     ]
     validation = summary.get("validation", {})
     method = params.get("validation_method", validation.get("method", "not recorded"))
+    procedure = summary.get("role") == "champion_procedure"
+    estimate_scope = (
+        "outer-loop estimate of the whole champion procedure (tuning and the choice among "
+        "candidates refitted inside every outer fold)"
+        if procedure
+        else "this candidate's out-of-sample estimate (no selection included)"
+    )
     val_text = {
         "repeated_cv": (
             f"repeated stratified {params.get('folds', '?')}-fold cross-validation × "
@@ -406,7 +469,8 @@ def gather(client: Any, name: str, version: str) -> tuple[dict[str, Any], dict[s
         ),
         "leave_one_centre_out": "leave-one-centre-out cross-validation",
         "bootstrap_optimism": (
-            "bootstrap optimism correction (Harrell): apparent performance minus mean optimism"
+            "bootstrap optimism correction (Harrell; no longer offered — it failed the null "
+            "check on small cohorts)"
         ),
     }.get(method, method)
     size_text = size_short = "not recorded"
@@ -529,6 +593,10 @@ def gather(client: Any, name: str, version: str) -> tuple[dict[str, Any], dict[s
         "subgroups": subgroup_rows,
         "importance": _importance_rows(importance) if not importance.empty else [],
         "shap_note": SHAP_NOTE,
+        "estimate_scope": estimate_scope,
+        "interval": summary.get("interval")
+        or "percentile bootstrap stratified by outcome over the out-of-fold predictions",
+        "honesty": honesty_statements(summary, metrics),
         "comparison": comparison,
         "limitations": limitations,
         "data_quality": data_quality_section(client, parent),  # issue 17 (training.data_quality)
@@ -734,6 +802,7 @@ def fetch_model_card(
     tracking_uri: str | None = None,
     rebuild: bool = False,
     log: bool = False,
+    default_root: Path | None = None,
 ) -> CardResult:
     """Retrieve the card logged with ``models:/NAME@ALIAS`` (or ``/VERSION``) into ``out``.
 
@@ -749,7 +818,8 @@ def fetch_model_card(
     client = connect(uri)
     mv = resolve_version(client, model_uri)
     name, version = mv.name, str(mv.version)
-    target = Path(out) if out is not None else Path(f"model-card-{name}-v{version}")
+    root = default_root if default_root is not None else Path("crs-risk-output") / "cards"
+    target = Path(out) if out is not None else root / f"{name}-v{version}"
     if target.exists() and not target.is_dir():
         raise CrsRiskError(f"--out {target}: exists and is not a folder")
     source = "built"

@@ -17,6 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO_ROOT / "experiments" / "quickstart.yaml"
 QUICKSTART_N = 118  # the seed cohort's size (Galán-Gómez 2025)
 QUICKSTART_SEED = 7
+# compare, card and explain write under one output folder (never straight into the cwd)
+OUTPUT_ROOT = Path(os.environ.get("CRS_RISK_OUTPUT", "crs-risk-output"))
 
 TrackingUri = Annotated[
     str | None,
@@ -37,6 +39,16 @@ def train_command(
     register: Annotated[
         bool, typer.Option("--register/--no-register", help="Register champions.")
     ] = True,
+    null_check: Annotated[
+        int | None,
+        typer.Option(
+            "--null-check",
+            help="Refit the whole procedure on K outcome permutations per landmark and log the "
+            "null distribution of the champion AUROC (default: the experiment's, else 10 below "
+            "100 eligible patients, 0 above).",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Train and validate every model of an experiment, log to MLflow, register champions."""
     from training.runner import train
@@ -47,6 +59,7 @@ def train_command(
         tracking_uri=tracking_uri,
         n_jobs=jobs,
         register=None if register else False,
+        null_check=null_check,
     )
     typer.echo(result.render())
 
@@ -56,7 +69,16 @@ def compare_command(
         str, typer.Option(help="MLflow experiment: crs-severe or crs-toci-refractory.")
     ] = "crs-severe",
     metric: Annotated[str, typer.Option(help="Metric to rank by.")] = "auroc",
-    out: Annotated[Path, typer.Option(help="Folder for the CSV and HTML leaderboard.")] = Path("."),
+    out: Annotated[
+        Path, typer.Option(help="Folder for the CSV and HTML leaderboard.")
+    ] = OUTPUT_ROOT / "compare",
+    experiment_file: Annotated[
+        str | None,
+        typer.Option(help="Only runs of this experiment file (default: the latest run's)."),
+    ] = None,
+    cohort_digest: Annotated[
+        str | None, typer.Option(help="Only runs on this cohort (default: the latest run's).")
+    ] = None,
     all_runs: Annotated[
         bool, typer.Option("--all", help="Every run, not only the latest per model/landmark.")
     ] = False,
@@ -65,7 +87,14 @@ def compare_command(
     """Leaderboard: metric with CI per model and landmark, oracle gap, differing params."""
     from training.compare import format_leaderboard, leaderboard, write_leaderboard
 
-    board = leaderboard(experiment, tracking_uri=tracking_uri, metric=metric, include_all=all_runs)
+    board = leaderboard(
+        experiment,
+        tracking_uri=tracking_uri,
+        metric=metric,
+        include_all=all_runs,
+        experiment_file=experiment_file,
+        cohort_digest=cohort_digest,
+    )
     typer.echo(format_leaderboard(board, metric))
     csv_path, html_path = write_leaderboard(board, out, experiment)
     typer.echo(f"written {csv_path} and {html_path}")
@@ -134,7 +163,10 @@ def explain_command(
     patient: Annotated[str, typer.Option(help="The patient's identifier in the cohort.")],
     out: Annotated[
         Path | None,
-        typer.Option(help="Write the report: FILE.html (page) or FILE.png (waterfall)."),
+        typer.Option(
+            help="Write the report: FILE.html (page) or FILE.png (waterfall); a bare file name "
+            "goes under crs-risk-output/explain/."
+        ),
     ] = None,
     top: Annotated[int, typer.Option(help="Variables shown before 'other'.", min=1)] = 8,
     tracking_uri: TrackingUri = None,
@@ -142,6 +174,9 @@ def explain_command(
     """One patient's risk and its reasons in clinical language (written locally, never logged)."""
     from training.explain_report import explain_patient
 
+    if out is not None and not out.is_absolute() and out.parent == Path("."):
+        out = OUTPUT_ROOT / "explain" / out
+        out.parent.mkdir(parents=True, exist_ok=True)
     report = explain_patient(model, cohort, patient, out=out, tracking_uri=tracking_uri, top=top)
     typer.echo(report.render())
 
@@ -152,7 +187,9 @@ def card_command(
     ],
     out: Annotated[
         Path | None,
-        typer.Option(help="Folder for model_card.md/.html (default model-card-NAME-vN)."),
+        typer.Option(
+            help="Folder for model_card.md/.html (default crs-risk-output/cards/NAME-vN)."
+        ),
     ] = None,
     rebuild: Annotated[
         bool, typer.Option(help="Build from the run instead of the logged card.")
@@ -163,7 +200,14 @@ def card_command(
     """The model card (TRIPOD+AI) of a registered model version, as Markdown and HTML."""
     from training.card import fetch_model_card
 
-    result = fetch_model_card(model, out=out, tracking_uri=tracking_uri, rebuild=rebuild, log=log)
+    result = fetch_model_card(
+        model,
+        out=out,
+        tracking_uri=tracking_uri,
+        rebuild=rebuild,
+        log=log,
+        default_root=OUTPUT_ROOT / "cards",
+    )
     typer.echo(result.render())
 
 

@@ -5,6 +5,10 @@ that have it disagree.
 
 Read from the tracking store (``mlflow.search_runs``), so it works for any past training, on
 the embedded SQLite store or a shared server; written as CSV and HTML beside the printout.
+By default only runs of the latest run's experiment file and cohort digest are shown (numbers
+from other cohorts or other experiment files are not comparable), with the validation method
+and each run's role: ``candidate`` (one model's own estimate) or ``champion procedure`` (the
+outer-loop estimate of choosing among the candidates — what a registered champion reports).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from features.errors import CrsRiskError
 
 KEY_COLUMNS = ("task", "landmark", "model", "feature_set")
 # Parameters that are already columns, or are identical by construction within one experiment.
-_NOT_COMPARED = {*KEY_COLUMNS}
+_NOT_COMPARED = {*KEY_COLUMNS, "cohort_digest", "validation_method"}
 
 
 def _landmark_order(value: str) -> float:
@@ -70,8 +74,11 @@ def leaderboard(
     tracking_uri: str | None = None,
     metric: str = "auroc",
     include_all: bool = False,
+    experiment_file: str | None = None,
+    cohort_digest: str | None = None,
 ) -> pd.DataFrame:
-    """Training runs of ``experiment`` (latest per task/landmark/model/feature set by default)."""
+    """Training runs of ``experiment`` (latest per task/landmark/role/model/feature set, of the
+    latest experiment file and cohort digest unless given)."""
     import mlflow
 
     from training.registry import registered_name
@@ -92,10 +99,20 @@ def leaderboard(
     )
     if runs.empty:
         raise CrsRiskError(f"experiment {experiment!r} has no finished training runs")
-    for key in KEY_COLUMNS:
+    for key in (*KEY_COLUMNS, "role", "experiment_file", "cohort_digest", "validation_method"):
         runs[key] = runs.get(f"tags.{key}", pd.Series([""] * len(runs))).fillna("")
+    wanted_file = (
+        experiment_file if experiment_file is not None else runs["experiment_file"].iloc[0]
+    )
+    wanted_digest = cohort_digest if cohort_digest is not None else runs["cohort_digest"].iloc[0]
+    runs = runs[(runs["experiment_file"] == wanted_file) & (runs["cohort_digest"] == wanted_digest)]
+    if runs.empty:
+        raise CrsRiskError(
+            f"no runs of experiment file {wanted_file!r} on cohort {wanted_digest[:12]!r} "
+            f"in {experiment!r}"
+        )
     if not include_all:
-        runs = runs.drop_duplicates(subset=list(KEY_COLUMNS), keep="first")
+        runs = runs.drop_duplicates(subset=[*KEY_COLUMNS, "role"], keep="first")
     if f"metrics.{metric}" not in runs.columns:
         raise CrsRiskError(f"metric {metric!r} was not logged in {experiment!r}")
     names = {registered_name(t, lm) for t, lm in zip(runs["task"], runs["landmark"], strict=True)}
@@ -109,7 +126,9 @@ def leaderboard(
             {
                 "task": r["task"],
                 "landmark": r["landmark"],
-                "model": r["model"],
+                "role": "champion procedure" if r["role"] == "champion_procedure" else "candidate",
+                "validation": r["validation_method"],
+                "model": r["model"] if r["role"] != "champion_procedure" else f"→ {r['model']}",
                 "feature_set": r["feature_set"],
                 "n": int(_num(r, "metrics.n_patients"))
                 if math.isfinite(_num(r, "metrics.n_patients"))
@@ -138,7 +157,10 @@ def leaderboard(
     for c in differing:
         board[c.removeprefix("params.")] = runs[c].to_numpy()
     board["_lm"] = board["landmark"].map(_landmark_order)
-    board = board.sort_values(["task", "_lm", metric], ascending=[True, True, False])
+    board["_role"] = board["role"] != "champion procedure"
+    board = board.sort_values(
+        ["task", "_lm", "_role", metric], ascending=[True, True, True, False]
+    ).drop(columns="_role")
     return board.drop(columns="_lm").reset_index(drop=True)
 
 
@@ -147,6 +169,7 @@ def format_leaderboard(board: pd.DataFrame, metric: str = "auroc") -> str:
     shown = pd.DataFrame(
         {
             "landmark": board["landmark"],
+            "role": board.get("role", "candidate"),
             "model": board["model"]
             + board["feature_set"].map(lambda f: "" if f in ("all", "published") else f"/{f}"),
             "n (events)": [
@@ -184,6 +207,7 @@ def format_leaderboard(board: pd.DataFrame, metric: str = "auroc") -> str:
         not in {
             "task",
             "landmark",
+            "role",
             "model",
             "feature_set",
             "n",

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from features.errors import CrsRiskError
@@ -95,6 +94,21 @@ def resolve_version(client: Any, model_uri: str) -> Any:
         ) from None
 
 
+def _training_thresholds(client: Any, run_id: str | None) -> tuple[float, ...]:
+    """The thresholds declared for the model's training run (default 0.1, 0.2, 0.3)."""
+    import json
+
+    default = (0.1, 0.2, 0.3)
+    if not run_id:
+        return default
+    try:
+        text = client.get_run(run_id).data.params.get("thresholds")
+        values = tuple(float(t) for t in json.loads(text)) if text else default
+    except Exception:  # a run without readable thresholds: the defaults
+        return default
+    return values or default
+
+
 def evaluate(
     model_uri: str,
     cohort_dir: Path,
@@ -102,20 +116,26 @@ def evaluate(
     tracking_uri: str | None = None,
     n_boot: int = 500,
     seed: int = 7,
-    thresholds: tuple[float, ...] = (0.1, 0.2, 0.3),
+    thresholds: tuple[float, ...] | None = None,
 ) -> EvaluationResult:
-    """Score a new cohort with a registered model and log the evaluation run."""
+    """Score a new cohort with a registered model and log the evaluation run.
+
+    Thresholds default to those declared for the model's training (its run's ``thresholds``);
+    metrics are linked to the registered LoggedModel (``model_id``) and to the evaluation
+    dataset (the feature table's schema, zero rows, with counts and digest).
+    """
     import mlflow
 
     from features.build import build_features
     from features.io import load_cohort
-    from training.runner import PLOT_FILES, oracle_auroc, read_truth
+    from training.card import model_id_of
+    from training.cohort_source import oracle_auroc, read_truth
+    from training.sink import PLOT_FILES, log_feature_schema, random_keys
     from training.subgroups import subgroup_table
     from training.tracking import (
         connect,
         ensure_experiment,
         experiment_name,
-        log_dataset,
         provenance_tags,
         resolve_tracking_uri,
     )
@@ -126,6 +146,8 @@ def evaluate(
     uri = resolve_tracking_uri(tracking_uri)
     client = connect(uri)
     mv = resolve_version(client, model_uri)
+    if thresholds is None:
+        thresholds = _training_thresholds(client, mv.run_id)
     task, landmark = mv.tags.get("task"), mv.tags.get("landmark")
     if not task or not landmark:
         raise CrsRiskError(f"{model_uri}: the model version has no task/landmark tags")
@@ -195,7 +217,17 @@ def evaluate(
                 "bootstrap_ci": n_boot,
             }
         )
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        ds = log_feature_schema(
+            X,
+            table.y,
+            name=f"{task}@{landmark}",
+            cohort_label=folder.name,
+            cohort_digest=cohort.digest,
+            context="evaluation",
+        )
+        mlflow.log_metrics(
+            {k: float(v) for k, v in metrics.items()}, model_id=model_id_of(mv), dataset=ds
+        )
         with tempfile.TemporaryDirectory(prefix="crs-risk-eval-") as tmp:
             out = Path(tmp)
             title = f"{mv.name} v{mv.version} · external"
@@ -206,9 +238,8 @@ def evaluate(
             if not groups.empty:
                 plots.subgroup_forest_plot(groups, title, out / PLOT_FILES["subgroups"])
             (out / "predictions").mkdir()
-            pd.DataFrame({"row": np.arange(len(y)), "y": y, "p": p}).to_csv(
-                out / "predictions" / "evaluation.csv", index=False
-            )
+            keyed = pd.DataFrame({"key": random_keys(len(y)), "y": y, "p": p})
+            keyed.sort_values("key").to_csv(out / "predictions" / "evaluation.csv", index=False)
             groups.to_csv(out / "subgroups.csv", index=False)
             import json
 
@@ -230,14 +261,6 @@ def evaluate(
                 encoding="utf-8",
             )
             mlflow.log_artifacts(tmp)
-        log_dataset(
-            X,
-            table.y,
-            name=f"{task}@{landmark}",
-            digest=cohort.digest,
-            source=folder.name,
-            context="evaluation",
-        )
         run_id = run.info.run_id
     return EvaluationResult(
         model_uri, mv.name, str(mv.version), task, landmark, run_id, metrics, report

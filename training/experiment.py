@@ -27,6 +27,7 @@ MODEL_NAMES: tuple[str, ...] = (
     "cytokine3",
     "fever_mcp1",
     "high_burden",
+    "cytokine_max",
 )
 LEARNED_MODELS: tuple[str, ...] = ("logreg", "xgboost")
 
@@ -124,18 +125,52 @@ class FeatureSetSpec(_Strict):
     exclude: list[str] = Field(default_factory=list)
 
 
+REPEATS_SMALL_COHORT = 5  # default repeats below 500 patients (CIs and estimates settle)
+SMALL_COHORT = 500
+NULL_CHECK_AUTO_BELOW = 100  # patients: below this a null check runs unless declared
+NULL_CHECK_AUTO_K = 10
+
+
 class ValidationSpec(_Strict):
-    method: Literal["repeated_cv", "leave_one_centre_out", "bootstrap_optimism"] = "repeated_cv"
+    method: Literal["repeated_cv", "leave_one_centre_out"] = "repeated_cv"
     folds: int = Field(5, ge=2, le=20)
-    repeats: int = Field(2, ge=1, le=100)
+    # None = 5 below 500 patients, else 2 (resolved per landmark from the eligible cohort)
+    repeats: int | None = Field(None, ge=1, le=100)
     inner_folds: int = Field(3, ge=2, le=10)
     group_by_center: bool = False
-    optimism_bootstraps: int = Field(100, ge=10)
     calibration: Literal["auto", "sigmoid", "isotonic", "none"] = "auto"
     tuning_scoring: Literal["neg_log_loss", "roc_auc", "neg_brier_score"] = "neg_log_loss"
     bootstrap_ci: int = Field(500, ge=0, le=20000)
     subgroup_bootstrap_ci: int = Field(200, ge=0, le=20000)
     ci_level: float = Field(0.95, gt=0.5, lt=1)
+    # outcome permutations of the whole procedure; None = automatic below NULL_CHECK_AUTO_BELOW
+    null_check: int | None = Field(None, ge=0, le=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method") == "bootstrap_optimism":
+            raise ValueError(
+                "method: bootstrap_optimism is no longer offered (Harrell's optimism fails the "
+                "null check when predictors outnumber events); use repeated_cv"
+            )
+        if isinstance(data, dict) and "optimism_bootstraps" in data:
+            raise ValueError("optimism_bootstraps: bootstrap_optimism is no longer offered")
+        return data
+
+    def repeats_for(self, n_patients: int) -> int:
+        """Declared repeats, else ≥ 5 below 500 patients and 2 above."""
+        if self.repeats is not None:
+            return self.repeats
+        return REPEATS_SMALL_COHORT if n_patients < SMALL_COHORT else 2
+
+    def null_check_for(self, n_patients: int, override: int | None = None) -> int:
+        """Permutations to run: the CLI's, the file's, else automatic for small cohorts."""
+        if override is not None:
+            return override
+        if self.null_check is not None:
+            return self.null_check
+        return NULL_CHECK_AUTO_K if n_patients < NULL_CHECK_AUTO_BELOW else 0
 
 
 class DecisionCurveSpec(_Strict):
@@ -159,9 +194,15 @@ class ChampionSpec(_Strict):
 
     metric: Literal["auroc", "auprc", "scaled_brier"] = "auroc"
     slope_band: tuple[float, float] = (0.7, 1.3)
-    require_calibrated: bool = True
+    # only models with a fitted calibration step (logistic models are calibrated by their fit
+    # and judged by the slope band on out-of-sample predictions, so the default is False)
+    require_calibrated: bool = False
     models: list[str] | None = None  # candidates; default: every model trained
     fallback: Literal["none", "closest_slope"] = "none"
+    # register only when the champion procedure shows usable signal out of sample (its AUROC
+    # CI above 0.5 and, when a null check ran, its AUROC above the null's 95th percentile);
+    # false registers anyway and says "no usable signal" in the version and its card
+    require_signal: bool = True
 
     @field_validator("slope_band")
     @classmethod
@@ -196,6 +237,8 @@ class Experiment(_Strict):
         default_factory=lambda: ["age_band", "product", "center", "marrow_burden"]
     )
     champion: ChampionSpec = Field(default_factory=ChampionSpec)
+    # a model declared in advance as the one reported: no selection among candidates
+    primary: str | None = None
     register_models: bool = True  # register champions after training
     source_file: Path | None = Field(None, exclude=True)
 
@@ -251,6 +294,8 @@ class Experiment(_Strict):
         for m in self.champion.models or []:
             if m not in self.models:
                 raise ValueError(f"champion.models: {m!r} is not declared under models")
+        if self.primary is not None and self.primary not in self.models:
+            raise ValueError(f"primary: {self.primary!r} is not declared under models")
         return self
 
     def models_for(self, task: str) -> list[str]:
@@ -295,4 +340,10 @@ def load_experiment(path: Path | str) -> Experiment:
         exp = Experiment.model_validate({k: v for k, v in raw.items() if k != "source_file"})
     except ValidationError as exc:
         raise CrsRiskError(_format_error(file, exc)) from None
+    from training.models import parameter_problem
+
+    for name, spec in exp.models.items():
+        problem = parameter_problem(name, spec.params, spec.grid)
+        if problem:
+            raise CrsRiskError(f"{file}: {problem}")
     return exp.model_copy(update={"source_file": file.resolve()})

@@ -860,8 +860,13 @@ def log_global_explanations(
     n_dependence: int = 3,
     max_rows: int = 5000,
     seed: int = 0,
+    per_patient: bool = True,
 ) -> pd.DataFrame:
     """Log the run's global SHAP artifacts to the active MLflow run; return the importance table.
+
+    ``per_patient=False`` (a real cohort) logs only aggregate views: the importance table and
+    bar chart, no beeswarm or dependence plot (one point per patient). SHAP values of the final
+    model on its own training patients are *apparent* (in-sample) — the figures say so.
 
     ``X`` is the training feature table (no identifiers; ``features.table.FeatureTable.X``).
     Writes ``shap/importance.csv`` (per clinical variable: mean |SHAP|, mean SHAP, observed and
@@ -893,11 +898,15 @@ def log_global_explanations(
         out = Path(tmp)
         (out / SHAP_DIR).mkdir()
         table.to_csv(out / IMPORTANCE_CSV, index=False, float_format="%.6g")
+        title = f"{title} (apparent: final model on its training data)" if title else title
         explain_plots.importance_plot(table, out / IMPORTANCE_PNG, title)
-        explain_plots.beeswarm_plot(explainer, result, table, out / BEESWARM_PNG, title)
-        top = table.head(n_dependence)
-        panels = [(r.variable, r.feature) for r in top.itertuples() if r.mean_abs_log_odds > 0]
-        if panels:
-            explain_plots.dependence_plot(explainer, result, panels, out / DEPENDENCE_PNG, title)
+        if per_patient:
+            explain_plots.beeswarm_plot(explainer, result, table, out / BEESWARM_PNG, title)
+            top = table.head(n_dependence)
+            panels = [(r.variable, r.feature) for r in top.itertuples() if r.mean_abs_log_odds > 0]
+            if panels:
+                explain_plots.dependence_plot(
+                    explainer, result, panels, out / DEPENDENCE_PNG, title
+                )
         mlflow.log_artifacts(tmp)
     return table

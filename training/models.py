@@ -94,6 +94,11 @@ class MonotoneXGBClassifier(XGBClassifier):
             self.get_booster().feature_names = names  # also what ``feature_names_in_`` reads
         return self
 
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The booster's margin (log-odds): what Platt scaling is fitted on (Platt 1999 fits a
+        sigmoid to a score, not to an already squashed probability)."""
+        return np.asarray(self.predict(X, output_margin=True), dtype=np.float64)
+
 
 def directions_for(catalog: list[Any], columns: list[str]) -> dict[str, int]:
     """Expected direction (+1/−1) of every catalog column in ``columns`` with one declared.
@@ -168,8 +173,45 @@ class BuiltModel:
     fixed_params: dict[str, Any] = field(default_factory=dict)
 
 
-def _present(X: pd.DataFrame, columns: list[str]) -> bool:
-    return all(c in X.columns for c in columns) and bool(X[columns].notna().any().all())
+def _untuned(fixed: dict[str, Any], grid: dict[str, list[Any]]) -> dict[str, Any]:
+    """Fixed parameters without those the grid tunes (a tuned C is never logged as fixed)."""
+    tuned = {k.split("__")[-1] for k in grid}
+    return {k: v for k, v in fixed.items() if k not in tuned}
+
+
+BASELINE_PARAMS: dict[str, tuple[str, ...]] = {
+    "m_easix": (),
+    "cytokine3": (),
+    "cytokine_max": (),
+    "fever_mcp1": ("temperature_threshold", "mcp1_threshold", "learn_thresholds"),
+    "high_burden": ("blasts_threshold",),
+}
+
+
+def known_parameters(name: str) -> tuple[set[str], set[str]]:
+    """(fixed parameters, grid keys) a model accepts — to reject typos before training."""
+    if name == "logreg":
+        keys = set(LogisticRegression().get_params())
+        return keys, keys
+    if name == "xgboost":
+        keys = set(XGBClassifier().get_params()) - {"kwargs"}
+        return keys, keys
+    return set(BASELINE_PARAMS.get(name, ())), set()
+
+
+def parameter_problem(name: str, params: dict[str, Any], grid: dict[str, Any]) -> str | None:
+    """``models.NAME.params.KEY: …`` for the first unknown parameter or grid key, else None."""
+    fixed, tunable = known_parameters(name)
+    for key in params:
+        if key not in fixed:
+            known = ", ".join(sorted(fixed)[:12]) or "none"
+            return f"models.{name}.params.{key}: unknown parameter of {name} (known: {known})"
+    for key in grid:
+        base = key.removeprefix("model__")
+        if base not in tunable:
+            what = "is not tunable" if not tunable else f"unknown parameter of {name}"
+            return f"models.{name}.grid.{key}: {what}"
+    return None
 
 
 def baseline_columns(name: str, landmark: str) -> tuple[list[str], dict[str, Any]] | str:
@@ -237,14 +279,15 @@ def build_model(
         else:
             kw.setdefault("solver", "newton-cg")  # pure L2: ~5× faster than lbfgs here
         pipe = logreg_pipeline(columns, catalog, kw, seed, list(X.columns))
+        logreg_calibration = calibration or "none"
         return BuiltModel(
             name,
-            tuned(pipe, g, calibration or "none"),
+            tuned(pipe, g, logreg_calibration),
             columns,
-            True,
+            logreg_calibration != "none",
             "penalised logistic regression on transformed features",
             feature_set,
-            {**LOGREG_DEFAULTS, **kw},
+            _untuned({**LOGREG_DEFAULTS, **kw}, g),
         )
     if name == "xgboost":
         g = {f"model__{k}" if "__" not in k else k: v for k, v in (grid or {}).items()}
@@ -259,7 +302,28 @@ def build_model(
             "gradient-boosted trees"
             + (" with monotone constraints from the catalog" if monotone else ""),
             feature_set,
-            {**XGB_DEFAULTS, **params, "monotone": monotone},
+            _untuned({**XGB_DEFAULTS, **params, "monotone": monotone}, g),
+        )
+    if name == "cytokine_max":
+        from training.parsimony import CYTOKINE_MAX, uninformative
+
+        present = [c for c in CYTOKINE_MAX if c in X.columns]
+        dropped = uninformative(X, present)
+        cols = [c for c in present if c not in dropped]
+        if not cols:
+            return f"none of {list(CYTOKINE_MAX)} is measured in this cohort at {landmark}"
+        kw = {"C": 1.0, "solver": "newton-cg"}
+        pipe = logreg_pipeline(cols, catalog, kw, seed, list(X.columns))
+        return BuiltModel(
+            name,
+            tuned(pipe, None, "none"),
+            cols,
+            False,
+            "published-style compact logistic model on the maxima so far of "
+            + ", ".join(cols)
+            + " (C = 1 on standardised inputs: finite under separation)",
+            "published",
+            {**LOGREG_DEFAULTS, **kw},
         )
 
     resolved = baseline_columns(name, landmark)
@@ -279,7 +343,7 @@ def build_model(
             if name == "m_easix"
             else "logistic regression on log peak sgp130, IFN-γ, IL-1RA (Teachey 2016), refitted"
         )
-        return BuiltModel(name, tuned(est, None, "none"), cols, True, desc, "published", extra)
+        return BuiltModel(name, tuned(est, None, "none"), cols, False, desc, "published", extra)
     if name == "fever_mcp1":
         thresholds = (
             float(params.get("temperature_threshold", HAY_FEVER_C)),
@@ -298,13 +362,19 @@ def build_model(
             "mcp1_threshold": thresholds[1],
             "learn_thresholds": learn,
         }
-        return BuiltModel(name, tuned(est, None, "none"), cols, True, desc, "published", fixed)
+        return BuiltModel(name, tuned(est, None, "none"), cols, False, desc, "published", fixed)
     if name == "high_burden":
         cut = float(params.get("blasts_threshold", HIGH_BURDEN_BLASTS_PCT))
         est = ThresholdRuleBaseline(columns=tuple(cols), thresholds=(cut,))
         desc = f"Kadauke 2021 rule: marrow blasts ≥{cut:g}% before infusion"
         return BuiltModel(
-            name, tuned(est, None, "none"), cols, True, desc, "published", {"blasts_threshold": cut}
+            name,
+            tuned(est, None, "none"),
+            cols,
+            False,
+            desc,
+            "published",
+            {"blasts_threshold": cut},
         )
     raise ValueError(f"unknown model {name!r}")
 

@@ -113,7 +113,15 @@ def subgroup_forest_plot(table: pd.DataFrame, title: str, path: Path) -> Path:
     rows = table.reset_index(drop=True)
     fig, ax = _figure((5.6, max(2.0, 0.32 * len(rows) + 1.0)), left=0.45)
     ypos = np.arange(len(rows))[::-1]
-    labels = [f"{r.subgroup}={r.level}  n={r.n_patients} ({r.n_events})" for r in rows.itertuples()]
+    labels = [
+        f"{r.subgroup}={r.level}  "
+        + (
+            "n<5 (suppressed)"
+            if r.n_patients != r.n_patients
+            else f"n={r.n_patients:.0f} ({r.n_events:.0f})"
+        )
+        for r in rows.itertuples()
+    ]
     auc = rows["auroc"].to_numpy(dtype=float)
     lo = rows["auroc_ci_low"].to_numpy(dtype=float)
     hi = rows["auroc_ci_high"].to_numpy(dtype=float)
@@ -131,5 +139,5 @@ def subgroup_forest_plot(table: pd.DataFrame, title: str, path: Path) -> Path:
         ax.text(0.52, yp, "not estimable", va="center", fontsize=7, color="grey")
     ax.axvline(0.5, ls="--", color="grey", lw=0.8)
     ax.set_yticks(ypos, labels, fontsize=7)
-    ax.set(xlim=(0.3, 1.0), xlabel="AUROC (95% CI)", title=title)
+    ax.set(xlim=(0.3, 1.0), xlabel="AUROC (95% CI, patient bootstrap)", title=title)
     return _finish(fig, path)

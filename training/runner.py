@@ -1,10 +1,18 @@
-"""Run a declared experiment: build tables, validate every model, log to MLflow, register.
+"""``train``: wiring of a declared experiment over the pure steps and the tracking sink.
 
 Order of work (nothing is written before every check passed): validate the experiment file →
-find and load the cohort → check the tracking store → for each task: one parent run, and per
-(landmark, feature set, model) one nested run with metrics, plots, per-fold predictions, the
-dataset profile and the final model → only then register the champions (all-or-nothing,
-``training.registry.RegistrationBatch``).
+find and load the cohort → check the tracking store → for each task and landmark, the pure
+assessment (``training.assessment``: every candidate, the champion procedure, its null check) →
+the tracking sink writes it (``training.sink``: one parent run per task, a ``candidate:`` run
+per candidate and a ``champion:procedure@<landmark>`` run) → only then register the champions
+(all-or-nothing, ``training.registry.RegistrationBatch``). A champion is registered only when
+the procedure that chose it shows usable signal out of sample; its version points at the
+champion-procedure run, so the registry, the card and the service report the outer-loop
+estimate of the whole procedure.
+
+Hooks: ``TrainHooks.artifacts`` (files written into every candidate / procedure run),
+``TrainHooks.on_landmark`` (called with each ``LandmarkAssessment`` before it is logged, e.g.
+exclusion counts or data-quality flags), ``register_champions`` (promotion).
 
 Patient identifiers stay in memory: they align the truth file for ``oracle_auroc`` and are
 returned to in-process callers (tests, paired comparisons), never logged.
@@ -12,13 +20,9 @@ returned to in-process callers (tests, paired comparisons), never logged.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,34 +32,58 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from features.errors import CrsRiskError
-from features.table import FeatureTable
-from training.experiment import LEARNED_MODELS, Experiment, load_experiment
-from training.metrics import MetricReport, auroc, evaluate_predictions
-from training.registry import (
-    Candidate,
-    Registration,
-    RegistrationBatch,
-    choose_champion,
-    registered_name,
+from training.assessment import LandmarkAssessment, Skip, assess_landmark
+from training.cohort_source import (
+    cohort_label,
+    experiment_cohort,
+    is_synthetic,
+    oracle_auroc,
+    read_truth,
+)
+from training.data_quality import log_data_quality
+from training.experiment import Experiment, load_experiment
+from training.metrics import MetricReport
+from training.registry import Candidate, Registration, RegistrationBatch, registered_name
+from training.sink import (
+    ORACLE_NOTE,
+    PLOT_FILES,
+    ArtifactHook,
+    RunContext,
+    log_candidate,
+    log_experiment_run_summary,
+    log_model,
+    log_procedure,
+    mark_experiment_kind,
+    pip_requirements,
+    random_keys,
 )
 
-PLOT_FILES = {
-    "roc": "plots/roc.png",
-    "pr": "plots/precision_recall.png",
-    "calibration": "plots/calibration.png",
-    "decision": "plots/decision_curve.png",
-    "subgroups": "plots/subgroups.png",
-}
-ORACLE_NOTE = (
-    "oracle_auroc = AUROC of the simulator's true probability (truth.csv) for the same eligible "
-    "patients; p_severe_crs is the whole-course probability, so at a later landmark it is only "
-    "approximately the best achievable among patients still eligible there"
-)
+__all__ = [
+    "ORACLE_NOTE",
+    "PLOT_FILES",
+    "RunOutcome",
+    "Skip",
+    "TrainHooks",
+    "TrainResult",
+    "check_feature_sets",
+    "experiment_cohort",
+    "feature_set_columns",
+    "log_model",
+    "oracle_auroc",
+    "pip_requirements",
+    "read_truth",
+    "register_champions",
+    "train",
+]
 
 
 @dataclass
 class RunOutcome:
-    """One validated model (kept in memory; ``ids`` are never logged)."""
+    """One logged run (kept in memory; ``ids`` are never logged).
+
+    ``role`` is ``candidate`` or ``champion_procedure``; for the latter ``model`` is the model
+    chosen on the whole cohort and ``usable``/``verdict`` say whether it may be registered.
+    """
 
     task: str
     landmark: str
@@ -70,15 +98,17 @@ class RunOutcome:
     y: np.ndarray
     ids: np.ndarray
     description: str = ""
+    role: str = "candidate"
+    usable: bool = False
+    verdict: str = ""
 
 
 @dataclass
-class Skip:
-    task: str
-    landmark: str
-    model: str
-    feature_set: str
-    reason: str
+class TrainHooks:
+    """Where other steps plug into ``train`` without editing it."""
+
+    artifacts: list[ArtifactHook] = field(default_factory=list)
+    on_landmark: list[Callable[[LandmarkAssessment], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -89,10 +119,19 @@ class TrainResult:
     skipped: list[Skip] = field(default_factory=list)
     registrations: list[Registration] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    assessments: list[LandmarkAssessment] = field(default_factory=list)
+
+    @property
+    def candidates(self) -> list[RunOutcome]:
+        return [r for r in self.runs if r.role == "candidate"]
+
+    @property
+    def procedures(self) -> list[RunOutcome]:
+        return [r for r in self.runs if r.role == "champion_procedure"]
 
     def leaderboard(self) -> pd.DataFrame:
         """One row per run: metric estimates with CIs and the gap to the oracle."""
-        champions = {(r.candidate.run_id) for r in self.registrations}
+        champions = {r.candidate.run_id for r in self.registrations}
         rows = []
         for r in self.runs:
             m = r.metrics
@@ -100,7 +139,8 @@ class TrainResult:
                 {
                     "task": r.task,
                     "landmark": r.landmark,
-                    "model": r.model,
+                    "role": "champion procedure" if r.role != "candidate" else "candidate",
+                    "model": r.model if r.role == "candidate" else f"→ {r.model}",
                     "feature_set": r.feature_set,
                     "n": int(m["n_patients"]),
                     "events": int(m["n_events"]),
@@ -124,82 +164,12 @@ class TrainResult:
             lines.append(format_leaderboard(board))
         for s in self.skipped:
             lines.append(f"skipped {s.model} at {s.landmark} ({s.task}): {s.reason}")
+        for p in self.procedures:
+            lines.append(f"champion procedure at {p.landmark} ({p.task}): {p.verdict}")
         for reg in self.registrations:
             lines.append(f"registered {reg.name} v{reg.version} @champion: {reg.reason}")
         lines.extend(self.notes)
         return "\n".join(lines)
-
-
-# --- cohort ----------------------------------------------------------------------------------
-@contextmanager
-def experiment_cohort(exp: Experiment, override: Path | None) -> Iterator[tuple[Any, Path]]:
-    """Load the experiment's cohort (or ``override``); synthesised/imported ones in a temp dir."""
-    from features.io import load_cohort
-
-    with tempfile.TemporaryDirectory(prefix="crs-risk-cohort-") as tmp:
-        if override is not None:
-            folder = Path(override)
-        elif exp.cohort.path is not None:
-            folder = exp.resolve(exp.cohort.path)
-        elif exp.cohort.synth is not None:
-            from features.synth import synth_to_folder
-
-            s = exp.cohort.synth
-            folder = Path(tmp) / "cohort"
-            synth_to_folder(
-                folder,
-                n=s.n,
-                seed=s.seed,
-                centers=s.centers,
-                new_center=s.new_center,
-                center_shift=s.center_shift,
-            )
-        else:
-            from features.importer import import_cohort
-
-            spec = exp.cohort.import_
-            assert spec is not None
-            folder = Path(tmp) / "cohort"
-            import_cohort(exp.resolve(spec.mapping), [exp.resolve(p) for p in spec.sources], folder)
-        if not folder.is_dir():
-            raise CrsRiskError(f"cohort folder not found: {folder}")
-        try:
-            cohort = load_cohort(folder)
-        except CrsRiskError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid cohort"
-            raise CrsRiskError(
-                f"cohort {folder} is not valid: {first} (run `crs-risk cohort validate {folder}` "
-                "for every problem)"
-            ) from None
-        yield cohort, folder
-
-
-def read_truth(folder: Path) -> pd.DataFrame | None:
-    """The simulator's ``truth.csv`` beside a synthetic cohort, indexed by patient, if any."""
-    for name in ("truth.csv", "truth.parquet"):
-        path = folder / name
-        if path.is_file():
-            frame = pd.read_csv(path) if name.endswith(".csv") else pd.read_parquet(path)
-            if "patient_id" in frame.columns:
-                return frame.assign(patient_id=frame["patient_id"].astype(str)).set_index(
-                    "patient_id"
-                )
-    return None
-
-
-def oracle_auroc(truth: pd.DataFrame | None, table: FeatureTable) -> float | None:
-    """AUROC of the true probability for the task on the table's patients (see ORACLE_NOTE)."""
-    if truth is None:
-        return None
-    column = {"severe_crs": "p_severe_crs", "toci_refractory": "p_toci_refractory"}[table.task]
-    if column not in truth.columns:
-        return None
-    p = truth[column].reindex(table.ids.astype(str).to_numpy()).to_numpy(dtype=float)
-    ok = np.isfinite(p)
-    if ok.sum() < len(p) or ok.sum() == 0:
-        return None
-    value = auroc(table.y.to_numpy(dtype=float), p)
-    return value if math.isfinite(value) else None
 
 
 # --- feature sets ----------------------------------------------------------------------------
@@ -225,325 +195,6 @@ def feature_set_columns(exp: Experiment, name: str, catalog: list[Any]) -> list[
     return cols
 
 
-# --- one run ---------------------------------------------------------------------------------
-# Metrics bounded to [0, 1]: a shifted interval is clipped to the possible range.
-UNIT_INTERVAL_METRICS = {"auroc", "auprc", "brier", "sensitivity", "specificity", "ppv", "npv"}
-
-
-def _corrected(
-    report: MetricReport,
-    optimism: dict[str, float] | None,
-    out_of_bag: dict[str, np.ndarray] | None,
-    level: float,
-) -> MetricReport:
-    """Harrell: apparent − mean optimism; the CI's width from the out-of-bag spread.
-
-    The apparent CI (resampling patients for a fixed model) ignores that the model itself is
-    refitted on each sample, and is far too narrow for a dozen events; the spread of the
-    refits' out-of-bag performance includes both sources (and is wider, being measured on
-    ~37% of the patients), so it is the conservative choice.
-    """
-    if not optimism:
-        return report
-    from training.metrics import Estimate
-
-    alpha = (1 - level) / 2
-    est = {}
-    for k, e in report.estimates.items():
-        o = optimism.get(k, float("nan"))
-        value = e.value - o if math.isfinite(o) else float("nan")
-        oob = (out_of_bag or {}).get(k)
-        finite = oob[np.isfinite(oob)] if oob is not None else np.array([])
-        if math.isfinite(value) and finite.size >= 10:
-            mid = float(np.median(finite))
-            lo_q, hi_q = np.quantile(finite, [alpha, 1 - alpha])
-            low, high = value - (mid - lo_q), value + (hi_q - mid)
-            if k in UNIT_INTERVAL_METRICS or k.split("_at_")[0] in UNIT_INTERVAL_METRICS:
-                value, low, high = (float(np.clip(x, 0.0, 1.0)) for x in (value, low, high))
-            est[k] = Estimate(value, low, high)
-        else:
-            est[k] = Estimate(value, float("nan"), float("nan"))
-    return MetricReport(report.n_patients, report.n_events, est, report.thresholds, report.decision)
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    out = {}
-    for pkg in ("mlflow", "scikit-learn", "xgboost-cpu", "skops", "numpy", "pandas", "scipy"):
-        try:
-            out[pkg] = version(pkg)
-        except Exception:
-            continue
-    return out
-
-
-def pip_requirements() -> list[str]:
-    """Pinned requirements for logged models (inference costs 6–11 s per model otherwise)."""
-    return [f"{k}=={v}" for k, v in _versions().items()]
-
-
-def log_model(model: Any, example: pd.DataFrame) -> Any:
-    """Log the fitted scikit-learn object (skops, float64 signature, synthetic example)."""
-    import mlflow
-    import skops.io
-    from mlflow.models import infer_signature
-
-    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    signature = infer_signature(example, model.predict_proba(example))
-    return mlflow.sklearn.log_model(
-        model,
-        name="model",
-        signature=signature,
-        input_example=example,
-        pip_requirements=pip_requirements(),
-        serialization_format="skops",
-        skops_trusted_types=trusted,
-        pyfunc_predict_fn="predict_proba",
-    )
-
-
-def _write_artifacts(
-    out: Path,
-    *,
-    title: str,
-    y: np.ndarray,
-    preds: np.ndarray,
-    report: MetricReport,
-    folds: pd.DataFrame,
-    subgroups: pd.DataFrame,
-    summary: dict[str, Any],
-) -> None:
-    from training import plots
-
-    plots.roc_plot(y, preds, title, out / PLOT_FILES["roc"])
-    plots.pr_plot(y, preds, title, out / PLOT_FILES["pr"])
-    plots.calibration_plot(y, preds, title, out / PLOT_FILES["calibration"])
-    plots.decision_curve_plot(report.decision, title, out / PLOT_FILES["decision"])
-    if not subgroups.empty:
-        plots.subgroup_forest_plot(subgroups, title, out / PLOT_FILES["subgroups"])
-    (out / "predictions").mkdir(parents=True, exist_ok=True)
-    folds.to_csv(out / "predictions" / "folds.csv", index=False)
-    subgroups.to_csv(out / "subgroups.csv", index=False)
-    (out / "metrics.json").write_text(
-        json.dumps(summary, indent=2, default=_json_default, allow_nan=True), encoding="utf-8"
-    )
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.integer | np.floating):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
-
-
-def _safe_param(value: Any) -> str:
-    text = json.dumps(value, default=_json_default) if not isinstance(value, str) else value
-    return text[:500]
-
-
-def run_one(
-    exp: Experiment,
-    *,
-    table: FeatureTable,
-    catalog: list[Any],
-    model_name: str,
-    feature_set: str,
-    columns: list[str],
-    cohort_digest: str,
-    cohort_source: str,
-    truth: pd.DataFrame | None,
-    experiment_id: str,
-    n_jobs: int,
-    progress: Any = None,
-) -> RunOutcome | Skip:
-    """Validate one model at one landmark and log the run; a Skip when its inputs are absent."""
-    import mlflow
-    from sklearn.base import clone
-
-    from features.build import exclusion_counts
-    from training.models import build_model, example_input, n_parameters
-    from training.sample_size import riley_sample_size
-    from training.subgroups import subgroup_table
-    from training.tracking import log_dataset, provenance_tags
-    from training.validate import ValidationPlan, validate
-
-    spec = exp.models[model_name]
-    v = exp.validation
-    built = build_model(
-        model_name,
-        X=table.X,
-        catalog=catalog,
-        landmark=table.landmark,
-        columns=columns,
-        feature_set=feature_set,
-        params=spec.params,
-        grid=spec.grid,
-        calibration=spec.calibration,
-        default_calibration=v.calibration,
-        monotone=spec.monotone,
-        inner_folds=v.inner_folds,
-        scoring=v.tuning_scoring,
-        seed=exp.seed,
-    )
-    if isinstance(built, str):
-        return Skip(table.task, table.landmark, model_name, feature_set, built)
-
-    X = table.X.astype("float64")
-    y = table.y.to_numpy(dtype=int)
-    plan = ValidationPlan(
-        method=v.method,
-        folds=v.folds,
-        repeats=v.repeats,
-        group_by_center=v.group_by_center,
-        n_bootstrap=v.optimism_bootstraps,
-        seed=exp.seed,
-        n_jobs=n_jobs,
-    )
-    centers = table.groups["center"].to_numpy() if "center" in table.groups else None
-    result = validate(built.estimator, X, y, plan, centers=centers, progress=progress)
-    report = evaluate_predictions(
-        y,
-        result.predictions,
-        thresholds=exp.thresholds,
-        decision_thresholds=exp.decision_curve.grid(),
-        n_boot=v.bootstrap_ci,
-        seed=exp.seed,
-        level=v.ci_level,
-    )
-    report = _corrected(report, result.optimism, result.out_of_bag, v.ci_level)
-    final = result.final_model or clone(built.estimator).fit(X, y)
-    subgroups = subgroup_table(
-        y,
-        result.predictions,
-        table.groups,
-        exp.subgroups,
-        n_boot=v.subgroup_bootstrap_ci,
-        seed=exp.seed,
-        level=v.ci_level,
-    )
-    size = riley_sample_size(len(y), int(y.sum()), n_parameters(built))
-    oracle = oracle_auroc(truth, table)
-    metrics = report.flat()
-    if oracle is not None:
-        metrics["oracle_auroc"] = oracle
-        metrics["oracle_gap"] = oracle - metrics["auroc"]
-    metrics["events_per_parameter"] = size.events_per_parameter
-    metrics["sample_size_min_n"] = float(size.min_n)
-    if result.optimism:
-        metrics.update({f"optimism_{k}": val for k, val in result.optimism.items()})
-
-    landmark = table.landmark
-    run_name = f"{model_name}@{landmark}" + (
-        "" if feature_set in ("all", "published") else f"/{feature_set}"
-    )
-    tags = {
-        **provenance_tags(),
-        "task": table.task,
-        "landmark": landmark,
-        "model": model_name,
-        "feature_set": feature_set,
-        "cohort_digest": cohort_digest,
-        "run_type": "training",
-        "crs_risk_experiment": exp.name,
-        "calibrated": str(built.calibrated).lower(),
-        "mlflow.note.content": f"{built.description}. Validation: {v.method}. "
-        + " ".join(result.notes),
-    }
-    params = {
-        "task": table.task,
-        "landmark": landmark,
-        "model": model_name,
-        "feature_set": feature_set,
-        "cohort_digest": cohort_digest,
-        "code_version": tags["code_version"],
-        "git_commit": tags["git_commit"],
-        "seed": exp.seed,
-        "validation_method": v.method,
-        "folds": v.folds if v.method != "bootstrap_optimism" else None,
-        "repeats": v.repeats if v.method == "repeated_cv" else None,
-        "inner_folds": v.inner_folds,
-        "group_by_center": v.group_by_center,
-        "calibration": getattr(final, "calibration_method_", "none"),
-        "tuning_grid": spec.grid or None,
-        "n_features": len(built.columns),
-        **{f"fixed.{k}": val for k, val in built.fixed_params.items()},
-        **{f"best.{k}": val for k, val in getattr(final, "best_params_", {}).items()},
-    }
-    params = {k: _safe_param(val) for k, val in params.items() if val is not None}
-    summary = {
-        "task": table.task,
-        "landmark": landmark,
-        "model": model_name,
-        "description": built.description,
-        "feature_set": feature_set,
-        "validation": {"method": v.method, "notes": result.notes, "optimism": result.optimism},
-        "metrics": report.to_dict(),
-        "oracle_auroc": oracle,
-        "oracle_note": ORACLE_NOTE if oracle is not None else None,
-        "sample_size": size.to_dict(),
-        "participants": {
-            **exclusion_counts(table.summary),  # features.build (issue 11: counts by reason)
-            "eligible": len(y),
-            "events": int(y.sum()),
-        },
-        "fold_params": result.fold_params,
-        "final_params": getattr(final, "best_params_", {}),
-        "cohort": {"digest": cohort_digest},
-    }
-    title = f"{model_name} · {table.task} @ {landmark}"
-    example = example_input(catalog, list(table.X.columns))
-    with mlflow.start_run(
-        run_name=run_name, experiment_id=experiment_id, nested=True, tags=tags
-    ) as run:
-        mlflow.log_params(params)
-        # the model first, then its metrics linked to it in one batch (log_model would otherwise
-        # read back every metric's history: one request per metric)
-        info = log_model(final.model_, example)
-        mlflow.log_metrics({k: float(val) for k, val in metrics.items()}, model_id=info.model_id)
-        with tempfile.TemporaryDirectory(prefix="crs-risk-run-") as tmp:
-            _write_artifacts(
-                Path(tmp),
-                title=title,
-                y=y,
-                preds=result.predictions,
-                report=report,
-                folds=result.folds,
-                subgroups=subgroups,
-                summary=summary,
-            )
-            mlflow.log_artifacts(tmp)
-        from training.explain import log_global_explanations  # shap/ artifacts (aggregates)
-
-        log_global_explanations(final.model_, X, catalog, title=title)
-        log_dataset(
-            X,
-            table.y,
-            name=f"{table.task}@{landmark}",
-            digest=cohort_digest,
-            source=cohort_source,
-        )
-        run_id = run.info.run_id
-    return RunOutcome(
-        task=table.task,
-        landmark=landmark,
-        model=model_name,
-        feature_set=feature_set,
-        run_id=run_id,
-        model_id=info.model_id,
-        calibrated=built.calibrated,
-        metrics=metrics,
-        report=report,
-        predictions=result.predictions,
-        y=y,
-        ids=table.ids.to_numpy(),
-        description=built.description,
-    )
-
-
 # --- the experiment --------------------------------------------------------------------------
 def _progress(console: Any) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -558,13 +209,6 @@ def _progress(console: Any) -> Any:
     )
 
 
-def _cohort_label(folder: Path, exp: Experiment, override: Path | None) -> str:
-    if override is None and exp.cohort.synth is not None:
-        s = exp.cohort.synth
-        return f"synthetic n={s.n} seed={s.seed}"
-    return folder.name
-
-
 def train(
     experiment_file: Path | str,
     *,
@@ -573,8 +217,14 @@ def train(
     n_jobs: int = 1,
     register: bool | None = None,
     console: Any = None,
+    null_check: int | None = None,
+    hooks: TrainHooks | None = None,
 ) -> TrainResult:
-    """Run every (task, landmark, feature set, model) of the experiment and register champions."""
+    """Assess every (task, landmark) of the experiment, log it, register usable champions.
+
+    ``null_check`` = K outcome permutations of the whole procedure per landmark (None:
+    the experiment's ``validation.null_check``, else automatic below 100 eligible patients).
+    """
     from rich.console import Console
 
     from training.tracking import connect, resolve_tracking_uri
@@ -599,8 +249,21 @@ def train(
         # a shared 2-core machine; parallelism, when asked for, is across folds (``n_jobs``).
         with threadpool_limits(limits=1), experiment_cohort(exp, cohort) as (co, folder):
             truth = read_truth(folder)
-            label = _cohort_label(folder, exp, cohort)
-            _train_tasks(exp, co, truth, label, client, uri, n_jobs, console, result)
+            check_centres(exp, co)
+            _train_tasks(
+                exp,
+                co,
+                truth,
+                cohort_label(folder, exp, cohort),
+                is_synthetic(folder, exp, cohort, truth),
+                client,
+                uri,
+                n_jobs,
+                console,
+                result,
+                null_check,
+                hooks or TrainHooks(),
+            )
         if truth is None:
             result.notes.append("no truth.csv beside the cohort: oracle_auroc not computed")
         do_register = exp.register_models if register is None else register
@@ -612,6 +275,22 @@ def train(
             raise
         raise err from exc
     return result
+
+
+def check_centres(exp: Experiment, co: Any) -> None:
+    """Grouped CV needs at least as many centres as folds (exit 2 naming the key)."""
+    v = exp.validation
+    if not v.group_by_center or v.method != "repeated_cv":
+        return
+    patients = getattr(co, "patients", None)
+    if patients is None or "center" not in patients:
+        return
+    n = int(patients["center"].nunique())
+    if v.folds > n:
+        raise CrsRiskError(
+            f"{exp.source_file}: validation.folds: {v.folds} folds grouped by centre, but the "
+            f"cohort has only {n} centre(s)"
+        )
 
 
 def _as_user_error(exc: Exception, uri: str) -> Exception:
@@ -643,46 +322,46 @@ def _train_tasks(
     co: Any,
     truth: pd.DataFrame | None,
     label: str,
+    synthetic: bool,
     client: Any,
     uri: str,
     n_jobs: int,
     console: Any,
     result: TrainResult,
+    null_check: int | None,
+    hooks: TrainHooks,
 ) -> None:
-    """One parent run per task; one nested run per (landmark, feature set, model)."""
+    """One parent run per task; per landmark: assess (pure), then log (sink)."""
     import mlflow
 
     from features.build import build_landmarks, exclusion_report
     from features.catalog import catalog_for
     from training.tracking import ensure_experiment, experiment_name, provenance_tags
-    from training.validate import ValidationPlan, n_steps
 
     digest = co.digest
     for task, tspec in exp.tasks.items():
         tables = build_landmarks(co, task, tuple(tspec.landmarks))
         exclusions = exclusion_report(tables)  # issue 11: logged below as exclusions.json
         exp_id = ensure_experiment(client, experiment_name(task), uri)
+        mark_experiment_kind(client, exp_id)
         models = exp.models_for(task)
-        plan_for_count = ValidationPlan(
-            method=exp.validation.method,
-            folds=exp.validation.folds,
-            repeats=exp.validation.repeats,
-            n_bootstrap=exp.validation.optimism_bootstraps,
-        )
+        ctx = RunContext(exp, exp_id, digest, label, synthetic, extra_artifacts=hooks.artifacts)
+        task_assessments: list[LandmarkAssessment] = []
+        task_skips: list[Skip] = []
         with (
             mlflow.start_run(
-                run_name=f"{exp.name}:{task}",
+                run_name=f"experiment:{exp.name}",
                 experiment_id=exp_id,
                 tags={
                     **provenance_tags(),
                     "task": task,
                     "run_type": "experiment",
                     "crs_risk_experiment": exp.name,
+                    "experiment_file": exp.source_file.name if exp.source_file else "",
                     "cohort_digest": digest,
-                    "landmark": ",".join(tspec.landmarks),
-                    "model": ",".join(models),
+                    "validation_method": exp.validation.method,
                 },
-            ) as parent,
+            ),
             _progress(console) as bar,
         ):
             mlflow.log_params(
@@ -691,107 +370,135 @@ def _train_tasks(
                     "experiment_file": exp.source_file.name if exp.source_file else "",
                     "cohort": label,
                     "cohort_digest": digest,
-                    "landmarks": ",".join(tspec.landmarks),
-                    "models": ",".join(models),
                     "validation_method": exp.validation.method,
+                    "champion_rule": exp.champion.describe(),
+                    "primary": exp.primary or "none (selection by the rule)",
                     "seed": exp.seed,
                 }
             )
             mlflow.log_dict(exclusions, "exclusions.json")  # aggregate counts only
-            from training.data_quality import log_data_quality  # issue 17: aggregates only
-
-            log_data_quality(co, task, tspec.landmarks)
-            jobs = []
+            log_data_quality(co, task, tspec.landmarks)  # issue 17: aggregates only
+            overall = bar.add_task(f"{task}", total=len(tspec.landmarks))
             for lm in tspec.landmarks:
-                for m in models:
-                    # learned models once per feature set; baselines select their own inputs
-                    sets = list(exp.feature_sets) if m in LEARNED_MODELS else ["published"]
-                    jobs.extend((lm, tables[lm], fs, m) for fs in sets)
-            overall = bar.add_task(f"{task}", total=len(jobs))
-            for lm, table, fs, m in jobs:
-                y = table.y.to_numpy(dtype=int)
-                minority = int(min(y.sum(), len(y) - y.sum())) if len(y) else 0
-                if minority < 2:
-                    result.skipped.append(
-                        Skip(task, lm, m, fs, f"{int(y.sum())} events among {len(y)} eligible")
-                    )
-                    bar.advance(overall)
-                    continue
+                table = tables[lm]
                 catalog = catalog_for(task, lm)
-                cols = (
-                    feature_set_columns(exp, fs, catalog)
-                    if fs != "published"
-                    else [s.name for s in catalog]
-                )
-                centers = table.groups["center"].to_numpy() if "center" in table.groups else None
-                fold_task = bar.add_task(
-                    f"  {m}@{lm}", total=max(1, n_steps(plan_for_count, y, centers))
-                )
-                outcome = run_one(
+                sets = {fs: feature_set_columns(exp, fs, catalog) for fs in exp.feature_sets}
+                step = bar.add_task(f"  {task}@{lm}", total=None)
+                la = assess_landmark(
                     exp,
-                    table=table,
-                    catalog=catalog,
-                    model_name=m,
-                    feature_set=fs,
-                    columns=cols,
-                    cohort_digest=digest,
-                    cohort_source=label,
-                    truth=truth,
-                    experiment_id=exp_id,
+                    table,
+                    catalog,
+                    models,
+                    sets,
+                    oracle=oracle_auroc(truth, table),
+                    null_k=null_check,
                     n_jobs=n_jobs,
-                    progress=lambda k, t=fold_task: bar.advance(t, k),
+                    progress=lambda k, t=step: bar.advance(t, k),
                 )
-                bar.update(fold_task, visible=False)
-                if isinstance(outcome, Skip):
-                    result.skipped.append(outcome)
-                    mlflow.set_tag(f"skipped.{m}.{lm}", outcome.reason[:500])
-                else:
-                    result.runs.append(outcome)
+                bar.update(step, visible=False)
+                for hook in hooks.on_landmark:
+                    hook(la)
+                ctx.keys[lm] = random_keys(len(table.y))
+                _log_landmark(la, ctx, catalog, result)
+                task_assessments.append(la)
+                task_skips.extend(la.skipped)
                 bar.advance(overall)
-            mlflow.set_tag("n_runs", str(sum(1 for r in result.runs if r.task == task)))
-            del parent
+            log_experiment_run_summary(task_assessments, task_skips)
+        result.skipped.extend(task_skips)
+        result.assessments.extend(task_assessments)
+
+
+def _log_landmark(
+    la: LandmarkAssessment, ctx: RunContext, catalog: list[Any], result: TrainResult
+) -> None:
+    """Write one landmark's assessment through the sink; keep the outcomes in memory."""
+    table = la.table
+    y = table.y.to_numpy(dtype=int)
+    ids = table.ids.to_numpy()
+    for c in la.candidates:
+        run_id, model_id = log_candidate(c, ctx, catalog, table)
+        result.runs.append(
+            RunOutcome(
+                c.task,
+                c.landmark,
+                c.model,
+                c.feature_set,
+                run_id,
+                model_id,
+                c.calibrated,
+                c.metrics(),
+                c.report,
+                c.validation.predictions,
+                y,
+                ids,
+                c.spec.built.description,
+            )
+        )
+    p = la.procedure
+    if p is None:
+        return
+    run_id, model_id = log_procedure(p, ctx, catalog, table)
+    w = p.winner
+    result.runs.append(
+        RunOutcome(
+            p.task,
+            p.landmark,
+            w.model if w else "none",
+            w.feature_set if w else "none",
+            run_id,
+            model_id or "",
+            bool(w and w.calibrated),
+            p.metrics(),
+            p.report,
+            p.predictions.predictions,
+            y,
+            ids,
+            w.spec.built.description if w else "",
+            role="champion_procedure",
+            usable=p.usable,
+            verdict=p.verdict,
+        )
+    )
 
 
 def register_champions(exp: Experiment, client: Any, result: TrainResult) -> None:
-    """Choose and register the champion of every (task, landmark); undo all on failure."""
+    """Register the refitted winner of every usable champion procedure; undo all on failure."""
     from features.tasks import get_task
 
     batch = RegistrationBatch(client)
     try:
-        for task, tspec in exp.tasks.items():
-            for lm in tspec.landmarks:
-                runs = [r for r in result.runs if r.task == task and r.landmark == lm]
-                if not runs:
-                    continue
-                cands = [
-                    Candidate(
-                        r.task,
-                        r.landmark,
-                        r.model,
-                        r.feature_set,
-                        r.run_id,
-                        r.model_id,
-                        r.calibrated,
-                        r.metrics,
-                    )
-                    for r in runs
-                ]
-                best, reason = choose_champion(cands, exp.champion)
-                name = registered_name(task, lm)
-                if best is None:
-                    result.notes.append(f"{name}: no champion registered — {reason}")
-                    continue
-                t = get_task(task)
-                description = (
-                    f"{task} at landmark {lm}. Outcome: {t.outcome} Eligible: {t.eligibility} "
-                    "Input: the landmark feature table (features.build); output: calibrated "
-                    "probability (predict_proba[:, 1])."
-                )
-                reg = batch.register(name, best, reason, description)
-                result.registrations.append(reg)
-                from training.card import log_model_card  # the card travels with the version
+        for p in result.procedures:
+            name = registered_name(p.task, p.landmark)
+            if not p.model_id or (not p.usable and exp.champion.require_signal):
+                result.notes.append(f"{name}: no champion registered — {p.verdict}")
+                continue
+            best = Candidate(
+                p.task,
+                p.landmark,
+                p.model,
+                p.feature_set,
+                p.run_id,
+                p.model_id,
+                p.calibrated,
+                p.metrics,
+            )
+            reason = (
+                f"{p.model}/{p.feature_set} chosen by the champion procedure "
+                f"({'declared primary' if exp.primary else exp.champion.describe()}); "
+                f"{p.verdict}"
+            )
+            t = get_task(p.task)
+            description = (
+                f"{p.task} at landmark {p.landmark}. Outcome: {t.outcome} Eligible: "
+                f"{t.eligibility} Input: the landmark feature table (features.build); output: "
+                "probability (predict_proba[:, 1]). Reported performance: outer-loop estimate "
+                "of the whole champion procedure (tuning and selection included)."
+            )
+            reg = batch.register(name, best, reason, description)
+            result.registrations.append(reg)
+            from training.card import log_model_card  # the card travels with the version
 
-                log_model_card(client, reg.name, reg.version)
+            log_model_card(client, reg.name, reg.version)
     except Exception:
         batch.rollback()
         result.registrations.clear()

@@ -3,7 +3,10 @@
 For each level of each subgroup column of the feature table: participants, events, AUROC with a
 stratified-bootstrap CI (only when the level has at least one event and one non-event),
 observed event rate and mean predicted risk (calibration-in-the-large within the subgroup).
-Levels are category labels (centre codes, age bands), never patient identifiers.
+Levels are category labels (centre codes, age bands), never patient identifiers. A cell with
+fewer than ``MIN_CELL`` patients is suppressed (counts, AUROC and risks blank, ``suppressed``
+true): a small cell of a real cohort can single out a patient (statistical disclosure control,
+e.g. the UK ONS "rule of five").
 """
 
 from __future__ import annotations
@@ -14,6 +17,22 @@ import numpy as np
 import pandas as pd
 
 from training.metrics import auroc, estimate
+
+MIN_CELL = 5
+
+
+COLUMNS = (
+    "subgroup",
+    "level",
+    "n_patients",
+    "n_events",
+    "auroc",
+    "auroc_ci_low",
+    "auroc_ci_high",
+    "observed_risk",
+    "mean_predicted_risk",
+    "suppressed",
+)
 
 
 def subgroup_table(
@@ -39,6 +58,12 @@ def subgroup_table(
             mask = values == lvl
             yy = y_arr[mask]
             pp = preds[:, mask]
+            if yy.size < MIN_CELL:
+                rows.append(
+                    {"subgroup": sg, "level": lvl, "suppressed": True}
+                    | {k: float("nan") for k in COLUMNS[2:-1]}
+                )
+                continue
             events = int(yy.sum())
             estimable = 0 < events < yy.size
             if estimable:
@@ -57,19 +82,7 @@ def subgroup_table(
                     "auroc_ci_high": hi,
                     "observed_risk": float(yy.mean()) if yy.size else float("nan"),
                     "mean_predicted_risk": float(np.nanmean(pp)) if yy.size else float("nan"),
+                    "suppressed": False,
                 }
             )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "subgroup",
-            "level",
-            "n_patients",
-            "n_events",
-            "auroc",
-            "auroc_ci_low",
-            "auroc_ci_high",
-            "observed_risk",
-            "mean_predicted_risk",
-        ],
-    )
+    return pd.DataFrame(rows, columns=list(COLUMNS))

@@ -8,6 +8,12 @@ refitted on all of the data given. Cloned inside every outer fold it gives neste
 cross-validation (Varma S, Simon R 2006, BMC Bioinformatics 7:91: tuning on the scored data
 biases performance upwards); fitted on the whole cohort it gives the model that is registered.
 
+``fit`` also keeps ``inner_predictions_``: the inner cross-validated probabilities of the tuned
+(and calibrated) procedure on the data it was given. They are what the champion rule is applied
+to (``training.selection``), inside every outer fold and on the whole cohort alike, so choosing
+the champion is part of the validated procedure. ``constant_`` is True when the calibration
+clamp (below) flattened the model: such a model has no ranking and is never a candidate.
+
 ``model_`` is a plain scikit-learn object — the estimator pipeline, or a
 ``CalibratedClassifierCV`` around it — and is what gets logged to MLflow, so the served model
 needs no wrapper: ``model_.calibrated_classifiers_[0].estimator`` is the fitted pipeline.
@@ -22,7 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
 
 from features.errors import CrsRiskError
 from training.calibration import choose_method
@@ -83,6 +89,7 @@ class TunedCalibratedClassifier(ClassifierMixin, BaseEstimator):
         inner_folds: int = 3,
         scoring: str = "neg_log_loss",
         random_state: int = 0,
+        selection_predictions: bool = True,
     ) -> None:
         self.estimator = estimator
         self.param_grid = param_grid
@@ -90,6 +97,7 @@ class TunedCalibratedClassifier(ClassifierMixin, BaseEstimator):
         self.inner_folds = inner_folds
         self.scoring = scoring
         self.random_state = random_state
+        self.selection_predictions = selection_predictions
 
     def _inner_cv(self, y: np.ndarray) -> StratifiedKFold:
         minority = int(min(np.sum(y == 1), np.sum(y == 0)))
@@ -136,8 +144,30 @@ class TunedCalibratedClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = model
         self.best_params_ = best
         self.calibration_method_ = method
+        self.calibrated_ = method != "none"
+        self.constant_ = bool(self.calibration_clamped_)
         self.classes_ = np.asarray(model.classes_)
+        self.inner_predictions_ = (
+            self._inner_predictions(est, X, y_arr, cv) if self.selection_predictions else None
+        )
         return self
+
+    def _inner_predictions(
+        self, est: BaseEstimator, X: pd.DataFrame, y: np.ndarray, cv: StratifiedKFold
+    ) -> np.ndarray:
+        """Inner cross-validated probabilities of the tuned procedure (same inner folds).
+
+        Calibrated models: the fitted calibrator applied to the inner out-of-fold scores it was
+        fitted on (the same folds, so the same scores ``CalibratedClassifierCV`` used).
+        """
+        if not self.calibrated_:
+            return cross_val_predict(clone(est), X, y, cv=cv, method="predict_proba")[:, 1]
+        use_margin = hasattr(est, "decision_function")
+        method = "decision_function" if use_margin else "predict_proba"
+        scores = cross_val_predict(clone(est), X, y, cv=cv, method=method)
+        scores = scores if use_margin else scores[:, 1]
+        calibrator = self.model_.calibrated_classifiers_[0].calibrators[0]
+        return np.clip(np.asarray(calibrator.predict(scores), dtype=float), 0.0, 1.0)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return self.model_.predict_proba(X)

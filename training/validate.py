@@ -8,13 +8,20 @@
   and averaged (``training.metrics``).
 - ``leave_one_centre_out``: each centre is predicted by a model trained on the others
   (internal–external validation, Steyerberg EW, Harrell FE 2016, J Clin Epidemiol 69:245).
-- ``bootstrap_optimism``: Harrell's optimism correction (Harrell FE, Lee KL, Mark DB 1996,
-  Stat Med 15:361; Steyerberg 2019 §5.3) for very small cohorts: the procedure is refitted on
-  B bootstrap samples; optimism = mean over B of (performance on the bootstrap sample −
-  performance of that model on the original data), subtracted from the apparent performance.
 
-Per-fold predictions carry the row position in the feature table, the fold and the outcome —
-never a patient identifier.
+Harrell's bootstrap optimism correction is no longer offered: with more candidate predictors
+than events, the inner cross-validation inside a bootstrap replicate puts copies of one patient
+on both sides of a split, and replicates with undefined metrics are dropped; on permuted
+outcomes it read AUROC 0.75–0.81 on car22 (issue 12).
+
+Besides its out-of-fold predictions, every outer fold returns, per candidate, the *selection
+statistics* of the model fitted on its training part: metrics of that model's inner
+cross-validated predictions on the training part only (``TunedCalibratedClassifier
+.inner_predictions_``). ``training.selection`` applies the champion rule to them, so the
+champion is chosen inside every outer fold exactly as it is chosen on the whole cohort.
+
+Per-fold predictions carry the row position in the feature table (kept in memory; the tracking
+sink replaces it by a per-run random key), the fold and the outcome — never an identifier.
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, StratifiedKFold
 
 from features.errors import CrsRiskError
-from training.metrics import SCALAR_METRICS, stratified_bootstrap_indices
+from training.metrics import SCALAR_METRICS
 
-Method = Literal["repeated_cv", "leave_one_centre_out", "bootstrap_optimism"]
-METHODS: tuple[str, ...] = ("repeated_cv", "leave_one_centre_out", "bootstrap_optimism")
+Method = Literal["repeated_cv", "leave_one_centre_out"]
+METHODS: tuple[str, ...] = ("repeated_cv", "leave_one_centre_out")
+# metrics the champion rule may read, computed on inner predictions inside every outer fold
+SELECTION_METRICS: tuple[str, ...] = ("auroc", "auprc", "scaled_brier", "calibration_slope")
 
 
 @dataclass(frozen=True)
@@ -44,23 +53,39 @@ class ValidationPlan:
     folds: int = 5
     repeats: int = 2
     group_by_center: bool = False
-    n_bootstrap: int = 100  # Harrell optimism replicates
     seed: int = 0
     n_jobs: int = 1
 
 
 @dataclass
+class FoldSelection:
+    """What the champion rule sees of one candidate in one outer fold (training part only)."""
+
+    repeat: int
+    fold: int
+    metrics: dict[str, float]
+    calibrated: bool
+    constant: bool  # the calibration clamp flattened the model: never chosen
+
+
+@dataclass
 class ValidationResult:
-    """Out-of-sample predictions (or apparent + optimism) of one modelling procedure."""
+    """Out-of-sample predictions of one modelling procedure."""
 
     method: str
-    predictions: np.ndarray  # (repeats, n); for bootstrap_optimism the apparent predictions
+    predictions: np.ndarray  # (repeats, n)
     folds: pd.DataFrame  # repeat, fold, row, y, p — no identifiers
     fold_params: list[dict[str, Any]]
-    optimism: dict[str, float] | None = None
-    final_model: BaseEstimator | None = None  # fitted on all data (bootstrap_optimism only)
-    out_of_bag: dict[str, np.ndarray] | None = None  # per-refit out-of-bag metric values
     notes: list[str] = field(default_factory=list)
+    selection: list[FoldSelection] = field(default_factory=list)
+    test_rows: list[np.ndarray] = field(default_factory=list)  # per (repeat, fold), in order
+
+
+def selection_metrics(y: np.ndarray, p: np.ndarray | None) -> dict[str, float]:
+    """The rule's metrics of inner predictions (NaN when the model kept none)."""
+    if p is None:
+        return {k: float("nan") for k in SELECTION_METRICS}
+    return {k: float(SCALAR_METRICS[k](y, p)) for k in SELECTION_METRICS}
 
 
 def _fit_predict(
@@ -69,10 +94,17 @@ def _fit_predict(
     y: np.ndarray,
     train: np.ndarray,
     test: np.ndarray,
-) -> tuple[np.ndarray, dict[str, Any]]:
+) -> tuple[np.ndarray, dict[str, Any], dict[str, float], bool, bool]:
     model = clone(estimator).fit(X.iloc[train], y[train])
     p = model.predict_proba(X.iloc[test])[:, 1]
-    return p, dict(getattr(model, "best_params_", {}))
+    inner = getattr(model, "inner_predictions_", None)
+    return (
+        p,
+        dict(getattr(model, "best_params_", {})),
+        selection_metrics(y[train], inner),
+        bool(getattr(model, "calibrated_", False)),
+        bool(getattr(model, "constant_", False)),
+    )
 
 
 def _splits(
@@ -129,14 +161,16 @@ def cross_validate(
     preds = np.full((repeats, y_arr.size), np.nan)
     rows: list[pd.DataFrame] = []
     params: list[dict[str, Any]] = []
+    selection: list[FoldSelection] = []
     jobs = (delayed(_fit_predict)(estimator, X, y_arr, tr, te) for _, _, tr, te in splits)
     results = Parallel(n_jobs=plan.n_jobs, return_as="generator")(jobs)
-    for (r, f, tr, te), (p, best) in zip(splits, results, strict=True):
+    for (r, f, tr, te), (p, best, sel, calibrated, constant) in zip(splits, results, strict=True):
         if len(np.unique(y_arr[tr])) < 2:
             raise CrsRiskError(f"fold {f + 1} of repeat {r + 1} has a single outcome class")
         preds[r, te] = p
         rows.append(pd.DataFrame({"repeat": r, "fold": f, "row": te, "y": y_arr[te], "p": p}))
         params.append({"repeat": r, "fold": f, **best})
+        selection.append(FoldSelection(r, f, sel, calibrated, constant))
         if progress is not None:
             progress(1)
     return ValidationResult(
@@ -145,73 +179,13 @@ def cross_validate(
         folds=pd.concat(rows, ignore_index=True),
         fold_params=params,
         notes=notes,
-    )
-
-
-def _optimism_one(
-    estimator: BaseEstimator, X: pd.DataFrame, y: np.ndarray, idx: np.ndarray
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Optimism of one bootstrap refit, and its performance on the out-of-bag patients."""
-    model = clone(estimator).fit(X.iloc[idx], y[idx])
-    p_boot = model.predict_proba(X.iloc[idx])[:, 1]
-    p_orig = model.predict_proba(X)[:, 1]
-    oob = np.setdiff1d(np.arange(y.size), idx)
-    optimism = {name: fn(y[idx], p_boot) - fn(y, p_orig) for name, fn in SCALAR_METRICS.items()}
-    out_of_bag = {name: fn(y[oob], p_orig[oob]) for name, fn in SCALAR_METRICS.items()}
-    return optimism, out_of_bag
-
-
-def bootstrap_optimism(
-    estimator: BaseEstimator,
-    X: pd.DataFrame,
-    y: pd.Series | np.ndarray,
-    plan: ValidationPlan,
-    *,
-    progress: Callable[[int], None] | None = None,
-) -> ValidationResult:
-    """Harrell's bootstrap optimism: apparent predictions, per-metric optimism, final model."""
-    y_arr = np.asarray(y).astype(int)
-    final = clone(estimator).fit(X, y_arr)
-    apparent = final.predict_proba(X)[:, 1]
-    indices = stratified_bootstrap_indices(y_arr, plan.n_bootstrap, plan.seed + 7)
-    jobs = (delayed(_optimism_one)(estimator, X, y_arr, idx) for idx in indices)
-    values: dict[str, list[float]] = {name: [] for name in SCALAR_METRICS}
-    oob: dict[str, list[float]] = {name: [] for name in SCALAR_METRICS}
-    for res, res_oob in Parallel(n_jobs=plan.n_jobs, return_as="generator")(jobs):
-        for name, v in res.items():
-            values[name].append(v)
-            oob[name].append(res_oob[name])
-        if progress is not None:
-            progress(1)
-    optimism = {
-        name: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
-        for name, v in values.items()
-    }
-    folds = pd.DataFrame(
-        {"repeat": 0, "fold": -1, "row": np.arange(y_arr.size), "y": y_arr, "p": apparent}
-    )
-    return ValidationResult(
-        method="bootstrap_optimism",
-        predictions=apparent[None, :],
-        folds=folds,
-        fold_params=[dict(getattr(final, "best_params_", {}))],
-        optimism=optimism,
-        final_model=final,
-        out_of_bag={k: np.asarray(v, dtype=float) for k, v in oob.items()},
-        notes=[
-            f"apparent performance corrected by the mean optimism of {plan.n_bootstrap} "
-            "bootstrap refits (Harrell); 95% CIs take their width from the spread of the "
-            "refits' out-of-bag performance, centred on the corrected estimate (an approximation:"
-            " exact CIs after optimism correction need a double bootstrap, Noma H et al. 2021,"
-            " Stat Med 40:5691)"
-        ],
+        selection=selection,
+        test_rows=[te for _, _, _, te in splits],
     )
 
 
 def n_steps(plan: ValidationPlan, y: np.ndarray, centers: np.ndarray | None) -> int:
     """Number of model fits the plan will report through ``progress`` (for progress bars)."""
-    if plan.method == "bootstrap_optimism":
-        return plan.n_bootstrap
     if plan.method == "leave_one_centre_out":
         return 0 if centers is None else len(np.unique(centers))
     return plan.repeats * max(2, min(plan.folds, int(min(y.sum(), y.size - y.sum()))))
@@ -226,7 +200,5 @@ def validate(
     centers: pd.Series | np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ValidationResult:
-    """Dispatch on ``plan.method``."""
-    if plan.method == "bootstrap_optimism":
-        return bootstrap_optimism(estimator, X, y, plan, progress=progress)
+    """Out-of-sample predictions of ``estimator`` by the plan's method."""
     return cross_validate(estimator, X, y, plan, centers=centers, progress=progress)

@@ -57,6 +57,12 @@ def test_landmark_spellings():
         ({"validation": {"method": "holdout"}}, "validation.method"),
         ({"cohort": {}}, "cohort: give exactly one of path, synth or import"),
         ({"seeds": 3}, "seeds: Extra inputs are not permitted"),
+        ({"models": {"logreg": {"params": {"Cc": 1}}}}, "models.logreg.params.Cc: unknown"),
+        ({"models": {"logreg": {"grid": {"penality": [1]}}}}, "models.logreg.grid.penality"),
+        ({"models": {"xgboost": {"grid": {"depth": [2]}}}}, "models.xgboost.grid.depth"),
+        ({"models": {"m_easix": {"grid": {"C": [1]}}}}, "models.m_easix.grid.C: is not tunable"),
+        ({"validation": {"method": "bootstrap_optimism"}}, "bootstrap_optimism is no longer"),
+        ({"primary": "forest"}, "primary: 'forest' is not declared"),
     ],
 )
 def test_bad_experiment_names_file_and_key(tmp_path, override, message):
@@ -80,3 +86,20 @@ def test_not_yaml_and_missing_file(tmp_path):
     scalar.write_text("42\n", encoding="utf-8")
     with pytest.raises(CrsRiskError, match="expected a mapping"):
         load_experiment(scalar)
+
+
+def test_grouped_cv_with_more_folds_than_centres_is_exit_2_naming_the_key(
+    tmp_path, cli, tracking_uri
+):
+    from features.synth import synth_to_folder
+
+    synth_to_folder(tmp_path / "cohort", n=60, seed=3, centers=2)
+    path = write_experiment(
+        tmp_path / "grouped.yaml",
+        tmp_path / "cohort",
+        validation={"folds": 3, "repeats": 1, "group_by_center": True},
+    )
+    res = cli("train", path, "--tracking-uri", tracking_uri)
+    assert res.exit_code == 2
+    line = res.stderr.strip()
+    assert "\n" not in line and "validation.folds" in line and "2 centre(s)" in line

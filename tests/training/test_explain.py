@@ -310,6 +310,11 @@ def test_global_artifacts_carry_no_patient_identifier(tmp_path, models, table, c
     data = client.get_run(run.info.run_id).data
     text = " ".join([*data.params.values(), *data.tags.values(), *map(str, data.metrics)])
     assert not any(pid in text for pid in ids)
+    # a real cohort: aggregate views only — no figure with one point per patient
+    with mlflow.start_run(experiment_id=exp_id) as real:
+        log_global_explanations(models["xgboost"], table.X, catalog, title="t", per_patient=False)
+    arts = {a.path for a in client.list_artifacts(real.info.run_id, "shap")}
+    assert arts == {"shap/importance.csv", "shap/importance.png"}
 
 
 def test_log_global_explanations_needs_a_run(models, table, catalog):

@@ -128,3 +128,22 @@ def test_report_flat_names():
         assert flat[f"{name}_at_0.20_ci_low"] <= flat[f"{name}_at_0.20"]
         assert flat[f"{name}_at_0.20"] <= flat[f"{name}_at_0.20_ci_high"]
     assert rep.decision["threshold"] == [0.1, 0.2, 0.3]
+
+
+def test_subgroup_cells_under_five_patients_are_suppressed():
+    import pandas as pd
+
+    from training.subgroups import MIN_CELL, subgroup_table
+
+    rng = np.random.default_rng(3)
+    n = 40
+    y = np.r_[np.ones(10), np.zeros(30)]
+    p = rng.uniform(size=n)
+    centres = np.array(["C01"] * 20 + ["C02"] * 16 + ["C03"] * 4)  # C03: 4 patients
+    table = subgroup_table(y, p, pd.DataFrame({"center": centres}), ["center"], n_boot=20, seed=1)
+    small = table[table["level"] == "C03"].iloc[0]
+    assert bool(small["suppressed"]) and MIN_CELL == 5
+    for col in ("n_patients", "n_events", "auroc", "observed_risk", "mean_predicted_risk"):
+        assert np.isnan(small[col]), col
+    big = table[table["level"] == "C01"].iloc[0]
+    assert not bool(big["suppressed"]) and big["n_patients"] == 20

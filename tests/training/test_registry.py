@@ -44,10 +44,11 @@ def test_champion_is_best_auroc_among_calibrated_models_in_the_slope_band():
         _cand("m_easix", 0.86, 1.10, calibrated=False),  # not calibrated
         _cand("high_burden", 0.70, 1.0),
     ]
-    best, reason = choose_champion(cands, ChampionSpec(slope_band=(0.8, 1.25)))
+    rule = ChampionSpec(slope_band=(0.8, 1.25), require_calibrated=True)
+    best, reason = choose_champion(cands, rule)
     assert best.model == "logreg"
     assert "auroc 0.840" in reason and "[0.8, 1.25]" in reason
-    best, _ = choose_champion(cands, ChampionSpec(slope_band=(0.5, 1.25)))
+    best, _ = choose_champion(cands, ChampionSpec(slope_band=(0.5, 1.25), require_calibrated=True))
     assert best.model == "xgboost"
     best, _ = choose_champion(cands, ChampionSpec(slope_band=(0.8, 1.25), require_calibrated=False))
     assert best.model == "m_easix"

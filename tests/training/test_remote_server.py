@@ -81,8 +81,8 @@ def test_train_and_register_on_a_shared_server(server, cli, tmp_path, monkeypatc
     mv = client.get_model_version_by_alias("crs-severe-48h", "champion")
     assert mv.tags["landmark"] == "48h"
     exp_obj = client.get_experiment_by_name("crs-severe")
-    runs = client.search_runs([exp_obj.experiment_id], "tags.run_type = 'training'")
-    assert {r.data.tags["model"] for r in runs} == {"logreg", "high_burden"}
+    runs = client.search_runs([exp_obj.experiment_id], "tags.role = 'candidate'")
+    assert {r.data.tags["model"] for r in runs} == {"logreg", "high_burden", "cytokine_max"}
     assert any(p.name == "roc.png" for p in artifacts.rglob("*"))  # proxied artifact store
     board = cli("compare", "--experiment", "crs-severe", "--out", tmp_path)
     assert board.exit_code == 0 and "logreg" in board.stdout

@@ -73,10 +73,10 @@ def trained(tmp_path_factory, _store_template):
     return {"root": root, "uri": uri, "ids": ids, "client": client, "result": res}
 
 
-def _child_runs(client, name="crs-severe"):
+def _child_runs(client, name="crs-severe", role="candidate"):
     exp = client.get_experiment_by_name(name)
     runs = client.search_runs([exp.experiment_id])
-    return [r for r in runs if r.data.tags.get("run_type") == "training"]
+    return [r for r in runs if r.data.tags.get("role") == role]
 
 
 def test_runs_carry_provenance_and_metrics(trained):
@@ -85,20 +85,48 @@ def test_runs_carry_provenance_and_metrics(trained):
     assert (
         exp.artifact_location == (trained["root"] / "store" / "mlartifacts" / "crs-severe").as_uri()
     )
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
     runs = _child_runs(client)
-    assert {r.data.tags["model"] for r in runs} == {"logreg", "xgboost", "m_easix", "high_burden"}
-    parents = {r.data.tags.get("mlflow.parentRunId") for r in runs}
+    # the compact published-style baseline is assessed at every landmark without being declared
+    assert {r.data.tags["model"] for r in runs} == {
+        "logreg",
+        "xgboost",
+        "m_easix",
+        "high_burden",
+        "cytokine_max",
+    }
+    procedures = _child_runs(client, role="champion_procedure")
+    assert len(procedures) == 1
+    parents = {r.data.tags.get("mlflow.parentRunId") for r in runs + procedures}
     assert len(parents) == 1 and None not in parents  # nested one level under the task run
-    for r in runs:
+    for r in runs + procedures:
         tags, params, metrics = r.data.tags, r.data.params, r.data.metrics
-        for key in ("task", "landmark", "model", "cohort_digest", "code_version", "git_commit"):
+        for key in ("task", "landmark", "cohort_digest"):
             assert tags[key] and params[key] == tags[key]
+        assert tags["code_version"] and tags["git_commit"]
         assert tags["task"] == "severe_crs" and tags["landmark"] == "48h"
         assert set(REQUIRED_METRICS) <= set(metrics)
         assert metrics["auroc_ci_low"] <= metrics["auroc"] <= metrics["auroc_ci_high"]
         assert 0.5 < metrics["oracle_auroc"] <= 1
+        # the dataset is the feature table's schema with zero rows, counts in its source
         inputs = r.inputs.dataset_inputs
-        assert inputs and inputs[0].dataset.digest == tags["cohort_digest"][:36]
+        ds = inputs[0].dataset
+        source = json.loads(ds.source)
+        assert json.loads(ds.profile)["num_rows"] == 0
+        assert int(source["tags"]["patients"]) == int(metrics["n_patients"])
+        assert int(source["tags"]["events"]) == int(metrics["n_events"])
+        assert source["tags"]["cohort_digest"] == tags["cohort_digest"]
+        assert "il6_max" in ds.schema and len(json.loads(ds.schema)["mlflow_colspec"]) > 100
+    for r in runs:
+        assert r.info.run_name.startswith("candidate:") and r.info.run_name.endswith("@48h")
+        params = r.data.params
+        assert "tuning_grid" in params  # always logged ("none" for untuned baselines)
+        tuned = json.loads(params["tuning_grid"]) if params["tuning_grid"] != "none" else {}
+        assert not any(f"fixed.{k}" in params for k in tuned)  # no fixed.C while C is tuned
+        # honest flag: only models with a fitted calibration step say calibrated
+        calibrated = params.get("calibration", "none") != "none"
+        assert r.data.tags["calibrated"] == str(calibrated).lower()
+    assert procedures[0].info.run_name == "champion:procedure@48h"
 
 
 def test_artifacts_and_logged_model(trained):
@@ -123,7 +151,8 @@ def test_artifacts_and_logged_model(trained):
     ):
         assert (local / name).is_file(), name
     folds = pd.read_csv(local / "predictions" / "folds.csv")
-    assert list(folds.columns) == ["repeat", "fold", "row", "y", "p"]
+    assert list(folds.columns) == ["repeat", "fold", "key", "y", "p"]
+    assert sorted(folds["key"]) == list(range(len(folds)))  # a permutation of the patients
     summary = json.loads((local / "metrics.json").read_text())
     assert summary["participants"]["eligible"] == int(run.data.metrics["n_patients"])
     assert summary["sample_size"]["min_n"] > 0
@@ -145,6 +174,11 @@ def test_champion_registered_with_alias_history(trained):
     assert names == {"crs-severe-48h"}
     mv = client.get_model_version_by_alias("crs-severe-48h", "champion")
     assert mv.tags["task"] == "severe_crs" and mv.tags["landmark"] == "48h"
+    # the version points at the champion-procedure run: it reports the outer-loop estimate
+    run = client.get_run(mv.run_id)
+    assert run.data.tags["role"] == "champion_procedure"
+    assert run.data.metrics["auroc_ci_low"] > 0.5
+    assert mv.tags["model"] == run.data.tags["model"]
     hist = alias_history(client, "crs-severe-48h")
     assert len(hist) == 1 and hist[0]["reason"] and hist[0]["version"] == str(mv.version)
     import mlflow
@@ -189,6 +223,14 @@ def test_no_patient_identifier_anywhere_in_mlflow(trained):
         assert SECRET.encode() not in data, path
     assert SECRET not in blob
     assert not any(i in blob for i in ids[:5])
+    # no subgroup cell of fewer than 5 patients is shown; predictions are not in cohort order
+    for path in files:
+        if path.name == "subgroups.csv":
+            sub = pd.read_csv(path)
+            shown = sub[~sub["suppressed"].astype(bool)]
+            assert (shown["n_patients"] >= 5).all(), path
+        if path.name == "folds.csv":
+            assert "row" not in pd.read_csv(path, nrows=1).columns, path
 
 
 def test_compare_prints_leaderboard_with_oracle_gap_and_writes_files(trained, cli, tmp_path):
@@ -197,8 +239,18 @@ def test_compare_prints_leaderboard_with_oracle_gap_and_writes_files(trained, cl
     )
     assert res.exit_code == 0, res.stderr
     assert "oracle gap" in res.stdout and "auroc [95% CI]" in res.stdout and "★" in res.stdout
+    assert "champion procedure" in res.stdout and "repeated_cv" in res.stdout
     board = pd.read_csv(tmp_path / "leaderboard-crs-severe.csv")
-    assert set(board["model"]) == {"logreg", "xgboost", "m_easix", "high_burden"}
+    candidates = board[board["role"] == "candidate"]
+    assert set(candidates["model"]) == {
+        "logreg",
+        "xgboost",
+        "m_easix",
+        "high_burden",
+        "cytokine_max",
+    }
+    assert (board["role"] == "champion procedure").sum() == 1
+    assert set(board["validation"]) == {"repeated_cv"}
     assert board["oracle_auroc"].notna().all()
     assert (tmp_path / "leaderboard-crs-severe.html").read_text().startswith("<!doctype html>")
     # only differing params are shown: every model has its own fixed params, seeds are equal
@@ -257,6 +309,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path, _store_template, 
         register_models=False,
     )
     metrics = []
+    keys = []
     for k in range(2):
         (tmp_path / f"s{k}").mkdir()
         shutil.copy(_store_template, tmp_path / f"s{k}" / "mlflow.db")
@@ -266,5 +319,14 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path, _store_template, 
         runs = _child_runs(client)
         metrics.append({r.data.tags["model"]: r.data.metrics for r in runs})
         assert not client.search_registered_models()  # register_models: false
+        logreg = next(r for r in runs if r.data.tags["model"] == "logreg")
+        local = client.download_artifacts(
+            logreg.info.run_id, "predictions/folds.csv", str(tmp_path)
+        )
+        keys.append(pd.read_csv(local)["p"].to_numpy())  # predictions in key order
     assert metrics[0] == metrics[1]
+    # out-of-fold predictions are keyed by a per-run random index, not by cohort order: the
+    # same predictions come out in another order from an identical second run
+    assert not np.array_equal(keys[0], keys[1])
+    assert np.array_equal(np.sort(keys[0]), np.sort(keys[1]))
     assert np.isfinite(metrics[0]["logreg"]["auroc"])
