@@ -24,8 +24,11 @@ REQUIRED_METRICS = [
 ] + ["n_patients", "n_events", "oracle_auroc"]
 
 
-def secret_cohort(folder: Path, n: int = 120, seed: int = 5, **kw) -> list[str]:
-    """A synthetic cohort whose patient ids are PATIENT-SECRET-0001…; returns the ids."""
+def secret_cohort(folder: Path, n: int = 200, seed: int = 5, **kw) -> list[str]:
+    """A synthetic cohort whose patient ids are PATIENT-SECRET-0001…; returns the ids.
+
+    n = 200: with the causal simulator, 120 patients give 9 events at 48 h, too few for the
+    selection-aware procedure to show signal (it then registers nothing, rightly)."""
     from features.io import write_cohort
     from features.synth.simulate import simulate
 
