@@ -515,6 +515,10 @@ def run_one(
                 summary=summary,
             )
             mlflow.log_artifacts(tmp)
+        from training.serving_artifacts import serving_artifacts  # issue 14: what serving reads
+
+        for path, doc in serving_artifacts(X, centers, result.folds, exp.seed).items():
+            mlflow.log_dict(doc, path)
         from training.explain import log_global_explanations  # shap/ artifacts (aggregates)
 
         log_global_explanations(final.model_, X, catalog, title=title)
