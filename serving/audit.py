@@ -359,8 +359,10 @@ class AuditLog:
     def _insert(self, rows: list[tuple[Any, ...]]) -> int:
         with self._lock:
             try:
+                if not os.access(self.path, os.W_OK):  # e.g. made read-only or immutable
+                    raise OSError(f"audit log {self.path} is not writable")
                 self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
                 self.failure = f"{type(exc).__name__}: {exc}"
                 raise
             try:

@@ -4,9 +4,10 @@ At start-up (and on ``POST /v1/models/reload``) every task/landmark name discove
 registry (``crs-severe-<L>h``, ``crs-toci-refractory-<landmark>``) is resolved through its
 ``champion`` alias to one model version, loaded with ``mlflow.sklearn.load_model`` and
 described by its training run: headline validation metrics with CIs, the training cohort
-digest, the declared risk thresholds and the cross-validated predictions used to show how often patients in each risk band had the outcome;
-plus what serving reads beside the model (``training.serving_artifacts``: the training
-distribution and the interval table; older models fall back, see ``load_one``).
+digest, the declared risk thresholds and the cross-validated predictions used to show how
+often patients in each risk band had the outcome; plus what serving reads beside the model
+(``training.serving_artifacts``: the training distribution and the interval table; older
+models fall back, see ``load_one``).
 
 A :class:`Snapshot` is immutable. Reload builds a complete new snapshot off to the side and
 swaps one reference; a request takes the snapshot once when it starts, so in-flight requests
