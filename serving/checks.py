@@ -155,8 +155,14 @@ def row_warnings(
     rows, cols = np.nonzero(outside)
     code = "outside_training_data" if checks.source == "training" else "outside_plausible_range"
     where = "the training data" if checks.source == "training" else "the plausible range"
+    said: dict[tuple[int, float], Warning_] = {}  # one text per distinct (column, value)
     for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-        v, lo, hi, unit = float(X[i, j]), checks.low[j], checks.high[j], checks.units[j]
+        v = float(X[i, j])
+        known = said.get((j, v))
+        if known is not None:
+            out[i].append(known)
+            continue
+        lo, hi, unit = checks.low[j], checks.high[j], checks.units[j]
         side = (
             f"below the lowest value in {where}"
             if v < lo
@@ -164,15 +170,14 @@ def row_warnings(
         )
         edge = lo if v < lo else hi
         value = value_words(columns[j], v, _number(v, unit))
-        out[i].append(
-            {
-                "code": code,
-                "field": columns[j],
-                "message": f"{checks.labels[j]}: {value} is {side} "
-                f"({value_words(columns[j], edge, _number(edge, unit))}); the model has not "
-                "seen patients like this",
-            }
-        )
+        said[(j, v)] = w = {
+            "code": code,
+            "field": columns[j],
+            "message": f"{checks.labels[j]}: {value} is {side} "
+            f"({value_words(columns[j], edge, _number(edge, unit))}); the model has not "
+            "seen patients like this",
+        }
+        out[i].append(w)
     for j, level, what in checks.unseen:
         hit = np.flatnonzero(X[:, j] == level)
         seen = ", ".join(checks.products) if checks.products else "none recorded"
@@ -188,14 +193,18 @@ def row_warnings(
             )
     if len(checks.starts):
         missing = np.logical_and.reduceat(np.isnan(X[:, checks.members]), checks.starts, axis=1)
+        packed = np.packbits(missing, axis=1)
+        texts: dict[bytes, Warning_] = {}  # one warning per distinct pattern of gaps
         for i in np.flatnonzero(missing.any(axis=1)).tolist():
-            names = [checks.group_labels[g] for g in np.flatnonzero(missing[i]).tolist()]
-            out[i].append(
-                {
+            key = packed[i].tobytes()
+            w = texts.get(key)
+            if w is None:
+                names = [checks.group_labels[g] for g in np.flatnonzero(missing[i]).tolist()]
+                texts[key] = w = {
                     "code": "missing_imputed",
                     "field": None,
                     "message": f"not known at {landmark}, the model assumed typical values "
                     f"for: {', '.join(names)}",
                 }
-            )
+            out[i].append(w)
     return out
