@@ -193,12 +193,23 @@ def prepare(model: Any, explainer: Any, columns: tuple[str, ...]) -> None:
 
 
 def explain_top(
-    model: Any, explainer: Any, x: np.ndarray, top_k: int, columns: tuple[str, ...]
+    model: Any,
+    explainer: Any,
+    x: np.ndarray,
+    top_k: int,
+    columns: tuple[str, ...],
+    probability: float | None = None,
 ) -> Explained:
     """Probability (:func:`probabilities`) and, with ``top_k`` > 0 and an explainer, the SHAP
     log-odds: base value, the model's log-odds, the ``top_k`` largest variable contributions,
-    the rest summed (``other``) and every variable's summed log-odds (``effects``)."""
-    p = float(probabilities(model, explainer, x.reshape(1, -1), columns)[0])
+    the rest summed (``other``) and every variable's summed log-odds (``effects``).
+    ``probability``: the patient's probability when the caller has it (from
+    :func:`probabilities`, never from the SHAP sum)."""
+    p = (
+        float(probabilities(model, explainer, x.reshape(1, -1), columns)[0])
+        if probability is None
+        else probability  # already computed by the one path
+    )
     if explainer is None or top_k <= 0:
         return Explained(p)
     e, grouped = explainer.explain_row_effects(x.reshape(1, -1), top=top_k)

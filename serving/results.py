@@ -293,7 +293,7 @@ def _scored_template(
 
 def _explain(result: dict[str, Any], model: LoadedModel, x: np.ndarray, k: int, p: float) -> None:
     """Add the reasons (in probability points) and, apart, the effect of unmeasured inputs."""
-    ex = explain_top(model.model, model.explainer, x, k, model.columns)
+    ex = explain_top(model.model, model.explainer, x, k, model.columns, p)
     if ex.log_odds is None:
         return
     cs = list(ex.contributions)
