@@ -145,6 +145,17 @@ def known_variables(X: np.ndarray, columns: Sequence[str], variables: Sequence[s
     return out
 
 
+@functools.cache
+def _plan(rule: Rule, columns: tuple[str, ...]) -> tuple[list[Requirement], list[np.ndarray]]:
+    """A rule's requirements and, for each, the value columns that meet it (computed once)."""
+    reqs = list(dict.fromkeys(r for opt in rule.options for r in opt))
+    by_var = _variable_columns(columns)
+    where = [
+        np.concatenate([by_var.get(v, np.zeros(0, dtype=np.int64)) for v in r.any_of]) for r in reqs
+    ]
+    return reqs, where
+
+
 def missing_inputs(
     task: str, hours: float | None, X: np.ndarray, columns: Sequence[str]
 ) -> list[list[str]]:
@@ -154,11 +165,9 @@ def missing_inputs(
     rule = rule_for(task, hours)
     if rule is None:
         return [[] for _ in range(X.shape[0])]
-    reqs = list(dict.fromkeys(r for opt in rule.options for r in opt))
-    variables = list(dict.fromkeys(v for r in reqs for v in r.any_of))
-    known = known_variables(X, columns, variables)
-    pos = {v: k for k, v in enumerate(variables)}
-    met = {r: known[:, [pos[v] for v in r.any_of]].any(axis=1) for r in reqs}
+    reqs, where = _plan(rule, tuple(columns))
+    known = ~np.isnan(X)
+    met = {r: known[:, js].any(axis=1) for r, js in zip(reqs, where, strict=True)}
     out: list[list[str]] = []
     for i in range(X.shape[0]):
         lacking = [[r.label for r in opt if not met[r][i]] for opt in rule.options]

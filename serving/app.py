@@ -211,7 +211,7 @@ async def _send_json(
 
 
 def _model_info(m: Any) -> ModelInfo:
-    from serving.results import horizon_of
+    from serving.results import INTERVAL_COVERS, horizon_of
 
     return ModelInfo(
         name=m.name,
@@ -230,6 +230,7 @@ def _model_info(m: Any) -> ModelInfo:
         synthetic=m.synthetic,
         horizon=horizon_of(m.task, m.landmark),
         interval_method=m.interval.method if m.interval is not None else None,
+        interval_covers=INTERVAL_COVERS if m.interval is not None else None,
         training_distribution=m.distribution is not None,
     )
 

@@ -55,6 +55,7 @@ def input_columns(model: Any, explainer: Any) -> tuple[str, ...]:
 
 
 _FAST: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_BOOSTERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 AGREEMENT = 1e-12
 """Largest difference from the logged model's ``predict_proba`` accepted for the array path
 (float rounding of a different summation order; bands and intervals never see it)."""
@@ -117,8 +118,14 @@ def _final_proba(final: Any, xt: np.ndarray) -> np.ndarray:
     if type(final) is LogisticRegression:
         return expit(_lr_decision(final, xt))
     if type(final) is XGBClassifier:
-        booster = final.get_booster()
-        return np.asarray(booster.inplace_predict(xt, predict_type="value", missing=final.missing))
+        booster = _BOOSTERS.get(final)
+        if booster is None:  # get_booster() reads attributes through JSON: once per model
+            booster = _BOOSTERS.setdefault(final, final.get_booster())
+        return np.asarray(
+            booster.inplace_predict(
+                xt, predict_type="value", missing=final.missing, validate_features=False
+            )
+        )
     return np.asarray(final.predict_proba(xt)[:, 1])
 
 
@@ -126,9 +133,12 @@ def _final_response(final: Any, xt: np.ndarray) -> np.ndarray:
     """What ``CalibratedClassifierCV`` calibrates: the decision function if the estimator has
     one, else the positive-class probability (``sklearn.utils._response``'s choice)."""
     from sklearn.linear_model import LogisticRegression
+    from xgboost import XGBClassifier
 
     if type(final) is LogisticRegression:
         return _lr_decision(final, xt)
+    if type(final) is XGBClassifier:  # no decision function: its probability is calibrated
+        return _final_proba(final, xt)
     if hasattr(final, "decision_function"):
         from sklearn.utils._response import _get_response_values
 
@@ -163,7 +173,9 @@ def _array_path(model: Any, explainer: Any, X: np.ndarray) -> np.ndarray:
         raise TypeError("no array path")
     pred = _final_response(cc.estimator.steps[-1][1], xt)
     proba = np.zeros((xt.shape[0], 2))
-    proba[:, 1] = cc.calibrators[0].predict(pred)
+    # the calibrator's own arithmetic without its per-call input checks (bit-identical:
+    # training.explain.ModelExplainer._calibrator_predict; anything else goes through predict)
+    proba[:, 1] = explainer._calibrator_predict(np.asarray(pred, dtype=np.float64))
     proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
     mean = np.zeros((xt.shape[0], 2))
     mean += proba

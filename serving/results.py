@@ -259,13 +259,7 @@ def _scored_template(
     """The parts of a scored result that are the same for every patient in a band."""
     interval = None
     if model.interval is not None:
-        interval = {
-            "low": None,
-            "high": None,
-            "level": model.interval.level,
-            "method": model.interval.method,
-            "covers": INTERVAL_COVERS,
-        }
+        interval = {"low": None, "high": None, "level": model.interval.level}
     return {
         "task": task,
         "landmark": landmark,

@@ -269,11 +269,12 @@ class InputWarning(BaseModel):
 
 
 class Interval(BaseModel):
+    """Plausible range of the probability (``GET /v1/models``: the method and what it covers,
+    per model)."""
+
     low: float = Field(description="Lower end (probability).")
     high: float = Field(description="Upper end (probability).")
-    level: float = Field(description="Nominal level, e.g. 0.95.")
-    method: str
-    covers: str = Field(description="What the interval covers, and what it does not.")
+    level: float = Field(description="Nominal level, e.g. 0.95 (measured coverage: README).")
 
 
 class BandEvidence(BaseModel):
@@ -390,6 +391,9 @@ class ModelInfo(BaseModel):
     )
     horizon: str | None = None
     interval_method: str | None = None
+    interval_covers: str | None = Field(
+        None, description="What the per-patient interval covers, and what it does not."
+    )
     training_distribution: bool = Field(
         False, description="Whether the model carries its training distribution."
     )

@@ -522,8 +522,10 @@ def score_valid(
     baseline = patient_features(valid.patients)
     severe_task = task_of(SEVERE, [h for _, h in severe_hours(snapshot)])
     rows = patient_rows(records, severe_task, trend_lms, baseline)
-    reached = str(reached_reasons(records, trend_lms)[0])
     until = data_until(req)
+    # an outcome after the landmark needs data after it: no data there, nothing to check
+    lm_hours = float(landmark[:-1])
+    reached = str(reached_reasons(records, trend_lms)[0]) if until > lm_hours else ""
     results: list[dict[str, Any]] = []
     trend: list[TrendPoint] = []
     for lm in trend_lms:

@@ -17,6 +17,7 @@ const TASK_TITLES = {
 const TOKEN_KEY = "crs-risk-token";
 const SVG_NS = "http://www.w3.org/2000/svg";
 let examples = [];
+const modelInfo = {};
 
 const $ = (id) => document.getElementById(id);
 
@@ -88,6 +89,7 @@ async function loadModels() {
     if (!r.ok) return;
     const data = await r.json();
     describeModels(data.models);
+    data.models.forEach((m) => { modelInfo[m.name] = m; });
     const table = el("table");
     const head = el("tr");
     ["Model", "Version", "Landmark", "AUROC (95% CI)", "Calibration slope", "n / events",
@@ -258,7 +260,8 @@ function details(result) {
     ` + contributions; other variables together ${fmt(result.other_contribution)}.`));
   rows.forEach((c) => ul.appendChild(el("li", {},
     `${c.label}: ${c.value_text} → ${c.contribution >= 0 ? "+" : "−"}${Math.abs(c.contribution).toFixed(2)} log-odds`)));
-  if (result.interval) ul.appendChild(el("li", {}, `Interval: ${result.interval.method}. ${result.interval.covers}`));
+  const m = modelInfo[result.model];
+  if (result.interval && m) ul.appendChild(el("li", {}, `Plausible range: ${m.interval_method}. ${m.interval_covers}`));
   d.appendChild(ul);
   return d;
 }
