@@ -167,17 +167,19 @@ def missing_inputs(
         return [[] for _ in range(X.shape[0])]
     reqs, where = _plan(rule, tuple(columns))
     known = ~np.isnan(X)
-    met = {r: known[:, js].any(axis=1) for r, js in zip(reqs, where, strict=True)}
-    out: list[list[str]] = []
-    for i in range(X.shape[0]):
-        lacking = [[r.label for r in opt if not met[r][i]] for opt in rule.options]
-        best = min(lacking, key=len)
-        if not best:
-            out.append([])
-        elif len(rule.options) == 1:
-            out.append(best)
+    met = np.column_stack([known[:, js].any(axis=1) for js in where])  # rows × requirements
+    pos = {r: k for k, r in enumerate(reqs)}
+    options = [[pos[r] for r in opt] for opt in rule.options]
+    enough = np.zeros(X.shape[0], dtype=bool)
+    for opt in options:
+        enough |= met[:, opt].all(axis=1)
+    out: list[list[str]] = [[] for _ in range(X.shape[0])]
+    for i in np.flatnonzero(~enough).tolist():  # only patients below the minimum are worded
+        lacking = [[reqs[k].label for k in opt if not met[i, k]] for opt in options]
+        if len(options) == 1:
+            out[i] = lacking[0]
         else:  # name every alternative: "disease burden, or LDH and platelets"
-            out.append([" and ".join(m) for m in lacking])
+            out[i] = [" and ".join(m) for m in lacking]
     return out
 
 

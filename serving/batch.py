@@ -2,10 +2,11 @@
 
 The request's patients become the cohort tables once (``serving.scoring.to_frames``), are
 validated once by the contract's code, and each severe-CRS landmark and the toci task get one
-assignment, one feature matrix and one ``predict_proba`` over their patients. Patients asking
-for explanations go through ``serving.scoring.scored`` like single requests. Results are plain
-dicts in the ``BatchItem`` shape (10⁴ pydantic objects cost more than the scoring itself); the
-audit log's input digests come from the validated columns (``serving.digest``).
+assignment, one feature matrix and one probability call over their patients; the results are
+built by ``serving.results.task_results`` exactly as for a single request (statuses, warnings,
+intervals, sentences; explanations for patients asking for them). Results are plain dicts in
+the ``BatchItem`` shape encoded by msgspec (10⁴ pydantic objects cost more than the scoring
+itself); the audit log's input digests come from the validated columns (``serving.digest``).
 
 ``reqs`` may be plain dicts (``serving.schemas.batch_records``), request models or the structs of
 ``serving.fastjson``: every per-patient field is read with one C-level getter over the batch.

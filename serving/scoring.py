@@ -8,16 +8,17 @@ Steps (each patient's data only ever produce that patient's row):
    request field (``body.measurements.3.unit``); a request skips what only a cohort needs (its
    summary, its digest, the canonical frames) and gets the validated records the feature code
    reads (``features.landmark.Records``);
-2. the landmark: the latest severe-CRS landmark the data support (≤ ``as_of_hours``, default
-   the latest recorded time) or the one asked for; the toci task is scored at the first timed
-   tocilizumab dose when there is one;
-3. features with ``features.tasks.assign`` / ``assign_landmarks`` (the serving-time eligibility
-   rules and the landmark cut; every landmark of the trend in one pass) and
-   ``features.build.feature_matrix``, as ``build_features`` does for training;
-4. the loaded champion's calibrated probability, band and validation evidence for the band, and
-   (single requests) the explanation from ``training.explain``; warnings for inputs missing and
-   imputed, values outside the range the model was trained on (``features.catalog`` plausible
-   ranges, where the model's winsoriser clips) and ineligibility with its reason.
+2. the landmark: the latest registered severe-CRS landmark the data support (≤
+   ``as_of_hours``, default the latest recorded time) or the one asked for (whole hours 0–336);
+   the toci task at each registered toci landmark;
+3. features with ``features.tasks.assign`` / ``assign_landmarks`` (the eligibility rules and
+   the landmark cut; every landmark of the trend in one pass) and
+   ``features.build.feature_matrix``, as ``build_features`` does for training; the same
+   eligibility rule at the end of the data tells whether the outcome was already reached after
+   the landmark (then "not eligible");
+4. ``serving.results.task_results``: minimum inputs (else "insufficient data"), the one
+   probability path, band with its validation evidence, interval, warnings against the
+   training distribution, reasons in clinical words.
 
 Batches run the same steps vectorised over all patients in ``serving.batch``.
 """
