@@ -155,7 +155,7 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
     code_of = np.empty(n, dtype=np.int64)  # request index → patient code
     code_of[request_index(valid)] = np.arange(n)
     baseline = patient_features(valid.patients)
-    reached = reached_reasons(valid.records, [])
+    reached = reached_reasons(valid.records)
     chosen_arr = np.array(chosen, dtype=object)
     needed = sorted(set(chosen), key=lambda x: float(x[:-1]))
     severe_task = task_of(SEVERE, [h for _, h in served] + [float(x[:-1]) for x in needed])

@@ -344,7 +344,7 @@ def choose_landmark(
     return req.landmark, trend, warnings
 
 
-def reached_reasons(records: Records, landmark_names: Sequence[str]) -> np.ndarray:
+def reached_reasons(records: Records) -> np.ndarray:
     """Per patient code: why the outcome is already reached somewhere in the data ("" = not),
     by the same ``features.tasks`` eligibility rule as at a landmark."""
     from features.tasks import assign
@@ -526,7 +526,7 @@ def score_valid(
     until = data_until(req)
     # an outcome after the landmark needs data after it: no data there, nothing to check
     lm_hours = float(landmark[:-1])
-    reached = str(reached_reasons(records, trend_lms)[0]) if until > lm_hours else ""
+    reached = str(reached_reasons(records)[0]) if until > lm_hours else ""
     results: list[dict[str, Any]] = []
     trend: list[TrendPoint] = []
     for lm in trend_lms:
