@@ -178,7 +178,7 @@ def single_breakdown(store_uri: str, body: dict, n: int) -> dict[str, float]:
 
     snap = load_snapshot(store_uri)
     req = RiskRequest.model_validate(body)
-    _, trend, _ = choose_landmark(req)
+    _, trend, _ = choose_landmark(req, snap)
 
     def features() -> None:
         valid = validate_requests([req])

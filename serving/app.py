@@ -6,15 +6,20 @@ the synthetic examples. Nothing happens at import.
 
 Error contract: bad input → 422 with one entry per offending field and rule (``loc``, ``msg``,
 ``type``; the input value itself is never echoed); oversized body → 413; unknown route → 404;
-missing/wrong token → 401; every other failure is a JSON message with the request id, never a
+missing/wrong token → 401; a token without the role → 403; audit log not writable → 503 (no
+score without a record); every other failure is a JSON message with the request id, never a
 traceback.
+
+Authentication (``serving.auth``): named tokens with roles; the page shell, static assets and
+the API documentation load without a token. Audit writes run on one writer thread
+(``serving.audit``), never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
-import hmac
 import logging
 import re
 import threading
@@ -34,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.errors import CrsRiskError
 from serving.audit import OUTPUT_KEYS, AuditRecord
+from serving.auth import ADMIN_PATHS, is_open, load_tokens
 from serving.schemas import (
     NOTICE,
     BatchRequest,
@@ -50,10 +56,11 @@ from serving.schemas import (
 log = logging.getLogger("crs_risk.serving")
 HERE = Path(__file__).resolve().parent
 TOKEN_ENV = "CRS_RISK_TOKEN"
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong bearer token."},
+    403: {"model": ErrorResponse, "description": "The token's role does not allow this."},
+    503: {"model": ErrorResponse, "description": "Audit log not writable: nothing scored."},
     413: {"model": ErrorResponse, "description": "Request body too large."},
     422: {"model": ErrorResponse, "description": "Invalid input: every field and rule."},
 }
@@ -65,9 +72,11 @@ class Settings:
 
     tracking_uri: str
     audit_db: Path
-    token: str | None = None
+    token: str | None = None  # legacy single token (admin, named "env")
     max_body_bytes: int = 16 * 1024 * 1024
     examples: bool = True
+    token_file: Path | None = None
+    audit_key_file: Path | None = None
 
 
 @dataclass
@@ -77,6 +86,7 @@ class State:
     audit: Any = None
     examples: list[dict[str, Any]] = field(default_factory=list)
     startup_error: str | None = None
+    writer: Any = None  # the audit writer thread (concurrent.futures executor)
 
 
 def _clean_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -97,15 +107,17 @@ class Gate:
 
     Pure ASGI (no per-request task or stream like ``BaseHTTPMiddleware``): the request id (a
     valid ``X-Request-ID`` header or a new UUID) goes to ``request.state.request_id`` and the
-    response header; with a token configured every path except /healthz and /readyz needs
-    ``Authorization: Bearer <token>`` (401 otherwise); bodies above ``limit`` bytes, declared
-    or streamed, get 413 before any parsing.
+    response header; with tokens configured every path but the open ones
+    (``serving.auth.is_open``) needs ``Authorization: Bearer <token>`` (401 otherwise), admin
+    paths need the ``admin`` role (403), and the token's name goes to
+    ``request.state.token_name`` for the audit; bodies above ``limit`` bytes, declared or
+    streamed, get 413 before any parsing.
     """
 
-    def __init__(self, app: Any, limit: int, token: str | None) -> None:
+    def __init__(self, app: Any, limit: int, tokens: Any) -> None:
         self.app = app
         self.limit = limit
-        self.token = token.encode() if token else None
+        self.tokens = tokens
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -114,10 +126,14 @@ class Gate:
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
-        if self.token is not None and scope.get("path") not in OPEN_PATHS:
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        state["token_name"] = None
+        path = scope.get("path") or ""
+        if self.tokens and not is_open(path):
             scheme, _, value = headers.get(b"authorization", b"").partition(b" ")
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(value.strip(), self.token):
+            token = self.tokens.check(value.strip()) if scheme.lower() == b"bearer" else None
+            if token is None:
                 await _send_json(
                     send,
                     401,
@@ -126,6 +142,12 @@ class Gate:
                     [(b"www-authenticate", b"Bearer")],
                 )
                 return
+            if path in ADMIN_PATHS and token.role != "admin":
+                await _send_json(
+                    send, 403, b'{"detail":"this needs a token with the admin role"}', rid, []
+                )
+                return
+            state["token_name"] = token.name
         too_big = False
         declared = headers.get(b"content-length")
         if declared is not None:
@@ -189,6 +211,8 @@ async def _send_json(
 
 
 def _model_info(m: Any) -> ModelInfo:
+    from serving.results import INTERVAL_COVERS, horizon_of
+
     return ModelInfo(
         name=m.name,
         task=m.task,
@@ -202,6 +226,12 @@ def _model_info(m: Any) -> ModelInfo:
         metrics={k: Metric(value=v[0], ci_low=v[1], ci_high=v[2]) for k, v in m.metrics.items()},
         n_patients=m.n_patients,
         n_events=m.n_events,
+        products=list(m.products) if m.products is not None else None,
+        synthetic=m.synthetic,
+        horizon=horizon_of(m.task, m.landmark),
+        interval_method=m.interval.method if m.interval is not None else None,
+        interval_covers=INTERVAL_COVERS if m.interval is not None else None,
+        training_distribution=m.distribution is not None,
     )
 
 
@@ -233,11 +263,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from concurrent.futures import ThreadPoolExecutor
+
         from serving.audit import open_audit
         from serving.store import ModelStore
 
         try:
-            state.audit = open_audit(settings.audit_db)
+            state.audit = open_audit(settings.audit_db, settings.audit_key_file)
+            state.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
             state.store = ModelStore(settings.tracking_uri)
             snap = state.store.load()
         except CrsRiskError as exc:
@@ -259,6 +292,7 @@ def create_app(settings: Settings) -> FastAPI:
         gc.collect()
         gc.freeze()
         yield
+        state.writer.shutdown(wait=True)
         state.audit.close()
 
     app = FastAPI(
@@ -269,16 +303,18 @@ def create_app(settings: Settings) -> FastAPI:
             f"**{NOTICE}** Scores one patient or many with the registered champion models "
             "(`models:/<name>@champion`), with reasons in clinical language. Times are hours "
             "from CAR T infusion; measurements use the analyte vocabulary and are converted to "
-            "canonical units by the same code as training. When the service is started with "
-            f"`{TOKEN_ENV}` set, every route except /healthz and /readyz needs "
-            "`Authorization: Bearer <token>`."
+            "canonical units by the same code as training. With tokens configured (a token "
+            f"file or `{TOKEN_ENV}`), the API routes need `Authorization: Bearer <token>`; "
+            "reloading models needs the admin role."
         ),
         lifespan=lifespan,
         docs_url=None,  # served below from packaged Swagger UI assets (no CDN)
         redoc_url=None,
     )
     app.state.crs = state
-    app.add_middleware(Gate, limit=settings.max_body_bytes, token=settings.token)
+    tokens = load_tokens(settings.token_file, settings.token)
+    state.tokens = tokens  # type: ignore[attr-defined]
+    app.add_middleware(Gate, limit=settings.max_body_bytes, tokens=tokens)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -345,6 +381,20 @@ def _openapi_with_batch_schema(app: FastAPI) -> None:
         for name, schema in extra.pop("$defs", {}).items():
             schemas.setdefault(name, schema)
         schemas["BatchRequest"] = extra
+        doc["components"]["securitySchemes"] = {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A named token (token file) or CRS_RISK_TOKEN; reload needs the "
+                "admin role.",
+            }
+        }
+        for path, ops in doc.get("paths", {}).items():
+            if is_open(path):
+                continue
+            for op in ops.values():
+                if isinstance(op, dict):
+                    op["security"] = [{"bearerAuth": []}]
         app.openapi_schema = doc
         return doc
 
@@ -383,12 +433,19 @@ def _routes(app: FastAPI, state: State) -> None:
         "/readyz",
         tags=["health"],
         summary="Models loaded",
-        responses={503: {"model": ErrorResponse, "description": "Models not loaded."}},
+        responses={
+            503: {
+                "model": ErrorResponse,
+                "description": "Models not loaded, or audit log not writable.",
+            }
+        },
     )
-    def readyz() -> Any:
+    async def readyz() -> Any:
         store = state.store
         if store is None or not store.ready:
             return _json(503, {"detail": "models not loaded"})
+        if not await audit_ready(state):
+            return _json(503, {"detail": "audit log not writable: scoring is refused"})
         return {"status": "ready", "models": len(store.snapshot.models)}
 
     @app.get(
@@ -412,11 +469,14 @@ def _routes(app: FastAPI, state: State) -> None:
             409: {"model": ErrorResponse, "description": "Reload failed; old models kept."},
         },
     )
-    def reload() -> Any:
-        if not state.settings.token:
+    def reload(request: Request) -> Any:
+        if not state.tokens:  # type: ignore[attr-defined]
             return _json(
                 403,
-                {"detail": f"reload is disabled: start the service with {TOKEN_ENV} set"},
+                {
+                    "detail": "reload is disabled: start the service with a token file or "
+                    f"{TOKEN_ENV} (admin role)"
+                },
             )
         try:
             snap, old = state.store.reload()
@@ -429,6 +489,7 @@ def _routes(app: FastAPI, state: State) -> None:
             {
                 "before": {m.name: m.version for m in old.models.values()} if old else {},
                 "after": {m.name: m.version for m in snap.models.values()},
+                "token": request.state.token_name,
             },
         )
         del old
@@ -484,7 +545,12 @@ def _routes(app: FastAPI, state: State) -> None:
         response_model=RiskResponse,
         tags=["risk"],
         summary="Risk for one patient, with reasons",
-        responses={401: ERRORS[401], 413: ERRORS[413], 422: ERRORS[422]},
+        responses={
+            401: ERRORS[401],
+            413: ERRORS[413],
+            422: ERRORS[422],
+            503: ERRORS[503],
+        },
     )
     async def risk(body: RiskRequest, request: Request) -> Any:
         # Scored on the event loop, not in the thread pool: a request is a few milliseconds of
@@ -499,13 +565,18 @@ def _routes(app: FastAPI, state: State) -> None:
         except RequestProblems as exc:
             return _problems(exc.errors)
         digest = request_digest(body, valid)
-        state.audit.append(
-            [
-                AuditRecord(
-                    rid, body.patient_ref, _versions(resp.results), digest, _outputs(resp.results)
-                )
-            ]
+        record = AuditRecord(
+            rid,
+            body.patient_ref,
+            _versions(resp.results),
+            digest,
+            _outputs(resp.results),
+            request.state.token_name,
         )
+        try:  # on the audit writer thread: a locked file never blocks the event loop
+            await asyncio.wrap_future(state.writer.submit(state.audit.append, [record]))
+        except Exception as exc:
+            return _audit_failed(rid, exc)
         return _model_json(resp)
 
     @app.post(
@@ -513,7 +584,13 @@ def _routes(app: FastAPI, state: State) -> None:
         response_model=BatchResponse,
         tags=["risk"],
         summary="Risk for many patients (JSON or CSV), explanations off by default",
-        responses={401: ERRORS[401], 413: ERRORS[413], 415: ERRORS[422], 422: ERRORS[422]},
+        responses={
+            401: ERRORS[401],
+            413: ERRORS[413],
+            415: ERRORS[422],
+            422: ERRORS[422],
+            503: ERRORS[503],
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -541,7 +618,8 @@ def _routes(app: FastAPI, state: State) -> None:
                 415, {"detail": f"unsupported content type {ctype!r}: use JSON or text/csv"}
             )
         # parsing a large body takes a while: off the event loop, with the scoring
-        return await run_in_threadpool(_parse_and_score, state, raw, ctype, rid)
+        token = request.state.token_name
+        return await run_in_threadpool(_parse_and_score, state, raw, ctype, rid, token)
 
 
 _PAUSES = 0
@@ -567,13 +645,13 @@ def _collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def _parse_and_score(state: State, raw: bytes, ctype: str, rid: str) -> Any:
+def _parse_and_score(state: State, raw: bytes, ctype: str, rid: str, token: str | None) -> Any:
     """Validate a batch body (JSON or CSV) and score it, the collector paused."""
     with _collector_paused():
-        return _parse_and_score_now(state, raw, ctype, rid)
+        return _parse_and_score_now(state, raw, ctype, rid, token)
 
 
-def _parse_and_score_now(state: State, raw: bytes, ctype: str, rid: str) -> Any:
+def _parse_and_score_now(state: State, raw: bytes, ctype: str, rid: str, token: str | None) -> Any:
     """Validate a batch body (JSON or CSV) and score it.
 
     CSV is read column-wise by Arrow (``serving.fastcsv``); a body that path does not decide
@@ -582,6 +660,7 @@ def _parse_and_score_now(state: State, raw: bytes, ctype: str, rid: str) -> Any:
     (``serving.fastjson``); a body they reject is validated by pydantic
     (``serving.schemas.batch_records``), whose errors (or records) decide.
     """
+    from serving.csvbatch import unknown_csv_columns
     from serving.fastjson import decode_batch
     from serving.schemas import batch_records
 
@@ -590,9 +669,21 @@ def _parse_and_score_now(state: State, raw: bytes, ctype: str, rid: str) -> Any:
         from serving.csvbatch import parse_csv_records
         from serving.fastcsv import csv_frames
 
+        unknown = unknown_csv_columns(raw)
+        if unknown:
+            return _problems(
+                [
+                    {
+                        "loc": ["body", "header", c],
+                        "msg": "unknown CSV column (GET /openapi.json lists the columns)",
+                        "type": "csv",
+                    }
+                    for c in unknown
+                ]
+            )
         fast = csv_frames(raw)
         if fast is not None:
-            return _score_batch(state, BatchInput(*fast), rid)
+            return _score_batch(state, BatchInput(*fast), rid, token)
 
         try:
             batch = parse_csv_records(raw)
@@ -600,10 +691,10 @@ def _parse_and_score_now(state: State, raw: bytes, ctype: str, rid: str) -> Any:
             return _problems([{"loc": ["body"], "msg": str(exc), "type": "csv"}])
         except ValidationError as exc:
             return _problems(_clean_errors(list(exc.errors())))
-        return _score_batch(state, batch["patients"], rid)
+        return _score_batch(state, batch["patients"], rid, token)
     structs = decode_batch(raw)
     if structs is not None:
-        return _score_batch(state, structs.patients, rid)
+        return _score_batch(state, structs.patients, rid, token)
     try:
         batch = batch_records().validate_json(raw)
     except ValidationError as exc:
@@ -611,10 +702,10 @@ def _parse_and_score_now(state: State, raw: bytes, ctype: str, rid: str) -> Any:
         for e in errors:
             e["loc"] = ["body", *e["loc"]]
         return _problems(errors)
-    return _score_batch(state, batch["patients"], rid)
+    return _score_batch(state, batch["patients"], rid, token)
 
 
-def _score_batch(state: State, reqs: Any, rid: str) -> Any:
+def _score_batch(state: State, reqs: Any, rid: str, token: str | None) -> Any:
     from serving.batch import score_batch
     from serving.scoring import RequestProblems
 
@@ -622,5 +713,39 @@ def _score_batch(state: State, reqs: Any, rid: str) -> Any:
         scores = score_batch(state.store.snapshot, reqs)
     except RequestProblems as exc:
         return _problems(exc.errors)
-    state.audit.append_encoded(rid, scores.refs, scores.versions, scores.digests, scores.outputs)
+    write = state.writer.submit(
+        state.audit.append_encoded,
+        rid,
+        scores.refs,
+        scores.versions,
+        scores.digests,
+        scores.outputs,
+        token,
+    )
+    try:  # the writer thread keeps records in order; this worker thread waits for it
+        write.result()
+    except Exception as exc:
+        return _audit_failed(rid, exc)
     return Response(scores.body(rid), media_type="application/json")
+
+
+def _audit_failed(rid: str, exc: Exception) -> JSONResponse:
+    """503 when a score could not be recorded: no score leaves without its audit record."""
+    log.error("request %s: audit write failed (%s); nothing returned", rid, type(exc).__name__)
+    return _json(
+        503,
+        {"detail": f"the audit log cannot be written; nothing was scored (request id {rid})"},
+        rid,
+    )
+
+
+async def audit_ready(state: State) -> bool:
+    """Whether the audit log can be written now (probe on the writer thread, bounded by the
+    log's busy timeout: a locked file makes /readyz 503, never slow /healthz)."""
+    audit, writer = state.audit, state.writer
+    if audit is None or writer is None:
+        return False
+    try:
+        return bool(await asyncio.wrap_future(writer.submit(audit.writable)))
+    except Exception:
+        return False

@@ -1,14 +1,27 @@
-"""Append-only audit log of every score, in a local SQLite file.
+"""Append-only, hash-chained audit log of every score, in a local SQLite file.
 
-One row per scored patient: UTC time, request id, a keyed hash of the caller's patient
-reference (HMAC-SHA256 with a random key created with the file, so equal references link
-within one deployment but cannot be recovered by hashing guesses without the key), the model
-versions used, a SHA-256 digest of the validated inputs (``serving.digest``) and the outputs
-(probability, band, landmark, eligibility per task). No raw identifier or input value is
-stored. SQLite triggers reject UPDATE and DELETE, so the table can only grow.
+One row per scored patient: UTC time, request id, the name of the token that asked, a keyed
+hash of the caller's patient reference (HMAC-SHA256), the model versions used, a SHA-256
+digest of the validated inputs (``serving.digest``) and the outputs (status, probability,
+band, landmark, eligibility per task). No raw identifier or input value is stored.
 
-The service refuses to start when the file cannot be created or written (``open_audit`` makes
-a test write at start-up), rather than score without a record.
+Trust (issue 14 §8):
+
+- the pseudonymisation key lives *outside* the audit file: a key file of mode 0600 (created
+  beside the log on first use, or given) or the environment variable ``CRS_RISK_AUDIT_KEY``
+  (64 hex digits); a key file readable by others is refused;
+- the audit file is created with mode 0600 (SQLite gives its WAL files the same mode);
+- every record carries ``prev_hash`` and ``row_hash`` = HMAC-SHA256(chain key, previous hash ‖
+  the record's fields, id included): deleting, inserting or editing a record breaks the chain
+  and ``crs-risk audit verify`` names the first broken record (without the key nobody can
+  re-chain edited rows; each service event records the head of the score chain, so cutting
+  records off the end is caught up to the last event). SQLite triggers also reject UPDATE and
+  DELETE, so an honest client cannot change it by mistake;
+- writes run on one writer thread, never on the event loop, with a short busy timeout; while
+  the file cannot be written ``writable()`` is False (``/readyz`` answers 503) and scoring
+  returns 503 instead of a score without a record.
+
+The service refuses to start when the file cannot be created or written.
 """
 
 from __future__ import annotations
@@ -17,8 +30,10 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -30,7 +45,21 @@ from pydantic_core import to_json
 
 from features.errors import CrsRiskError
 
-OUTPUT_KEYS = ("task", "landmark", "eligible", "reason", "probability", "band", "model", "version")
+OUTPUT_KEYS = (
+    "task",
+    "landmark",
+    "status",
+    "eligible",
+    "reason",
+    "probability",
+    "band",
+    "model",
+    "version",
+)
+KEY_ENV = "CRS_RISK_AUDIT_KEY"
+BUSY_MS = 250
+"""How long a write waits for a lock held by another process before the log counts as not
+writable (the request then gets 503; /healthz is never blocked)."""
 """What the log keeps of each task result (no inputs, no explanations)."""
 _KEEP = {"__all__": set(OUTPUT_KEYS)}
 
@@ -43,13 +72,18 @@ CREATE TABLE IF NOT EXISTS scores (
     patient_hash TEXT,
     model_versions TEXT NOT NULL,
     input_digest TEXT NOT NULL,
-    outputs TEXT NOT NULL
+    outputs TEXT NOT NULL,
+    token_name TEXT,
+    prev_hash TEXT,
+    row_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS service_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time TEXT NOT NULL,
     event TEXT NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    prev_hash TEXT,
+    row_hash TEXT
 );
 CREATE TRIGGER IF NOT EXISTS scores_no_update BEFORE UPDATE ON scores
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
@@ -60,6 +94,18 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON service_events
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 """
+SCORE_FIELDS = (
+    "id",
+    "time",
+    "request_id",
+    "patient_hash",
+    "model_versions",
+    "input_digest",
+    "outputs",
+    "token_name",
+)
+EVENT_FIELDS = ("id", "time", "event", "detail")
+GENESIS = "0" * 64
 
 
 def _now() -> str:
@@ -77,6 +123,64 @@ class AuditRecord:
     model_versions: dict[str, str]
     input_digest: str
     outputs: list[dict[str, Any]]
+    token_name: str | None = None
+
+
+# --- the key ----------------------------------------------------------------------------------
+def default_key_file(audit_db: Path) -> Path:
+    """Where the key lives when none is given: beside the log, never inside it."""
+    return audit_db.with_name(audit_db.name + ".key")
+
+
+def load_key(key_file: Path | None, create: bool = True) -> bytes:
+    """The pseudonymisation key: ``CRS_RISK_AUDIT_KEY`` (hex) if set, else the key file
+    (mode 0600; created with a random key when ``create`` and absent). CrsRiskError when the
+    key is malformed or the file readable by group or others."""
+    env = os.environ.get(KEY_ENV)
+    if env:
+        try:
+            key = bytes.fromhex(env.strip())
+        except ValueError:
+            raise CrsRiskError(f"{KEY_ENV} must be hexadecimal (64 digits)") from None
+        if len(key) < 32:
+            raise CrsRiskError(f"{KEY_ENV} must hold at least 32 bytes (64 hex digits)")
+        return key
+    if key_file is None:
+        raise CrsRiskError(f"no audit key: give a key file or set {KEY_ENV}")
+    if not key_file.exists():
+        if not create:
+            raise CrsRiskError(f"audit key file {key_file} does not exist")
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise CrsRiskError(
+                f"audit key file {key_file} cannot be created ({type(exc).__name__})"
+            ) from None
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+    mode = stat.S_IMODE(key_file.stat().st_mode)
+    if mode & 0o077:
+        raise CrsRiskError(
+            f"audit key file {key_file} has mode {mode:04o}: it must be readable by its owner "
+            "only (chmod 600)"
+        )
+    try:
+        key = bytes.fromhex(key_file.read_text(encoding="ascii").strip())
+    except (ValueError, UnicodeDecodeError):
+        raise CrsRiskError(f"audit key file {key_file} does not hold a hexadecimal key") from None
+    if len(key) < 32:
+        raise CrsRiskError(f"audit key file {key_file} must hold at least 32 bytes")
+    return key
+
+
+def _subkey(key: bytes, purpose: bytes) -> bytes:
+    return hmac.new(key, b"crs-risk audit " + purpose, hashlib.sha256).digest()
+
+
+def _chain(chain_key: bytes, prev: str, values: Sequence[Any]) -> str:
+    """HMAC of the previous hash and one record's fields (canonical JSON)."""
+    text = json.dumps([prev, *values], ensure_ascii=True, separators=(",", ":"))
+    return hmac.new(chain_key, text.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 CHECKPOINT_ROWS = 5000
@@ -89,11 +193,9 @@ class _Checkpointer:
 
     SQLite checkpoints automatically inside the commit that crosses the WAL size threshold, so
     a 10⁴-patient batch (≈4 MB of records) would pay a checkpoint — about as long as its own
-    insert — before its response. Committed records are durable in the WAL either way; the
-    SQLite documentation's remedy for checkpoint latency is to turn automatic checkpoints off
-    and run them from a separate thread, done here (``PRAGMA wal_checkpoint(PASSIVE)`` every
-    :data:`CHECKPOINT_ROWS` records: it never blocks the writer; SQLite releases the GIL while
-    it copies).
+    insert — before its response. The SQLite documentation's remedy for checkpoint latency is
+    to turn automatic checkpoints off and run them from a separate thread, done here
+    (``PRAGMA wal_checkpoint(PASSIVE)`` every :data:`CHECKPOINT_ROWS` records).
     """
 
     def __init__(self, path: Path) -> None:
@@ -104,7 +206,7 @@ class _Checkpointer:
         self._thread.start()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(str(self._path), isolation_level=None)
+        conn = sqlite3.connect(str(self._path), isolation_level=None, timeout=BUSY_MS / 1000)
         try:
             while True:
                 self._wake.wait()
@@ -125,26 +227,54 @@ class _Checkpointer:
         self._thread.join(timeout=30)
 
 
-class AuditLog:
-    """The audit file; thread-safe appends (one connection, one lock, WAL journal)."""
+def _create_private(path: Path) -> None:
+    """Create the audit file with mode 0600 if it does not exist (SQLite would use 0644)."""
+    if path.exists():
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
 
-    def __init__(self, path: Path) -> None:
+
+class AuditLog:
+    """The audit file; thread-safe appends (one connection, one lock, WAL journal), a hash
+    chain over the score records and over the service events."""
+
+    def __init__(self, path: Path, key: bytes) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        _create_private(path)
+        self._conn = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_MS / 1000
+        )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA wal_autocheckpoint=0")  # _Checkpointer does it, off-thread
         self._conn.executescript(SCHEMA)
+        _add_missing_columns(self._conn)
         self._checkpointer = _Checkpointer(path)
-        self._unchecked = 0  # records appended since the last checkpoint request
-        row = self._conn.execute("SELECT value FROM meta WHERE key='hash_key'").fetchone()
+        self._unchecked = 0
+        self._key = _subkey(key, b"pseudonym")
+        self._chain_key = _subkey(key, b"chain")
+        self._check = hmac.new(self._chain_key, b"key check", hashlib.sha256).hexdigest()
+        row = self._conn.execute("SELECT value FROM meta WHERE key='key_check'").fetchone()
         if row is None:
             self._conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('hash_key', ?)", (secrets.token_hex(32),)
+                "INSERT INTO meta(key, value) VALUES ('key_check', ?)", (self._check,)
             )
-            row = self._conn.execute("SELECT value FROM meta WHERE key='hash_key'").fetchone()
-        self._key = bytes.fromhex(row[0])
+        elif row[0] != self._check:
+            raise CrsRiskError(
+                f"audit log {path} was written with another key: give its key file (or "
+                f"{KEY_ENV}), or start a new log"
+            )
+        self._head = self._last_hash("scores")
+        self._event_head = self._last_hash("service_events")
+        self.failure: str | None = None
+
+    def _last_hash(self, table: str) -> tuple[int, str]:
+        row = self._conn.execute(
+            f"SELECT id, row_hash FROM {table} WHERE row_hash IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
     def patient_hash(self, ref: str | None) -> str | None:
         """Keyed hash of a patient reference (None stays None)."""
@@ -153,18 +283,37 @@ class AuditLog:
         return hmac.new(self._key, ref.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def event(self, event: str, detail: dict[str, Any]) -> None:
-        """A service event (start, reload) — proves at start-up that the file is writable."""
+        """A service event (start, reload, close), carrying the head of the score chain."""
         with self._lock:
-            self._conn.execute(
-                "INSERT INTO service_events(time, event, detail) VALUES (?, ?, ?)",
-                (_now(), event, json.dumps(detail, sort_keys=True)),
-            )
+            detail = {**detail, "scores_head": list(self._head)}
+            text = json.dumps(detail, sort_keys=True)
+            now = _now()
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                rid = self._next_id("service_events")
+                h = _chain(self._chain_key, self._event_head[1], [rid, now, event, text])
+                self._conn.execute(
+                    "INSERT INTO service_events(id, time, event, detail, prev_hash, row_hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (rid, now, event, text, self._event_head[1], h),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._event_head = (rid, h)
+
+    def _next_id(self, table: str) -> int:
+        """The id AUTOINCREMENT would give next (never reused, even after a deletion)."""
+        row = self._conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name=?", (table,)
+        ).fetchone()
+        return (int(row[0]) if row else 0) + 1
 
     def append(self, records: Iterable[AuditRecord]) -> int:
         """Append score records in one transaction; returns how many."""
         now = _now()
-        # a batch's patients share a handful of model-version sets: each is encoded once (the
-        # text is a function of the items alone, so every row's value is unchanged)
         versions: dict[tuple[tuple[str, str], ...], str] = {}
 
         def encode_versions(v: dict[str, str]) -> str:
@@ -182,6 +331,7 @@ class AuditLog:
                 encode_versions(r.model_versions),
                 r.input_digest,
                 to_json(r.outputs, include=_KEEP).decode(),
+                r.token_name,
             )
             for r in records
         ]
@@ -194,37 +344,77 @@ class AuditLog:
         versions: Sequence[str],
         digests: Sequence[str],
         outputs: Sequence[str],
+        token_name: str | None = None,
     ) -> int:
         """Append a batch's records whose model versions and outputs are already JSON texts
         (``serving.batch.BatchScores``), in one transaction; returns how many."""
         now = _now()
         hashed = map(self.patient_hash, refs)
         rows = [
-            (now, request_id, h, v, d, o)
+            (now, request_id, h, v, d, o, token_name)
             for h, v, d, o in zip(hashed, versions, digests, outputs, strict=True)
         ]
         return self._insert(rows)
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> int:
         with self._lock:
-            self._conn.execute("BEGIN")
             try:
-                self._conn.executemany(
-                    "INSERT INTO scores(time, request_id, patient_hash, model_versions, "
-                    "input_digest, outputs) VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                if not os.access(self.path, os.W_OK):  # e.g. made read-only or immutable
+                    raise OSError(f"audit log {self.path} is not writable")
+                self._conn.execute("BEGIN IMMEDIATE")
+            except (sqlite3.Error, OSError) as exc:
+                self.failure = f"{type(exc).__name__}: {exc}"
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                first = self._next_id("scores")
+                prev = self._head[1]
+                chained = []
+                for k, row in enumerate(rows):
+                    h = _chain(self._chain_key, prev, [first + k, *row])
+                    chained.append((first + k, *row, prev, h))
+                    prev = h
+                self._conn.executemany(
+                    "INSERT INTO scores(id, time, request_id, patient_hash, model_versions, "
+                    "input_digest, outputs, token_name, prev_hash, row_hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    chained,
+                )
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                self.failure = f"{type(exc).__name__}: {exc}"
+                raise
+            self.failure = None
+            if chained:
+                self._head = (chained[-1][0], chained[-1][-1])
             self._unchecked += len(rows)
-            if self._unchecked >= CHECKPOINT_ROWS:  # ≈ SQLite's own 1,000-page default
+            if self._unchecked >= CHECKPOINT_ROWS:
                 self._unchecked = 0
                 self._checkpointer.poke()
         return len(rows)
 
+    def writable(self) -> bool:
+        """Whether a record could be written now: the file is writable and its write lock can
+        be taken within the busy timeout (a probe transaction, rolled back)."""
+        if not os.access(self.path, os.W_OK):
+            return False
+        if not self._lock.acquire(timeout=BUSY_MS / 1000):
+            return False
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("ROLLBACK")
+            return True
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            return False
+        finally:
+            self._lock.release()
+
     def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error, CrsRiskError):
+            self.event("close", {})
         self._checkpointer.stop()
         with self._lock:
             with contextlib.suppress(sqlite3.Error):
@@ -232,21 +422,117 @@ class AuditLog:
             self._conn.close()
 
 
-def open_audit(path: Path | str) -> AuditLog:
-    """Open (creating if needed) and test-write the audit file, or raise CrsRiskError."""
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Columns added after the first version of the log (older rows stay unchained)."""
+    for table, columns in (
+        ("scores", ("token_name", "prev_hash", "row_hash")),
+        ("service_events", ("prev_hash", "row_hash")),
+    ):
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for c in columns:
+            if c not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {c} TEXT")
+
+
+def open_audit(path: Path | str, key_file: Path | None = None) -> AuditLog:
+    """Open (creating if needed, mode 0600) and test-write the audit file, or raise
+    CrsRiskError. ``key_file``: default beside the log (``<log>.key``), unless
+    ``CRS_RISK_AUDIT_KEY`` is set."""
     path = Path(path).expanduser().resolve()
     if not path.parent.is_dir():
         raise CrsRiskError(f"audit log folder does not exist: {path.parent}")
+    key = load_key(key_file or default_key_file(path))
     log: AuditLog | None = None
     try:
-        log = AuditLog(path)
+        log = AuditLog(path, key)
         log.event("open", {"pid_start": _now()})
     except (sqlite3.Error, OSError) as exc:
         if log is not None:
             with contextlib.suppress(sqlite3.Error):
-                log.close()
+                log._conn.close()
         raise CrsRiskError(
-            f"audit log {path} cannot be written ({type(exc).__name__}: {exc}); the service "
+            f"audit log {path} cannot be written ({type(exc).__name__}); the service "
             "does not start without an audit log"
         ) from None
     return log
+
+
+# --- verification -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verification:
+    """What ``crs-risk audit verify`` found."""
+
+    scores: int
+    events: int
+    unchained: int  # rows written before the chain existed
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _verify_table(
+    conn: sqlite3.Connection, chain_key: bytes, table: str, fields: tuple[str, ...]
+) -> tuple[int, int, list[str], int]:
+    cols = ", ".join(fields)
+    rows = conn.execute(f"SELECT {cols}, prev_hash, row_hash FROM {table} ORDER BY id").fetchall()
+    problems: list[str] = []
+    prev = GENESIS
+    last_id = None
+    unchained = 0
+    chained = 0
+    for row in rows:
+        rid, values, prev_hash, row_hash = row[0], list(row[: len(fields)]), row[-2], row[-1]
+        if row_hash is None:
+            unchained += 1
+            continue
+        chained += 1
+        if last_id is not None and rid != last_id + 1:
+            problems.append(f"{table}: records {last_id + 1}–{rid - 1} are missing (deleted)")
+        if prev_hash != prev:
+            problems.append(f"{table}: record {rid} does not follow the record before it")
+        if _chain(chain_key, prev_hash or GENESIS, values) != row_hash:
+            problems.append(f"{table}: record {rid} was changed after it was written")
+        prev, last_id = row_hash, rid
+        if len(problems) >= 20:
+            break
+    return chained, unchained, problems, (last_id or 0)
+
+
+def verify(path: Path, key_file: Path | None = None) -> Verification:
+    """Check both hash chains of an audit file (read-only). CrsRiskError when the file or key
+    cannot be read or the key is not the log's."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise CrsRiskError(f"audit log {path} does not exist")
+    key = load_key(key_file or default_key_file(path), create=False)
+    chain_key = _subkey(key, b"chain")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            check = conn.execute("SELECT value FROM meta WHERE key='key_check'").fetchone()
+            expected = hmac.new(chain_key, b"key check", hashlib.sha256).hexdigest()
+            if check is None or check[0] != expected:
+                raise CrsRiskError(f"audit log {path}: the key given is not this log's key")
+            n_s, u_s, p_s, last_score = _verify_table(conn, chain_key, "scores", SCORE_FIELDS)
+            n_e, u_e, p_e, _ = _verify_table(conn, chain_key, "service_events", EVENT_FIELDS)
+            seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='scores'").fetchone()
+            heads = [
+                json.loads(d).get("scores_head")
+                for (d,) in conn.execute("SELECT detail FROM service_events ORDER BY id")
+            ]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise CrsRiskError(f"audit log {path} cannot be read ({type(exc).__name__})") from None
+    problems = [*p_s, *p_e]
+    if seq is not None and int(seq[0]) > last_score:
+        problems.append(f"scores: records {last_score + 1}–{seq[0]} are missing (deleted)")
+    recorded = max((h[0] for h in heads if h), default=0)
+    if recorded > last_score:
+        problems.append(
+            f"scores: a service event recorded {recorded} records but the log ends at "
+            f"{last_score} (records cut off the end)"
+        )
+    return Verification(n_s, n_e, u_s + u_e, tuple(problems))

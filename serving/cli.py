@@ -14,7 +14,7 @@ import typer
 
 from features.cli import cohort_app, features_app
 from features.errors import CrsRiskError
-from serving.command import serve_command
+from serving.command import audit_app, serve_command, token_app
 from training.cli import register_commands as register_training_commands
 
 app = typer.Typer(
@@ -28,6 +28,8 @@ app.add_typer(cohort_app, name="cohort")
 app.add_typer(features_app, name="features")
 register_training_commands(app)  # train, compare, evaluate, quickstart, demo, explain, card
 app.command("serve")(serve_command)  # the risk service (serving.server)
+app.add_typer(audit_app, name="audit")  # crs-risk audit verify
+app.add_typer(token_app, name="token")  # crs-risk token add
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,7 +46,7 @@ class _Column:
         for u in uniques.tolist():
             value, error = _convert(u, kind)
             converted.append(value)
-            errors.append(None if error is None else f"column {name}: {u!r} {error}")
+            errors.append(None if error is None else f"column {name}: {error}")
         value_of = np.empty(len(converted) + 1, dtype=object)  # last slot: the empty cell
         value_of[:-1] = converted
         self.values = value_of[codes]
@@ -122,9 +122,7 @@ def _bodies(raw: bytes) -> dict[str, Any]:
     problems += [(int(i), 0, "column patient_ref: empty") for i in no_ref]
     bad_record = np.flatnonzero(~pd.isna(refs) & (record < 0))
     shown = ", ".join(RECORDS)
-    problems += [
-        (int(i), 0, f"column record: {record_text[i]!r} is not one of {shown}") for i in bad_record
-    ]
+    problems += [(int(i), 0, f"column record: not one of {shown}") for i in bad_record]
     usable = ~pd.isna(refs) & (record >= 0)
     plan = {
         0: [
@@ -223,3 +221,18 @@ def _lower(values: np.ndarray) -> list[str]:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     lowered = [str(u).strip().lower() for u in uniques.tolist()] + [""]
     return [lowered[c] for c in codes.tolist()]
+
+
+def unknown_csv_columns(raw: bytes) -> list[str]:
+    """Header names of a CSV body that are not request columns (a misspelt column is an
+    error, never silently ignored and imputed). Column *names* are not patient data."""
+    import csv
+
+    from serving.fastcsv import _COLUMNS
+
+    first = raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip("\r")
+    try:
+        header = next(csv.reader([first]))
+    except (csv.Error, StopIteration):
+        return []
+    return [h[:64] for h in header if h.strip() and h not in _COLUMNS]

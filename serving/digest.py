@@ -1,9 +1,10 @@
 """Input digests of the audit log: SHA-256 of each patient's input as the models read it.
 
-A digest (version 1) covers, per patient: the baseline fields (numbers as float64, categories and
-yes/no fields as their codes in the contract's declared order), the request's ``as_of_hours``
-and ``landmark``, then the validated measurements (analyte code, hours, value in the canonical
-unit) and events (event code, hours, grade) in the validator's canonical order, with their
+A digest (version 2: the landmark as its hours; v1 used its index) covers, per patient:
+the baseline fields (numbers as float64, categories and yes/no fields as their codes in the
+contract's declared order), the request's ``as_of_hours`` and ``landmark``, then the
+validated measurements (analyte code, hours, value in the canonical unit) and events (event
+code, hours, grade) in the validator's canonical order, with their
 counts. It is therefore the same for the same patient sent as JSON or CSV, alone or in a batch,
 with its records in any order or in any accepted unit that converts to the same canonical value;
 any change to what the feature code reads changes it. The caller's reference is not part of it,
@@ -23,10 +24,14 @@ import numpy as np
 import pandas as pd
 
 from features.landmark import Records
-from serving.schemas import PATIENT_FIELDS, SEVERE_LANDMARKS
+from serving.schemas import PATIENT_FIELDS
 
-TAG = b"crs-risk input digest v1\x00"
-_LANDMARK_CODE = {name: i for i, name in enumerate(SEVERE_LANDMARKS)}
+TAG = b"crs-risk input digest v2\x00"
+
+
+def _landmark_code(landmark: str | None) -> float:
+    """A requested landmark as its hours (-1 = none asked; v2: any whole hour 0–336)."""
+    return float(landmark[:-1]) if landmark else -1.0
 
 
 def _codes(column: Any) -> np.ndarray:
@@ -72,7 +77,7 @@ def input_digests(
         [
             *(_canonical(_codes(patients[name])) for name in PATIENT_FIELDS),
             _canonical(np.asarray(as_of_hours, dtype=np.float64)),
-            np.array([_LANDMARK_CODE.get(lm, -1) if lm else -1 for lm in landmark], dtype="<f8"),
+            np.array([_landmark_code(lm) for lm in landmark], dtype="<f8"),
             np.diff(m_off).astype("<f8"),
             np.diff(e_off).astype("<f8"),
         ]

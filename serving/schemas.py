@@ -30,7 +30,10 @@ from features.schema import (
 from features.vocabulary import ANALYTES
 
 NOTICE = "Research use only — not for clinical decisions."
-SEVERE_LANDMARKS: tuple[str, ...] = ("0h", "24h", "48h", "72h")
+MAX_LANDMARK_HOURS = 336
+SEVERE_LANDMARKS: tuple[str, ...] = tuple(f"{h}h" for h in range(MAX_LANDMARK_HOURS + 1))
+"""Every severe-CRS landmark name a request may ask for (whole hours 0–336); the service scores
+the ones with a registered model."""
 MAX_MEASUREMENTS = 5000
 MAX_EVENTS = 500
 MAX_BATCH = 10_000
@@ -203,7 +206,8 @@ class RiskRequest(_Base):
     events: list[EventIn] = Field(default_factory=list, max_length=MAX_EVENTS)
     landmark: LandmarkName | None = Field(  # type: ignore[valid-type]
         None,
-        description="Severe-CRS landmark to score; default: the latest the data support "
+        description="Severe-CRS landmark to score (whole hours 0–336 with a registered model, "
+        "e.g. '48h'); default: the latest registered landmark the data support "
         "(≤ as_of_hours).",
     )
     as_of_hours: float | None = Field(
@@ -234,15 +238,43 @@ class BatchRequest(_Base):
 class Contribution(BaseModel):
     variable: str = Field(description="Clinical variable (catalog name).")
     label: str = Field(description="Clinical label.")
-    value_text: str = Field(description="The patient's value in clinical units, or 'missing'.")
-    contribution: float = Field(description="SHAP contribution in log-odds (+ raises risk).")
-    text: str = Field(description="One-line explanation in clinical language.")
+    value_text: str = Field(description="The patient's value in clinical words.")
+    points: float | None = Field(
+        None,
+        description="Change of the probability in points (0–100 scale) this variable makes: "
+        "the probability minus the probability with its contribution removed (+ raises risk).",
+    )
+    contribution: float = Field(description="Details: SHAP contribution in log-odds.")
+    text: str = Field(description="One-line reason in clinical language (risk points).")
+
+
+WarningCode = Literal[
+    "missing_imputed",
+    "outside_training_data",
+    "unseen_product",
+    "no_training_distribution",
+    "outside_plausible_range",
+    "not_eligible",
+    "insufficient_data",
+    "after_landmark",
+    "landmark",
+    "input",
+]
 
 
 class InputWarning(BaseModel):
-    code: Literal["missing_imputed", "outside_training_range", "not_eligible", "landmark", "input"]
+    code: WarningCode  # type: ignore[valid-type]
     field: str | None = None
     message: str
+
+
+class Interval(BaseModel):
+    """Plausible range of the probability (``GET /v1/models``: the method and what it covers,
+    per model)."""
+
+    low: float = Field(description="Lower end (probability).")
+    high: float = Field(description="Upper end (probability).")
+    level: float = Field(description="Nominal level, e.g. 0.95 (measured coverage: README).")
 
 
 class BandEvidence(BaseModel):
@@ -259,9 +291,21 @@ class BandEvidence(BaseModel):
 class TaskResult(BaseModel):
     task: Literal["severe_crs", "toci_refractory"]
     landmark: str
+    status: Literal["scored", "insufficient_data", "not_eligible", "no_model"] = Field(
+        description="scored; insufficient_data (below the minimum inputs: no probability); "
+        "not_eligible (e.g. the outcome already reached); no_model (no champion)."
+    )
     eligible: bool
     reason: str | None = Field(None, description="Why the patient is not scored, if not.")
+    missing_inputs: list[str] = Field(
+        default_factory=list, description="Minimum inputs missing (status insufficient_data)."
+    )
+    horizon: str | None = Field(None, description="What is predicted, over which time.")
     probability: float | None = Field(None, description="Calibrated probability (0–1).")
+    interval: Interval | None = Field(
+        None, description="Per-patient uncertainty of the probability."
+    )
+    summary: str | None = Field(None, description="The result in one clinical sentence.")
     band: str | None = None
     thresholds: list[float] = Field(default_factory=list, description="Declared band cut-offs.")
     uncertainty: BandEvidence | None = Field(
@@ -279,6 +323,10 @@ class TaskResult(BaseModel):
         None, description="Sum of the contributions not listed (log-odds)."
     )
     contributions: list[Contribution] = Field(default_factory=list)
+    missing_effects: list[Contribution] = Field(
+        default_factory=list,
+        description="Effects of inputs that were not measured (never clinical reasons).",
+    )
     warnings: list[InputWarning] = Field(default_factory=list)
     model: str | None = None
     version: str | None = None
@@ -337,6 +385,18 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Metric]
     n_patients: int | None
     n_events: int | None
+    products: list[str] | None = Field(None, description="CAR T products in the training data.")
+    synthetic: bool | None = Field(
+        None, description="Trained on a synthetic cohort (None: not recorded)."
+    )
+    horizon: str | None = None
+    interval_method: str | None = None
+    interval_covers: str | None = Field(
+        None, description="What the per-patient interval covers, and what it does not."
+    )
+    training_distribution: bool = Field(
+        False, description="Whether the model carries its training distribution."
+    )
 
 
 class ModelsResponse(BaseModel):

@@ -8,16 +8,17 @@ Steps (each patient's data only ever produce that patient's row):
    request field (``body.measurements.3.unit``); a request skips what only a cohort needs (its
    summary, its digest, the canonical frames) and gets the validated records the feature code
    reads (``features.landmark.Records``);
-2. the landmark: the latest severe-CRS landmark the data support (≤ ``as_of_hours``, default
-   the latest recorded time) or the one asked for; the toci task is scored at the first timed
-   tocilizumab dose when there is one;
-3. features with ``features.tasks.assign`` / ``assign_landmarks`` (the serving-time eligibility
-   rules and the landmark cut; every landmark of the trend in one pass) and
-   ``features.build.feature_matrix``, as ``build_features`` does for training;
-4. the loaded champion's calibrated probability, band and validation evidence for the band, and
-   (single requests) the explanation from ``training.explain``; warnings for inputs missing and
-   imputed, values outside the range the model was trained on (``features.catalog`` plausible
-   ranges, where the model's winsoriser clips) and ineligibility with its reason.
+2. the landmark: the latest registered severe-CRS landmark the data support (≤
+   ``as_of_hours``, default the latest recorded time) or the one asked for (whole hours 0–336);
+   the toci task at each registered toci landmark;
+3. features with ``features.tasks.assign`` / ``assign_landmarks`` (the eligibility rules and
+   the landmark cut; every landmark of the trend in one pass) and
+   ``features.build.feature_matrix``, as ``build_features`` does for training; the same
+   eligibility rule at the end of the data tells whether the outcome was already reached after
+   the landmark (then "not eligible");
+4. ``serving.results.task_results``: minimum inputs (else "insufficient data"), the one
+   probability path, band with its validation evidence, interval, warnings against the
+   training distribution, reasons in clinical words.
 
 Batches run the same steps vectorised over all patients in ``serving.batch``.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,17 +36,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.catalog import CATALOG
 from features.cohort import Cohort
+from features.errors import CrsRiskError
 from features.landmark import Records
 from features.schema import PATIENTS
-from serving.explaining import explain_top, probability
+from serving.results import empty, feature_index, task_of, task_results
 from serving.schemas import (
     BATCH_DEFAULTS,
     NOTICE,
     PATIENT_FIELDS,
-    BandEvidence,
-    Contribution,
     InputWarning,
     RiskRequest,
     RiskResponse,
@@ -203,9 +203,8 @@ def _loc(frames: Frames, problem: Any, batch: bool) -> list[str | int]:
 
 
 def _message(problem: Any) -> str:
+    """The rule broken, never the submitted value (it may be patient data)."""
     text = problem.rule
-    if problem.value is not None:
-        text = f"{text} (value {problem.value})"
     if problem.more:
         text += f" (… and {problem.more:,} more)"
     return text
@@ -279,31 +278,58 @@ def request_index(valid: Validated) -> np.ndarray:
 
 
 # --- landmarks -------------------------------------------------------------------------------
-def severe_hours() -> list[tuple[str, float]]:
+END_OF_DATA = 100_000.0
+"""A landmark after any data (hours): eligibility there = whether the outcome was reached
+anywhere in the data provided."""
+
+
+def severe_hours(snapshot: Snapshot | None = None) -> list[tuple[str, float]]:
+    """Severe-CRS landmarks served, by hours: the registered models' (discovered in the
+    registry), else the task's defaults."""
+    if snapshot is not None:
+        found = sorted(
+            {
+                (m.landmark, float(m.hours))
+                for m in snapshot.models.values()
+                if m.task == SEVERE and m.hours is not None
+            },
+            key=lambda t: t[1],
+        )
+        if found:
+            return found
     from features.tasks import TASKS
 
     t = TASKS[SEVERE]
     return list(zip(t.landmarks, t.landmark_hours, strict=True))
 
 
-def horizon(req: RiskRequest) -> float:
-    """Hours from infusion up to which the request has data (``as_of_hours`` if given)."""
-    if req.as_of_hours is not None:
-        return float(req.as_of_hours)
+def data_until(req: RiskRequest) -> float:
+    """The latest time in the request's data (0 when nothing is after infusion)."""
     times = [m.hours_from_infusion for m in req.measurements]
     times += [e.hours_from_infusion for e in req.events if e.hours_from_infusion is not None]
     return max([0.0, *times])
 
 
-def choose_landmark(req: RiskRequest) -> tuple[str, list[str], list[InputWarning]]:
-    """(landmark to score, supported landmarks up to it, warnings)."""
+def horizon(req: RiskRequest) -> float:
+    """Hours from infusion up to which the request has data (``as_of_hours`` if given)."""
+    if req.as_of_hours is not None:
+        return float(req.as_of_hours)
+    return data_until(req)
+
+
+def choose_landmark(
+    req: RiskRequest, snapshot: Snapshot | None = None
+) -> tuple[str, list[str], list[InputWarning]]:
+    """(landmark to score, served landmarks up to it, warnings)."""
+    served = severe_hours(snapshot)
     h = horizon(req)
-    supported = [name for name, hours in severe_hours() if hours <= h + 1e-9] or ["0h"]
+    supported = [name for name, hours in served if hours <= h + 1e-9] or [served[0][0]]
     warnings: list[InputWarning] = []
     if req.landmark is None:
         return supported[-1], supported, warnings
-    names = [n for n, _ in severe_hours()]
-    if req.landmark not in supported:
+    names = [n for n, _ in served]
+    hours = float(req.landmark[:-1])
+    if hours > h + 1e-9:
         warnings.append(
             InputWarning(
                 code="landmark",
@@ -312,196 +338,30 @@ def choose_landmark(req: RiskRequest) -> tuple[str, list[str], list[InputWarning
                 "nothing was recorded since",
             )
         )
-    return req.landmark, names[: names.index(req.landmark) + 1], warnings
+    trend = [n for n, hrs in served if hrs <= hours + 1e-9]
+    if req.landmark not in names:
+        trend.append(req.landmark)
+    return req.landmark, trend, warnings
 
 
-# --- per-task results ------------------------------------------------------------------------
-def _value_text(value: float, unit: str) -> str:
-    if unit == "yes/no":
-        return "yes" if value >= 0.5 else "no"
-    if abs(value) >= 1000:
-        text = f"{value:,.0f}"
-    elif abs(value) >= 10:
-        text = f"{value:.1f}"
-    else:
-        text = f"{value:.3g}"
-    return f"{text} {unit}".strip()
+def reached_reasons(records: Records) -> np.ndarray:
+    """Per patient code: why the outcome is already reached somewhere in the data ("" = not),
+    by the same ``features.tasks`` eligibility rule as at a landmark."""
+    from features.tasks import assign
+
+    a = assign(records, task_of(SEVERE, (END_OF_DATA,)), END_OF_DATA, require_label=False)
+    return np.asarray(a.reason, dtype=object)
 
 
-@dataclass(frozen=True)
-class InputChecks:
-    """Per-model arrays for the input warnings, computed once per loaded model."""
-
-    low: np.ndarray
-    high: np.ndarray
-    labels: tuple[str, ...]
-    units: tuple[str, ...]
-    groups: tuple[tuple[str, str, np.ndarray], ...]  # (variable, label, column positions)
-    members: np.ndarray  # every group's column positions, group after group
-    starts: np.ndarray  # where each group starts in ``members``
-
-
-def input_checks(columns: Sequence[str]) -> InputChecks:
-    """Catalog ranges and variable groups of a model's input columns."""
-    specs = [CATALOG.get(c) for c in columns]
-    low = np.array([s.low if s else -np.inf for s in specs], dtype=float)
-    high = np.array([s.high if s else np.inf for s in specs], dtype=float)
-    by_var: dict[str, list[int]] = {}
-    for j, (c, s) in enumerate(zip(columns, specs, strict=True)):
-        if s is None or c.endswith("_missing") or s.kind == "count":
-            continue
-        by_var.setdefault(s.variable, []).append(j)
-    groups = tuple(
-        (var, CATALOG[columns[js[0]]].label.split(",")[0], np.array(js))
-        for var, js in by_var.items()
+def after_reason(reason: str, landmark: str) -> str:
+    """The not-eligible reason for an outcome reached after the scored landmark."""
+    rule = reason.replace("at or before the landmark", "in the data").replace(
+        " (outcome already reached)", ""
     )
-    sizes = [len(js) for js in by_var.values()]
-    return InputChecks(
-        low,
-        high,
-        tuple(s.label if s else c for c, s in zip(columns, specs, strict=True)),
-        tuple(s.unit if s else "" for s in specs),
-        groups,
-        np.array([j for js in by_var.values() for j in js], dtype=np.int64),
-        np.cumsum([0, *sizes[:-1]], dtype=np.int64),
-    )
-
-
-_CHECKS: dict[tuple[str, ...], InputChecks] = {}
-
-
-def input_warnings(
-    model: LoadedModel, values: np.ndarray, effect: dict[str, float] | None = None
-) -> list[InputWarning]:
-    """Missing-and-imputed variables and values outside the range the model was trained on.
-
-    ``values``: the model's input row (float64, NaN = missing). The range is the catalog's
-    plausible range, which is where the model's winsoriser clips (``features.transformers``).
-    ``effect`` (variable → SHAP log-odds) limits the missing-input warnings to variables whose
-    imputed value moved this patient's score (a variable the model never uses, e.g. an analyte
-    absent from the training cohort, is imputed without effect and not reported).
-    """
-    checks = _CHECKS.get(model.columns)
-    if checks is None:
-        checks = _CHECKS.setdefault(model.columns, input_checks(model.columns))
-    out: list[InputWarning] = []
-    if checks.groups:  # variables with every column missing, in group order (one reduceat)
-        all_missing = np.logical_and.reduceat(np.isnan(values[checks.members]), checks.starts)
-    else:
-        all_missing = np.zeros(0, dtype=bool)
-    for g in np.flatnonzero(all_missing).tolist():
-        var, label, _ = checks.groups[g]
-        if effect is None or abs(effect.get(var, 0.0)) >= 1e-12:
-            out.append(
-                InputWarning.model_construct(
-                    code="missing_imputed",
-                    field=var,
-                    message=f"{label}: not available at {model.landmark}; the model imputes "
-                    "the training median",
-                )
-            )
-    with np.errstate(invalid="ignore"):
-        outside = np.flatnonzero((values < checks.low) | (values > checks.high))
-    for j in outside:
-        v, lo, hi, unit = float(values[j]), checks.low[j], checks.high[j], checks.units[j]
-        edge = lo if v < lo else hi
-        out.append(
-            InputWarning.model_construct(
-                code="outside_training_range",
-                field=model.columns[j],
-                message=f"{checks.labels[j]} {_value_text(v, unit)} is outside the range used "
-                f"in training ({lo:g}–{hi:g} {unit}); the model treats it as {edge:g}",
-            )
-        )
-    return out
-
-
-def _evidence(model: LoadedModel, p: float) -> tuple[str, BandEvidence | None]:
-    name, band = model.band(p)
-    if band is None:
-        return name, None
-    return name, BandEvidence.model_construct(
-        band=band.name,
-        low=band.low,
-        high=band.high,
-        n=band.n,
-        events=band.events,
-        observed=band.observed,
-        ci_low=band.ci_low,
-        ci_high=band.ci_high,
-    )
-
-
-def _contribution(c: Any) -> Contribution:
-    """A ``training.explain.Contribution`` in the API's form (values are ours: no re-validation)."""
-    return Contribution.model_construct(
-        variable=str(c.variable),
-        label=str(c.feature_label or c.label),
-        value_text=str(c.value_text),
-        contribution=float(c.log_odds),
-        text=str(c.text),
-    )
-
-
-def not_scored(task: str, landmark: str, reason: str, model: LoadedModel | None) -> TaskResult:
-    """Result for a patient the task does not score (values are ours: no re-validation)."""
-    return TaskResult.model_construct(
-        task=task,
-        landmark=landmark,
-        eligible=False,
-        reason=reason,
-        probability=None,
-        band=None,
-        thresholds=list(model.thresholds) if model else [],
-        uncertainty=None,
-        base_value=None,
-        log_odds=None,
-        other_contribution=None,
-        contributions=[],
-        warnings=[InputWarning.model_construct(code="not_eligible", field=None, message=reason)],
-        model=model.name if model else None,
-        version=model.version if model else None,
-    )
-
-
-def scored(model: LoadedModel, x: np.ndarray, *, explain: bool, top_k: int) -> TaskResult:
-    """Result of one eligible patient (``x``: the model's input row, float64, NaN = missing)."""
-    ex = explain_top(model.model, model.explainer, x, top_k if explain else 0)
-    band, evidence = _evidence(model, ex.probability)
-    return TaskResult.model_construct(  # values are ours: no re-validation
-        task=model.task,
-        landmark=model.landmark,
-        eligible=True,
-        probability=ex.probability,
-        band=band,
-        thresholds=list(model.thresholds),
-        uncertainty=evidence,
-        base_value=ex.base_value,
-        log_odds=ex.log_odds,
-        other_contribution=ex.other if explain and ex.other is not None else None,
-        contributions=[_contribution(c) for c in ex.contributions[:top_k]] if explain else [],
-        warnings=input_warnings(model, x, ex.effects),
-        model=model.name,
-        version=model.version,
-    )
+    return f"outcome already reached after the {landmark} landmark: {rule}; not scored"
 
 
 # --- one patient -----------------------------------------------------------------------------
-_INDEX: dict[tuple[str, ...], np.ndarray] = {}
-
-
-def feature_index(columns: Sequence[str]) -> np.ndarray:
-    """Positions of ``columns`` (a model's inputs) in ``features.build.FEATURE_COLUMNS``: a
-    constant per model, computed once."""
-    key = tuple(columns)
-    idx = _INDEX.get(key)
-    if idx is None:
-        from features.build import COLUMN
-
-        idx = _INDEX.setdefault(key, np.array([COLUMN[c] for c in key], dtype=np.int64))
-    return idx
-
-
 @dataclass(frozen=True)
 class PatientRow:
     """One patient's features at one landmark, or why the patient is not eligible there."""
@@ -526,7 +386,7 @@ class PatientRow:
 
 def patient_rows(
     cohort: Cohort | Records,
-    task: str,
+    task: Any,
     landmarks: Sequence[str],
     baseline: np.ndarray | None = None,
 ) -> dict[str, PatientRow]:
@@ -534,14 +394,19 @@ def patient_rows(
 
     The steps of ``features.build.build_features`` (records once → ``assign`` with the
     serving-time eligibility rules and the landmark cut → ``feature_matrix``) without the
-    table, its cohort summary (missingness, subgroups) or any DataFrame. ``cohort``: a
-    :class:`Cohort`, or its records with ``baseline`` = ``patient_features`` of its patients
-    (the time-free features, computed once for every task and landmark). The unit tests check
-    the rows equal ``build_patient_features``.
+    table. ``task``: a task name or ``features.tasks.Task`` (severe CRS with the served
+    landmark hours). ``cohort``: a :class:`Cohort`, or its records with ``baseline`` =
+    ``patient_features`` of its patients. The unit tests check the rows equal
+    ``build_patient_features``.
     """
     from features.build import feature_matrix, patient_features, prepare
-    from features.tasks import assign, assign_landmarks
+    from features.tasks import assign, assign_landmarks, get_task
 
+    task_obj = get_task(task)
+    if task_obj.name == SEVERE:
+        hours = {float(lm[:-1]) for lm in landmarks}
+        if not hours <= set(task_obj.landmark_hours):
+            task_obj = task_of(SEVERE, (*task_obj.landmark_hours, *hours))
     if isinstance(cohort, Records):
         records = cohort
         if baseline is None:
@@ -553,17 +418,14 @@ def patient_rows(
             baseline = patient_features(prepared.patients)
     if records.n != 1:
         raise ValueError(f"patient_rows scores one patient, got {records.n}")
-    # every landmark in one pass (row i = the patient at landmarks[i])
+    if task_obj.name != SEVERE and len(landmarks) != 1:
+        raise ValueError(f"{task_obj.name} has one landmark")
     a = (
-        assign_landmarks(records, task, tuple(landmarks))
-        if task == SEVERE
-        else assign(records, task, landmarks[0], require_label=False)
+        assign_landmarks(records, task_obj, tuple(landmarks))
+        if task_obj.name == SEVERE
+        else assign(records, task_obj, landmarks[0], require_label=False)
     )
-    if task != SEVERE and len(landmarks) != 1:
-        raise ValueError(f"{task} has one landmark")
     eligible = a.eligible.tolist()
-    # features only where some landmark is eligible (every row is the same patient's: no row
-    # depends on another, so the matrix of all rows holds the same values as one per row)
     matrix = (
         feature_matrix(a, np.repeat(baseline, len(landmarks), axis=0)) if any(eligible) else None
     )
@@ -571,7 +433,7 @@ def patient_rows(
     for i, lm in enumerate(landmarks):
         if eligible[i]:
             assert matrix is not None
-            out[lm] = PatientRow(True, "", matrix[i], _names(task, lm))
+            out[lm] = PatientRow(True, "", matrix[i], _names(task_obj.name, lm))
         else:
             out[lm] = PatientRow(False, str(a.reason[i]) or "not eligible")
     return out
@@ -586,7 +448,11 @@ def _names(task: str, landmark: str) -> tuple[str, ...]:
     if names is None:
         from features.catalog import feature_names
 
-        names = _NAMES.setdefault((task, landmark), tuple(feature_names(task, landmark)))
+        try:
+            names = tuple(feature_names(task, landmark))
+        except Exception:  # a landmark the catalog does not list (e.g. a new severe hour)
+            names = ()
+        names = _NAMES.setdefault((task, landmark), names)
     return names
 
 
@@ -604,63 +470,112 @@ def request_digest(req: RiskRequest, valid: Validated) -> str:
     return input_digests(valid.records, valid.patients, as_of, [req.landmark])[0]
 
 
+def one_result(
+    model: LoadedModel | None,
+    task: str,
+    landmark: str,
+    row: PatientRow,
+    reached: str,
+    until: float,
+    explain: bool,
+    top_k: int,
+    light: bool = False,
+) -> dict[str, Any]:
+    """One patient's result for one model (``serving.results``, as a batch builds it)."""
+    if model is None:
+        return empty(task, landmark, None, "no_model", f"no champion registered for {landmark}")
+    eligible = row.eligible and not reached
+    reason = (
+        row.reason if not row.eligible else (after_reason(reached, landmark) if reached else "")
+    )
+    features = (
+        row.values.reshape(1, -1) if row.values is not None else np.full((1, _n_features()), np.nan)
+    )
+    return task_results(
+        model,
+        task,
+        landmark,
+        np.array([eligible]),
+        [reason],
+        features,
+        np.array([until]),
+        [explain],
+        [top_k],
+        light,
+    )[0]
+
+
+@functools.cache
+def _n_features() -> int:
+    from features.build import FEATURE_COLUMNS
+
+    return len(FEATURE_COLUMNS)
+
+
 def score_valid(
     snapshot: Snapshot, req: RiskRequest, valid: Validated, request_id: str
 ) -> RiskResponse:
     """:func:`score_request` of a request already validated (``validate_requests([req])``)."""
     from features.build import patient_features
 
-    landmark, trend_lms, lm_warnings = choose_landmark(req)
-    cohort = valid.records  # once for every task and landmark
+    landmark, trend_lms, lm_warnings = choose_landmark(req, snapshot)
+    records = valid.records
     baseline = patient_features(valid.patients)
-    rows = patient_rows(cohort, SEVERE, trend_lms, baseline)
-    results: list[TaskResult] = []
+    severe_task = task_of(SEVERE, [h for _, h in severe_hours(snapshot)])
+    rows = patient_rows(records, severe_task, trend_lms, baseline)
+    until = data_until(req)
+    # an outcome after the landmark needs data after it: no data there, nothing to check
+    lm_hours = float(landmark[:-1])
+    reached = str(reached_reasons(records)[0]) if until > lm_hours else ""
+    results: list[dict[str, Any]] = []
     trend: list[TrendPoint] = []
     for lm in trend_lms:
         model = snapshot.get(SEVERE, lm)
-        row = rows[lm]
-        if lm == landmark:
-            if model is None:
-                results.append(not_scored(SEVERE, lm, f"no champion registered for {lm}", None))
-            elif row.values is None:
-                results.append(not_scored(SEVERE, lm, row.reason, model))
-            else:
-                results.append(
-                    scored(model, row.vector(model.columns), explain=req.explain, top_k=req.top_k)
-                )
-        p = None
-        if model is not None and row.values is not None:
-            p = (
-                results[-1].probability
-                if lm == landmark
-                else probability(model.model, model.explainer, row.vector(model.columns))
-            )
+        current = lm == landmark
+        r = one_result(
+            model,
+            SEVERE,
+            lm,
+            rows[lm],
+            reached if current else "",
+            until if current else float(lm[:-1]),
+            req.explain and current,
+            req.top_k,
+            light=not current,
+        )
+        if current:
+            results.append(r)
         trend.append(
             TrendPoint.model_construct(
                 landmark=lm,
-                eligible=row.eligible,
-                probability=p,
-                band=model.band(p)[0] if (model is not None and p is not None) else None,
-                version=model.version if model else None,
+                eligible=r["status"] in ("scored", "insufficient_data"),
+                probability=r.get("probability"),
+                band=r.get("band"),
+                version=r.get("version"),
             )
         )
-    toci = snapshot.get(TOCI, "first_toci")
-    t_row = patient_rows(cohort, TOCI, ["first_toci"], baseline)["first_toci"]
-    if toci is None:
-        results.append(not_scored(TOCI, "first_toci", "no champion registered", None))
-    elif t_row.values is None:
-        results.append(not_scored(TOCI, "first_toci", t_row.reason, toci))
-    else:
-        results.append(
-            scored(toci, t_row.vector(toci.columns), explain=req.explain, top_k=req.top_k)
-        )
-    return RiskResponse.model_construct(  # built from validated input and our own values
+    for lm in toci_landmarks(snapshot):
+        model = snapshot.get(TOCI, lm)
+        try:
+            t_row = patient_rows(records, TOCI, [lm], baseline)[lm]
+        except CrsRiskError as exc:  # a landmark this code version cannot place
+            results.append(empty(TOCI, lm, model, "no_model", str(exc)))
+            continue
+        results.append(one_result(model, TOCI, lm, t_row, "", math.nan, req.explain, req.top_k))
+    return RiskResponse.model_construct(
         request_id=request_id,
         patient_ref=req.patient_ref,
         landmark=landmark,
         supported_landmarks=trend_lms,
-        results=results,
+        results=[TaskResult.model_validate(r) for r in results],
         trend=trend,
         warnings=[*lm_warnings, *valid.warnings.get(0, [])],
         notice=NOTICE,
     )
+
+
+def toci_landmarks(snapshot: Snapshot) -> list[str]:
+    """The toci landmarks with a registered model (the first dose when none is)."""
+    found = [m.landmark for m in snapshot.models.values() if m.task == TOCI]
+    order = {"decision": 0, "first_toci": 1}
+    return sorted(set(found), key=lambda x: order.get(x, 2)) or ["first_toci"]

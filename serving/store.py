@@ -1,10 +1,13 @@
 """The model store: registered champions resolved to concrete versions and loaded once.
 
-At start-up (and on ``POST /v1/models/reload``) every task/landmark name
-(``training.registry.registered_name``) is resolved through its ``champion`` alias to one model
-version, loaded with ``mlflow.sklearn.load_model`` and described by its training run: headline
-validation metrics with CIs, the training cohort digest, the declared risk thresholds and the
-cross-validated predictions used to show how often patients in each risk band had the outcome.
+At start-up (and on ``POST /v1/models/reload``) every task/landmark name discovered in the
+registry (``crs-severe-<L>h``, ``crs-toci-refractory-<landmark>``) is resolved through its
+``champion`` alias to one model version, loaded with ``mlflow.sklearn.load_model`` and
+described by its training run: headline validation metrics with CIs, the training cohort
+digest, the declared risk thresholds and the cross-validated predictions used to show how
+often patients in each risk band had the outcome; plus what serving reads beside the model
+(``training.serving_artifacts``: the training distribution and the interval table; older
+models fall back, see ``load_one``).
 
 A :class:`Snapshot` is immutable. Reload builds a complete new snapshot off to the side and
 swaps one reference; a request takes the snapshot once when it starts, so in-flight requests
@@ -26,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import CrsRiskError
+from training.serving_artifacts import DISTRIBUTION_PATH, INTERVAL_PATH
 
 ALIAS = "champion"
 HEADLINE_METRICS: tuple[str, ...] = (
@@ -56,14 +60,54 @@ def band_index(p: float | np.ndarray, thresholds: tuple[float, ...]) -> Any:
     return np.searchsorted(np.asarray(thresholds), p, side="right")
 
 
-def landmarks() -> list[tuple[str, str]]:
-    """Every (task, landmark) the service can serve, in display order."""
-    from features.tasks import TASKS
+MAX_LANDMARK_HOURS = 336
+_SEVERE_PREFIX = "crs-severe-"
+_TOCI_NAMES = {
+    "crs-toci-refractory-decision": "decision",
+    "crs-toci-refractory-first-toci": "first_toci",
+    "crs-toci-refractory": "first_toci",  # the name before the two toci landmarks
+}
 
-    out = []
-    for task in ("severe_crs", "toci_refractory"):
-        out.extend((task, lm) for lm in TASKS[task].landmarks)
-    return out
+
+def parse_registered_name(name: str) -> tuple[str, str] | None:
+    """``crs-severe-48h`` → ("severe_crs", "48h"); ``crs-toci-refractory-decision`` →
+    ("toci_refractory", "decision"); None for a name the service does not serve."""
+    if name in _TOCI_NAMES:
+        return "toci_refractory", _TOCI_NAMES[name]
+    if name.startswith(_SEVERE_PREFIX) and name.endswith("h"):
+        digits = name[len(_SEVERE_PREFIX) : -1]
+        if digits.isdigit() and int(digits) <= MAX_LANDMARK_HOURS and str(int(digits)) == digits:
+            return "severe_crs", f"{int(digits)}h"
+    return None
+
+
+def landmark_hours(landmark: str) -> float | None:
+    """``"48h"`` → 48.0; toci landmarks (per patient) → None."""
+    return float(landmark[:-1]) if landmark.endswith("h") and landmark[:-1].isdigit() else None
+
+
+def landmarks(client: Any = None) -> list[tuple[str, str]]:
+    """Every (task, landmark) with a registered model name, in display order (severe by hours,
+    then toci); without a client (or when the registry cannot be listed) the tasks' defaults."""
+    found: set[tuple[str, str]] = set()
+    if client is not None:
+        try:
+            for rm in client.search_registered_models(max_results=1000):
+                parsed = parse_registered_name(rm.name)
+                if parsed is not None:
+                    found.add(parsed)
+        except Exception:  # a registry that cannot list: the defaults below
+            found = set()
+    if not found:
+        from features.tasks import TASKS
+
+        for task in ("severe_crs", "toci_refractory"):
+            found.update((task, lm) for lm in TASKS[task].landmarks)
+    toci_order = {"decision": 0, "first_toci": 1}
+    return sorted(
+        found,
+        key=lambda t: (t[0] != "severe_crs", landmark_hours(t[1]) or 0, toci_order.get(t[1], 2)),
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +144,14 @@ class LoadedModel:
     bands: tuple[Band, ...]
     explainer: Any = None
     alias: str = ALIAS
+    distribution: dict[str, Any] | None = None  # training.distribution (None: an older model)
+    interval: Any = None  # training.interval.IntervalTable (None: an older model)
+    synthetic: bool | None = None  # trained on a synthetic cohort (None: not recorded)
+    products: tuple[str, ...] | None = None  # products seen in training
+
+    @property
+    def hours(self) -> float | None:
+        return landmark_hours(self.landmark)
 
     def band(self, p: float) -> tuple[str, Band | None]:
         i = int(band_index(p, self.thresholds))
@@ -187,16 +239,74 @@ def _read_folds(client: Any, run_id: str) -> pd.DataFrame | None:
         return None
 
 
-def _explainer(model: Any) -> Any:
-    """The model's ``training.explain.ModelExplainer`` (None for an unsupported model type)."""
-    from serving.explaining import make_explainer, prepare
+def _read_json(client: Any, run_id: str, path: str) -> dict[str, Any] | None:
+    """A JSON artifact of the run (None when the run predates it)."""
+    import json
 
     try:
-        explainer = make_explainer(model)
+        with tempfile.TemporaryDirectory(prefix="crs-risk-serve-") as tmp:
+            local = client.download_artifacts(run_id, path, tmp)
+            return json.loads(Path(local).read_text(encoding="utf-8"))
+    except Exception:
+        return None
+
+
+def _interval(client: Any, run_id: str | None, folds: pd.DataFrame | None) -> Any:
+    """The stored interval table, else (an older model) the same method on its out-of-fold
+    predictions, computed now; None when neither exists."""
+    from training.interval import IntervalTable, fit_interval
+
+    doc = _read_json(client, run_id, INTERVAL_PATH) if run_id else None
+    if doc is not None:
+        return IntervalTable.from_dict(doc)
+    if folds is None or not {"y", "p"} <= set(folds.columns):
+        return None
+    key = next((c for c in ("key", "row") if c in folds.columns), None)  # a patient across repeats
+    groups = folds[key].to_numpy() if key else None
+    return fit_interval(folds["p"].to_numpy(), folds["y"].to_numpy(), groups)
+
+
+def cohort_synthetic(client: Any, run_id: str, metrics: dict[str, float]) -> bool | None:
+    """Whether the model's training cohort was synthetic, from what its run records.
+
+    The one place that decides it (switch here to ``features.manifest`` once cohort folders
+    carry a provenance manifest): the simulator's truth file makes the runner log
+    ``oracle_auroc``; a declared synthetic cohort is logged as dataset source "synthetic …".
+    None when the run records neither (a real cohort cannot be told from an unknown one).
+    """
+    if "oracle_auroc" in metrics:
+        return True
+    try:
+        run = client.get_run(run_id)
+        sources = [d.dataset.source for d in (run.inputs.dataset_inputs or [])]
+    except Exception:
+        return None
+    if any('"cohort": "synthetic' in str(s) for s in sources):
+        return True
+    return False if sources else None
+
+
+def model_names(task: str, landmark: str) -> list[str]:
+    """Registered names of (task, landmark), preferred first (see
+    :func:`parse_registered_name`; the first-dose toci model may carry its older name)."""
+    if task == "severe_crs":
+        return [f"{_SEVERE_PREFIX}{landmark}"]
+    return [n for n, lm in _TOCI_NAMES.items() if lm == landmark]
+
+
+def model_name(task: str, landmark: str) -> str:
+    """The preferred registered name of (task, landmark)."""
+    return model_names(task, landmark)[0]
+
+
+def _explainer(model: Any) -> Any:
+    """The model's ``training.explain.ModelExplainer`` (None for an unsupported model type)."""
+    from serving.explaining import make_explainer
+
+    try:
+        return make_explainer(model)
     except CrsRiskError:
         return None
-    prepare(explainer)  # per-model caches (compiled trees) built now, not on a first request
-    return explainer
 
 
 def load_one(client: Any, task: str, landmark: str) -> LoadedModel | None:
@@ -204,13 +314,15 @@ def load_one(client: Any, task: str, landmark: str) -> LoadedModel | None:
     import mlflow.sklearn
     from mlflow.exceptions import MlflowException
 
-    from serving.explaining import input_columns
-    from training.registry import registered_name
+    from serving.explaining import input_columns, prepare
 
-    name = registered_name(task, landmark)
-    try:
-        mv = client.get_model_version_by_alias(name, ALIAS)
-    except MlflowException:
+    for name in model_names(task, landmark):
+        try:
+            mv = client.get_model_version_by_alias(name, ALIAS)
+            break
+        except MlflowException:
+            continue
+    else:
         return None
     version = str(mv.version)
     model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
@@ -232,6 +344,10 @@ def load_one(client: Any, task: str, landmark: str) -> LoadedModel | None:
     }
     folds = _read_folds(client, mv.run_id) if mv.run_id else None
     explainer = _explainer(model)
+    distribution = _read_json(client, mv.run_id, DISTRIBUTION_PATH) if mv.run_id else None
+    interval = _interval(client, mv.run_id, folds)
+    columns = input_columns(model, explainer)
+    prepare(model, explainer, columns)  # the probability path is decided now, not on a request
     n_pat, n_ev = _finite(metrics.get("n_patients")), _finite(metrics.get("n_events"))
     return LoadedModel(
         name=name,
@@ -240,7 +356,7 @@ def load_one(client: Any, task: str, landmark: str) -> LoadedModel | None:
         version=version,
         run_id=mv.run_id,
         model=model,
-        columns=input_columns(model, explainer),
+        columns=columns,
         thresholds=thresholds,
         metrics=headline,
         n_patients=None if n_pat is None else int(n_pat),
@@ -249,6 +365,12 @@ def load_one(client: Any, task: str, landmark: str) -> LoadedModel | None:
         model_type=tags.get("model") or (mv.tags or {}).get("model"),
         bands=band_evidence(folds, thresholds),
         explainer=explainer,
+        distribution=distribution,
+        interval=interval,
+        synthetic=cohort_synthetic(client, mv.run_id, metrics) if mv.run_id else None,
+        products=tuple(distribution["products"])
+        if distribution and distribution.get("products") is not None
+        else None,
     )
 
 
@@ -256,7 +378,6 @@ def load_snapshot(tracking_uri: str, generation: int = 0) -> Snapshot:
     """Resolve and load every champion (raises CrsRiskError when the store is unusable)."""
     import mlflow
 
-    from training.registry import registered_name
     from training.tracking import check_reachable
 
     check_reachable(tracking_uri)
@@ -265,10 +386,10 @@ def load_snapshot(tracking_uri: str, generation: int = 0) -> Snapshot:
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     models: dict[tuple[str, str], LoadedModel] = {}
     missing: list[str] = []
-    for task, lm in landmarks():
+    for task, lm in landmarks(client):
         loaded = load_one(client, task, lm)
         if loaded is None:
-            missing.append(registered_name(task, lm))
+            missing.append(model_name(task, lm))
         else:
             models[(task, lm)] = loaded
     return Snapshot(

@@ -42,6 +42,7 @@ from training.assessment import (
     Skip,
 )
 from training.experiment import Experiment
+from training.serving_artifacts import serving_artifacts
 
 PLOT_FILES = {
     "roc": "plots/roc.png",
@@ -498,6 +499,10 @@ def log_procedure(
                 hook(out, p)
             mlflow.log_artifacts(tmp)
         if w is not None:
+            # issue 14: what serving reads beside the model (training distribution, interval)
+            centers = table.groups["center"].to_numpy() if "center" in table.groups else None
+            for path, doc in serving_artifacts(table.X, centers, folds, ctx.exp.seed).items():
+                mlflow.log_dict(doc, path)
             _explain(w.final.model_, table.X.astype("float64"), catalog, title, ctx)
         _log_schema(table, ctx)
         return run.info.run_id, model_id

@@ -1,5 +1,7 @@
-/* crs-risk clinician page: form → POST /v1/risk → risk, reasons (waterfall), trend, models.
-   Plain JavaScript, no external assets: the page works offline from the service alone. */
+/* crs-risk clinician page: form → POST /v1/risk → risk with its interval, reasons in risk
+   points, trend, models. Plain JavaScript, no external assets: the page works offline from the
+   service alone. When the service needs a token, the page asks for it once (kept for this
+   browser tab only, sessionStorage) and sends it with every API call. */
 "use strict";
 
 const PATIENT_FIELDS = ["age_years", "weight_kg", "sex", "product", "marrow_blasts_pct",
@@ -9,19 +11,50 @@ const NUMERIC = new Set(["age_years", "weight_kg", "marrow_blasts_pct", "car_t_d
 const BOOLEAN = new Set(["prior_hsct", "prior_blinatumomab", "prior_inotuzumab",
   "extramedullary_disease"]);
 const TASK_TITLES = {
-  severe_crs: "Severe CRS (ASTCT grade ≥3) after the landmark",
-  toci_refractory: "Tocilizumab-refractory CRS (scored at the first dose)",
+  severe_crs: "Severe CRS",
+  toci_refractory: "Tocilizumab-refractory CRS",
 };
+const TOKEN_KEY = "crs-risk-token";
 const SVG_NS = "http://www.w3.org/2000/svg";
 let examples = [];
+const modelInfo = {};
 
 const $ = (id) => document.getElementById(id);
 
 function headers(json) {
   const h = json ? { "Content-Type": "application/json" } : {};
-  const token = $("f-token").value.trim();
+  const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) h.Authorization = "Bearer " + token;
   return h;
+}
+
+/* fetch with the token; a 401 opens the token panel and resolves after the user gives one */
+async function api(url, options) {
+  for (;;) {
+    const r = await fetch(url, { ...(options || {}), headers: headers(!!(options && options.body)) });
+    if (r.status !== 401) return r;
+    await askToken(sessionStorage.getItem(TOKEN_KEY) ? "That token was not accepted." : "");
+  }
+}
+
+let tokenWaiters = [];
+function askToken(message) {
+  $("token-panel").hidden = false;
+  $("token-message").textContent = message || "This service needs an access token.";
+  $("token-input").focus();
+  return new Promise((resolve) => tokenWaiters.push(resolve));
+}
+
+function saveToken(ev) {
+  ev.preventDefault();
+  const t = $("token-input").value.trim();
+  if (!t) return;
+  sessionStorage.setItem(TOKEN_KEY, t);
+  $("token-input").value = "";
+  $("token-panel").hidden = true;
+  const waiting = tokenWaiters;
+  tokenWaiters = [];
+  waiting.forEach((resolve) => resolve());
 }
 
 function pct(p) { return p === null || p === undefined ? "–" : (100 * p).toFixed(p < 0.1 ? 1 : 0) + "%"; }
@@ -42,7 +75,7 @@ function svg(tag, attrs, text) {
 
 async function loadExamples() {
   try {
-    const r = await fetch("/v1/examples", { headers: headers(false) });
+    const r = await api("/v1/examples");
     if (!r.ok) return;
     examples = (await r.json()).examples;
     const sel = $("example-select");
@@ -52,12 +85,15 @@ async function loadExamples() {
 
 async function loadModels() {
   try {
-    const r = await fetch("/v1/models", { headers: headers(false) });
+    const r = await api("/v1/models");
     if (!r.ok) return;
     const data = await r.json();
+    describeModels(data.models);
+    data.models.forEach((m) => { modelInfo[m.name] = m; });
     const table = el("table");
     const head = el("tr");
-    ["Model", "Version", "Landmark", "AUROC (95% CI)", "Calibration slope", "n / events"]
+    ["Model", "Version", "Landmark", "AUROC (95% CI)", "Calibration slope", "n / events",
+      "Training cohort"]
       .forEach((h) => head.appendChild(el("th", { scope: "col" }, h)));
     table.appendChild(head);
     for (const m of data.models) {
@@ -67,7 +103,9 @@ async function loadModels() {
       [m.name, "v" + m.version, m.landmark,
         a.value == null ? "–" : `${a.value.toFixed(2)} (${fmt(a.ci_low)}–${fmt(a.ci_high)})`,
         s.value == null ? "–" : s.value.toFixed(2),
-        `${m.n_patients ?? "–"} / ${m.n_events ?? "–"}`]
+        `${m.n_patients ?? "–"} / ${m.n_events ?? "–"}`,
+        (m.synthetic === true ? "SYNTHETIC" : m.synthetic === false ? "recorded cohort" : "not recorded") +
+        (m.products ? ` · ${m.products.join(", ")}` : "")]
         .forEach((t) => row.appendChild(el("td", {}, t)));
       table.appendChild(row);
     }
@@ -80,6 +118,31 @@ async function loadModels() {
 }
 
 function fmt(x) { return x == null ? "–" : x.toFixed(2); }
+
+const PRODUCT_NAMES = { tisagenlecleucel: "tisagenlecleucel", ari0001: "ARI-0001",
+  cd22car: "CD22-CAR", other: "other products" };
+
+/* title from the products the loaded models were trained on; SYNTHETIC banner per model */
+function describeModels(models) {
+  const products = [...new Set(models.flatMap((m) => m.products || []))];
+  const names = products.map((p) => PRODUCT_NAMES[p] || p);
+  const title = names.length ? `CRS risk after CAR T-cell therapy (${names.join(", ")})`
+    : "CRS risk after CAR T-cell therapy";
+  $("page-title").textContent = title;
+  document.title = "crs-risk — " + title;
+  const synthetic = models.filter((m) => m.synthetic === true).map((m) => m.name);
+  const banner = $("synthetic-banner");
+  if (synthetic.length) {
+    banner.textContent = `SYNTHETIC — ${synthetic.length === models.length ? "every model" : synthetic.join(", ")} ` +
+      "was trained on a simulated cohort: the numbers describe the simulator, not real patients.";
+    banner.hidden = false;
+  } else banner.hidden = true;
+  const sel = $("f-landmark");
+  const severe = models.filter((m) => m.task === "severe_crs").map((m) => m.landmark)
+    .sort((a, b) => parseFloat(a) - parseFloat(b));
+  sel.replaceChildren(el("option", { value: "" }, "latest the data support"),
+    ...severe.map((lm) => el("option", { value: lm }, lm)));
+}
 
 function fillForm(req) {
   const p = req.patient || {};
@@ -162,68 +225,83 @@ function showErrors(title, items) {
   box.hidden = false;
 }
 
-function waterfall(result) {
-  const cs = result.contributions.slice();
-  if (result.other_contribution) {
-    cs.push({ label: "All other variables", value_text: "", contribution: result.other_contribution,
-      text: `All other variables together → ${result.other_contribution >= 0 ? "+" : "−"}${Math.abs(result.other_contribution).toFixed(2)} log-odds` });
-  }
-  if (!cs.length) return el("p", { class: "meta" }, "No explanation available for this model.");
-  const rowH = 26, labelW = 330, barW = 260, w = labelW + barW + 70;
-  const h = rowH * (cs.length + 2) + 10;
-  const base = result.base_value ?? 0;
-  let cum = base;
-  const steps = cs.map((c) => { const s = { c, from: cum, to: cum + c.contribution }; cum += c.contribution; return s; });
-  const xs = [base, cum, ...steps.flatMap((s) => [s.from, s.to])];
-  const lo = Math.min(...xs), hi = Math.max(...xs), span = hi - lo || 1;
-  const x = (v) => labelW + ((v - lo) / span) * barW;
-  const root = svg("svg", { width: w, height: h, role: "img", viewBox: `0 0 ${w} ${h}`,
-    "aria-label": "Waterfall of the reasons: contributions to the log-odds of risk" });
-  root.appendChild(svg("text", { x: 4, y: 18 }, `Average patient (log-odds ${base.toFixed(2)})`));
-  root.appendChild(svg("line", { x1: x(base), x2: x(base), y1: 4, y2: h - 4, stroke: "#999", "stroke-dasharray": "3 3" }));
-  steps.forEach((s, i) => {
-    const y = rowH * (i + 1) + 4;
-    const up = s.c.contribution >= 0;
-    const label = s.c.value_text ? `${s.c.label}: ${s.c.value_text}` : s.c.label;
-    root.appendChild(svg("text", { x: 4, y: y + 16 }, label.length > 48 ? label.slice(0, 47) + "…" : label));
-    root.appendChild(svg("rect", { x: Math.min(x(s.from), x(s.to)), y: y + 4,
-      width: Math.max(2, Math.abs(x(s.to) - x(s.from))), height: rowH - 8,
-      class: up ? "bar-up" : "bar-down" }));
-    root.appendChild(svg("text", { x: Math.max(x(s.from), x(s.to)) + 4, y: y + 16 },
-      (up ? "+" : "−") + Math.abs(s.c.contribution).toFixed(2)));
-  });
-  root.appendChild(svg("text", { x: 4, y: rowH * (cs.length + 1) + 20 },
-    `This patient (log-odds ${cum.toFixed(2)}; calibrated risk ${pct(result.probability)})`));
-  const list = el("ul", { class: "reasons" });
-  cs.forEach((c) => list.appendChild(el("li", {}, c.text || `${c.label}: ${c.value_text} → ${c.contribution >= 0 ? "+" : ""}${c.contribution.toFixed(2)} log-odds`)));
+function reasons(result) {
+  const cs = result.contributions || [];
   const wrap = el("div");
-  wrap.append(root, list);
+  if (!cs.length) {
+    wrap.appendChild(el("p", { class: "meta" }, "No explanation available for this model."));
+    return wrap;
+  }
+  const list = el("ul", { class: "reasons", "data-testid": "reasons-" + result.task });
+  cs.forEach((c) => {
+    const li = el("li");
+    const size = Math.min(100, Math.abs(c.points || 0) * 4);
+    li.append(el("span", { class: (c.points || 0) >= 0 ? "pts bar-up" : "pts bar-down",
+      style: `width:${size}px`, "aria-hidden": "true" }), el("span", {}, c.text));
+    list.appendChild(li);
+  });
+  wrap.appendChild(list);
+  const missing = result.missing_effects || [];
+  if (missing.length) {
+    wrap.appendChild(el("h5", {}, "Not measured (not a clinical reason)"));
+    const ul = el("ul", { class: "missing" });
+    missing.forEach((c) => ul.appendChild(el("li", {}, c.text)));
+    wrap.appendChild(ul);
+  }
   return wrap;
+}
+
+function details(result) {
+  const d = el("details", { class: "details" });
+  d.appendChild(el("summary", {}, "Details for data scientists (log-odds)"));
+  const rows = [...(result.contributions || []), ...(result.missing_effects || [])];
+  const ul = el("ul");
+  ul.appendChild(el("li", {}, `Model log-odds ${fmt(result.log_odds)} = average ${fmt(result.base_value)}` +
+    ` + contributions; other variables together ${fmt(result.other_contribution)}.`));
+  rows.forEach((c) => ul.appendChild(el("li", {},
+    `${c.label}: ${c.value_text} → ${c.contribution >= 0 ? "+" : "−"}${Math.abs(c.contribution).toFixed(2)} log-odds`)));
+  const m = modelInfo[result.model];
+  if (result.interval && m) ul.appendChild(el("li", {}, `Plausible range: ${m.interval_method}. ${m.interval_covers}`));
+  d.appendChild(ul);
+  return d;
 }
 
 function bandClass(b) { return "band band-" + String(b || "").replace(/\s+/g, "-"); }
 
 function renderResult(r) {
   const box = el("article", { class: "task", "aria-label": TASK_TITLES[r.task] });
-  box.appendChild(el("h3", {}, TASK_TITLES[r.task] + (r.task === "severe_crs" ? ` — ${r.landmark}` : "")));
-  if (!r.eligible) {
-    box.appendChild(el("p", {}, "Not scored: " + (r.reason || "not eligible")));
+  box.appendChild(el("h3", {}, TASK_TITLES[r.task] + ` — ${r.landmark}`));
+  if (r.horizon) box.appendChild(el("p", { class: "horizon" }, "Predicts: " + r.horizon));
+  if (r.status === "insufficient_data") {
+    const p = el("p", { class: "insufficient", "data-testid": "insufficient-" + r.task });
+    p.append(el("strong", {}, "Insufficient data — no risk is given. "),
+      el("span", {}, "Missing: " + (r.missing_inputs || []).join("; ") + "."));
+    box.appendChild(p);
+  } else if (r.status !== "scored") {
+    box.appendChild(el("p", { "data-testid": "not-scored-" + r.task },
+      (r.status === "no_model" ? "No model: " : "Not eligible: ") + (r.reason || "")));
   } else {
     const line = el("p");
     line.append(el("span", { class: "risk", "data-testid": "risk-" + r.task }, pct(r.probability)),
       el("span", { class: bandClass(r.band) }, (r.band || "") + " risk"));
+    if (r.interval) {
+      line.append(el("span", { class: "interval", "data-testid": "interval-" + r.task },
+        ` plausible range ${pct(r.interval.low)}–${pct(r.interval.high)}`));
+    }
     box.appendChild(line);
+    if (r.summary) box.appendChild(el("p", { class: "summary", "data-testid": "summary-" + r.task }, r.summary));
     const u = r.uncertainty;
     if (u && u.n) {
-      box.appendChild(el("p", {}, `Uncertainty: in cross-validation, ${u.events} of ${u.n} patients ` +
-        `in this band had the outcome (${pct(u.observed)}, 95% CI ${pct(u.ci_low)}–${pct(u.ci_high)}). ` +
+      box.appendChild(el("p", { class: "meta" }, `Validation: ${u.events} of ${u.n} patients ` +
+        `in the ${r.band} band had the outcome (${pct(u.observed)}, 95% CI ${pct(u.ci_low)}–${pct(u.ci_high)}). ` +
         `Bands: ${r.thresholds.map(pct).join(" / ")}.`));
     }
     box.appendChild(el("h4", {}, "Reasons"));
-    box.appendChild(waterfall(r));
+    box.appendChild(reasons(r));
+    box.appendChild(details(r));
   }
   box.appendChild(el("p", { class: "meta" }, r.model ? `Model ${r.model} v${r.version} · landmark ${r.landmark}` : "No model"));
-  const warnings = r.warnings.filter((w) => w.code !== "not_eligible");
+  const warnings = r.warnings.filter((w) => !["not_eligible", "insufficient_data"].includes(w.code));
   if (warnings.length) {
     const d = el("details", { class: "warnings" });
     d.appendChild(el("summary", {}, `${warnings.length} warning(s) about the inputs`));
@@ -271,7 +349,7 @@ async function submit(ev) {
   $("status").textContent = "Calculating…";
   let r;
   try {
-    r = await fetch("/v1/risk", { method: "POST", headers: headers(true), body: JSON.stringify(req) });
+    r = await api("/v1/risk", { method: "POST", body: JSON.stringify(req) });
   } catch (e) {
     $("status").textContent = "";
     showErrors("The service could not be reached.", [String(e)]);
@@ -303,6 +381,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("clear").addEventListener("click", () => { $("patient-form").reset(); $("errors").hidden = true; });
   $("result-title").setAttribute("tabindex", "-1");
+  $("token-form").addEventListener("submit", saveToken);
   loadExamples();
   loadModels();
 });

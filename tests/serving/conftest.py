@@ -79,13 +79,20 @@ class Service:
 
 
 def start_service(
-    store_uri: str, folder: Path, token: str | None = None, timeout: float = 180.0
+    store_uri: str,
+    folder: Path,
+    token: str | None = None,
+    timeout: float = 180.0,
+    args: tuple[str, ...] = (),
+    env_extra: dict[str, str] | None = None,
+    scheme: str = "http",
 ) -> Service:
-    """``crs-risk serve`` as a real process on a free port; waits for /readyz."""
+    """``crs-risk serve`` as a real process on a free port; waits for /readyz. ``args``: more
+    options (token file, TLS); ``scheme``: https with TLS (certificates not verified)."""
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, **(env_extra or {})}
     env.pop("CRS_RISK_TOKEN", None)
-    if token:
+    if token and "--token-file" not in args:
         env["CRS_RISK_TOKEN"] = token
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"serve-{port}.log"
@@ -102,19 +109,20 @@ def start_service(
             str(audit),
             "--log-level",
             "warning",
+            *args,
         ],
         stdout=open(log, "w"),  # noqa: SIM115 - closed with the process
         stderr=subprocess.STDOUT,
         env=env,
         cwd=folder,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"crs-risk serve exited {proc.returncode}: {log.read_text()}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+            if httpx.get(url + "/readyz", timeout=2, verify=False).status_code == 200:
                 return Service(url, token or "", audit, proc, log)
         time.sleep(0.3)
     proc.kill()

@@ -28,7 +28,13 @@ from serving.examples import example_patients
 from serving.fastcsv import csv_frames
 from serving.fastjson import decode_batch, struct_type
 from serving.schemas import EXAMPLE_REQUEST, PATIENT_FIELDS, RiskRequest, batch_records
-from serving.scoring import choose_landmark, to_frames, validate_frames_of, validate_requests
+from serving.scoring import (
+    choose_landmark,
+    severe_hours,
+    to_frames,
+    validate_frames_of,
+    validate_requests,
+)
 from tests.serving.test_service_fast_paths import BAD, same_tables
 
 
@@ -53,7 +59,7 @@ def test_structs_give_the_records_tables_and_request_fields(bodies):
         assert column(structs.patients, name) == column(records, name), name
     frames = to_frames(structs.patients)
     as_of = np.array([np.nan if v is None else v for v in column(records, "as_of_hours")])
-    chosen = landmarks(frames, as_of, column(records, "landmark"))
+    chosen = landmarks(frames, as_of, column(records, "landmark"), severe_hours())[0]
     assert chosen == [choose_landmark(RiskRequest.model_validate(b))[0] for b in bodies]
 
 
@@ -372,7 +378,7 @@ def test_mutated_csv_decided_like_the_exact_path(edits):
         ("patient", "car_t_dose", "-0.1"),
         ("patient", "sex", "f"),
         ("patient", "prior_hsct", "maybe"),
-        ("patient", "landmark", "36h"),
+        ("patient", "landmark", "337h"),
         ("patient", "as_of_hours", "1e6"),
         ("measurement", "value", "1e13"),
         ("measurement", "hours_from_infusion", "-3000"),

@@ -1,7 +1,10 @@
 """The clinician page in real headless Chromium (Debian's), driven by Python Playwright.
 
-Fill the form, submit, see the risk and the reasons; submit bad input, see a clear message;
-the page makes no request outside the service (works offline); a screenshot is saved.
+The service runs with a token and the browser is given none (no header injection): the page
+shell loads, asks for the token once and sends it with its API calls. Fill the form, submit,
+see the risk with its plausible range and the reasons in risk points; a patient with no data
+reads "insufficient data"; bad input gets a clear message; the page makes no request outside
+the service (works offline); a screenshot is saved.
 """
 
 from __future__ import annotations
@@ -29,9 +32,7 @@ def page(service: Service):
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        context = browser.new_context(
-            extra_http_headers=service.auth, viewport={"width": 1366, "height": 900}
-        )
+        context = browser.new_context(viewport={"width": 1366, "height": 900})  # no headers
         outside: list[str] = []
         own = urlparse(service.url).netloc
 
@@ -50,9 +51,23 @@ def page(service: Service):
         browser.close()
 
 
-def test_page_scores_a_typed_patient_and_explains(page, service: Service, tmp_path):
-    page.goto(service.url + "/")
+def give_token(page, service: Service) -> None:
+    """The page asks for the token (its first API call got 401); type it once."""
+    page.wait_for_selector("#token-panel:not([hidden])", timeout=60_000)
+    page.fill("#token-input", service.token)
+    page.click("#token-save")
+    page.wait_for_selector("#token-panel", state="hidden", timeout=60_000)
+
+
+def test_page_asks_for_the_token_and_scores_in_clinical_language(page, service: Service, tmp_path):
+    shell = page.goto(service.url + "/")
+    assert shell is not None and shell.status == 200  # the shell loads without a token
     assert "research use only" in page.inner_text("#notice").lower()
+    give_token(page, service)
+    page.wait_for_function("document.querySelectorAll('#models table tr').length >= 2")
+    title = page.inner_text("#page-title")
+    assert "CD19" not in title and "tisagenlecleucel" in title  # from the models' products
+    assert "SYNTHETIC" in page.inner_text("#synthetic-banner")  # quickstart: simulated cohort
     page.fill("#f-age_years", "11")
     page.select_option("#f-product", "tisagenlecleucel")
     page.fill("#f-marrow_blasts_pct", "65")
@@ -79,12 +94,16 @@ def test_page_scores_a_typed_patient_and_explains(page, service: Service, tmp_pa
     page.click("#submit")
     risk = page.wait_for_selector("[data-testid=risk-severe_crs]", timeout=60_000)
     assert risk.inner_text().endswith("%")
-    assert page.locator(".reasons li").count() >= 1
-    assert "log-odds" in page.inner_text(".reasons")
+    assert "plausible range" in page.inner_text("[data-testid=interval-severe_crs]")
+    assert " in 100 patients like this" in page.inner_text("[data-testid=summary-severe_crs]")
+    assert "after 48 h" in page.inner_text("#results")  # the horizon is stated
+    reasons = page.inner_text("[data-testid=reasons-severe_crs]")
+    assert "raises the risk" in reasons or "lowers the risk" in reasons
+    assert "log-odds" not in reasons  # log-odds only in the details view
+    assert page.locator(".details").count() >= 1
     assert page.locator("#trend svg circle").count() >= 1
     text = page.inner_text("#results")
-    assert "Model crs-severe-48h v" in text and "Uncertainty" in text
-    assert page.locator("#models table tr").count() >= 2
+    assert "Model crs-severe-48h v" in text and "Validation:" in text
     shot = Path(os.environ.get("CRS_RISK_SCREENSHOT_DIR", tmp_path)) / "clinician-page.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot), full_page=True)
@@ -92,8 +111,20 @@ def test_page_scores_a_typed_patient_and_explains(page, service: Service, tmp_pa
     assert page.outside == []  # type: ignore[attr-defined]
 
 
+def test_page_with_no_data_reads_insufficient_data(page, service: Service):
+    page.goto(service.url + "/")
+    give_token(page, service)
+    page.click("#submit")  # nothing filled in
+    box = page.wait_for_selector("[data-testid=insufficient-severe_crs]", timeout=60_000)
+    assert "Insufficient data" in box.inner_text() and "Missing:" in box.inner_text()
+    assert page.locator("[data-testid=risk-severe_crs]").count() == 0
+    assert "%" not in box.inner_text()
+    assert page.outside == []  # type: ignore[attr-defined]
+
+
 def test_page_loads_an_example_and_reports_bad_input(page, service: Service):
     page.goto(service.url + "/")
+    give_token(page, service)
     page.wait_for_function("document.querySelectorAll('#example-select option').length > 1")
     page.select_option("#example-select", index=2)
     page.focus("#load-example")
@@ -115,7 +146,7 @@ def test_page_loads_an_example_and_reports_bad_input(page, service: Service):
     assert page.outside == []  # type: ignore[attr-defined]
 
 
-def test_api_documentation_renders_offline(page, service: Service):
+def test_api_documentation_renders_offline_without_a_token(page, service: Service):
     page.goto(service.url + "/docs")
     page.wait_for_selector(".opblock-summary-path", timeout=60_000)
     paths = page.locator(".opblock-summary-path").all_inner_texts()

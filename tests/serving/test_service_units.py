@@ -77,7 +77,7 @@ def test_batch_problems_name_the_patient():
         ({"patient": {"age_years": 250}}, "age_years"),  # outside the contract's range
         ({"patient": {"sex": "X"}}, "sex"),
         ({"patient": {"eye_colour": "blue"}}, "eye_colour"),  # unknown field
-        ({"landmark": "36h"}, "landmark"),
+        ({"landmark": "337h"}, "landmark"),
         ({"top_k": 0}, "top_k"),
     ],
 )
@@ -195,7 +195,7 @@ def test_csv_batch_parses_to_the_json_models():
 
 def test_csv_batch_names_line_and_column():
     bad = CSV.replace("-120,crp,12", "-120,crp,twelve")
-    with pytest.raises(CrsRiskError, match=r"line 3, column value: 'twelve' is not a number"):
+    with pytest.raises(CrsRiskError, match=r"line 3, column value: is not a number"):
         parse_csv(bad.encode())
     with pytest.raises(CrsRiskError, match="record"):
         parse_csv(b"patient_ref,hours\nA,1\n")

@@ -1,0 +1,210 @@
+"""Per-patient input warnings of one model, vectorised over rows (single and batch alike).
+
+Against the model's stored training distribution (``training.distribution``): a value below
+the smallest or above the largest the model saw in training, a binary level no training
+patient had (an unseen product); and, for the variables the model actually uses, those
+unknown at the landmark and imputed with a typical value. A model registered before the
+distribution was stored falls back to the catalog's plausible ranges and says so.
+
+The same function serves one patient and 10⁴: a batch gets exactly the single route's
+warnings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from features.catalog import CATALOG
+from serving.wording import value_words
+
+Warning_ = dict[str, Any]
+
+
+def _number(value: float, unit: str) -> str:
+    if unit in ("count", "ratio", "score") or unit.startswith("log10"):
+        unit = ""
+    if unit == "yes/no":
+        return "yes" if value >= 0.5 else "no"
+    text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return f"{text} {unit}".strip()
+
+
+@dataclass(frozen=True)
+class ModelChecks:
+    """A model's arrays for the warnings, built once per loaded model."""
+
+    low: np.ndarray
+    high: np.ndarray
+    source: str  # "training" | "catalog"
+    labels: tuple[str, ...]
+    units: tuple[str, ...]
+    unseen: tuple[tuple[int, float, str], ...]  # (column, level never seen, what it means)
+    members: np.ndarray  # used variables' value columns, group after group
+    starts: np.ndarray
+    group_labels: tuple[str, ...]
+    products: tuple[str, ...] | None
+    variable_of: np.ndarray  # per column: an integer code of its clinical variable
+
+    def first_of_variable(self, flags: np.ndarray) -> np.ndarray:
+        """Mask keeping, per row, only the first flagged column of each variable."""
+        keep = np.zeros_like(flags)
+        rows, cols = np.nonzero(flags)
+        if rows.size:
+            key = rows * (int(self.variable_of.max()) + 1) + self.variable_of[cols]
+            _, first = np.unique(key, return_index=True)
+            keep[rows[first], cols[first]] = True
+        return keep
+
+
+def model_checks(
+    columns: Sequence[str], distribution: dict[str, Any] | None, used: frozenset[str] | None
+) -> ModelChecks:
+    """The checks of a model with input ``columns`` (``distribution`` None: catalog ranges)."""
+    from training.distribution import PRODUCT_PREFIX
+
+    specs = [CATALOG.get(c) for c in columns]
+    if distribution is not None:
+        cols = distribution.get("columns", {})
+        low, high = [], []
+        for c, spec in zip(columns, specs, strict=True):
+            q = cols.get(c, {}).get("quantiles")
+            # counts of measurements and missing indicators describe practice, not the patient
+            clinical = (
+                spec is not None
+                and spec.kind not in ("count",)
+                and not c.endswith(("_n", "_missing"))
+            )
+            low.append(q["0"] if q and clinical else -np.inf)
+            high.append(q["1"] if q and clinical else np.inf)
+        source = "training"
+        unseen = []
+        for j, c in enumerate(columns):
+            levels = cols.get(c, {}).get("levels")
+            if levels is None or cols.get(c, {}).get("n", 0) == 0:
+                continue
+            for level in (0.0, 1.0):
+                if level not in levels and level == 1.0:
+                    spec = specs[j]
+                    what = spec.label if spec else c
+                    if c.startswith(PRODUCT_PREFIX):
+                        what = f"product {what.split(': ', 1)[-1]}"
+                    unseen.append((j, level, what))
+        products = distribution.get("products")
+    else:
+        low = [s.low if s else -np.inf for s in specs]
+        high = [s.high if s else np.inf for s in specs]
+        source, unseen, products = "catalog", [], None
+    groups: dict[str, list[int]] = {}
+    for j, (c, s) in enumerate(zip(columns, specs, strict=True)):
+        if s is None or c.endswith("_missing") or s.kind == "count" or c.endswith("_n"):
+            continue
+        if used is not None and s.variable not in used:
+            continue
+        groups.setdefault(s.variable, []).append(j)
+    sizes = [len(js) for js in groups.values()]
+    return ModelChecks(
+        np.asarray(low, dtype=float),
+        np.asarray(high, dtype=float),
+        source,
+        tuple(s.label if s else c for c, s in zip(columns, specs, strict=True)),
+        tuple(s.unit if s else "" for s in specs),
+        tuple(unseen),
+        np.array([j for js in groups.values() for j in js], dtype=np.int64),
+        np.cumsum([0, *sizes[:-1]], dtype=np.int64),
+        tuple(CATALOG[columns[js[0]]].label.split(",")[0] for js in groups.values()),
+        tuple(products) if products is not None else None,
+        _variable_codes(columns, specs),
+    )
+
+
+def _variable_codes(columns: Sequence[str], specs: Sequence[Any]) -> np.ndarray:
+    codes: dict[str, int] = {}
+    return np.array(
+        [
+            codes.setdefault(s.variable if s else c, len(codes))
+            for c, s in zip(columns, specs, strict=True)
+        ],
+        dtype=np.int64,
+    )
+
+
+def row_warnings(
+    checks: ModelChecks, columns: Sequence[str], X: np.ndarray, landmark: str
+) -> list[list[Warning_]]:
+    """Per row of ``X`` (model input columns, NaN = unknown): its warnings as dicts."""
+    X = np.atleast_2d(X)
+    n = X.shape[0]
+    out: list[list[Warning_]] = [[] for _ in range(n)]
+    if checks.source == "catalog":
+        note = {
+            "code": "no_training_distribution",
+            "field": None,
+            "message": "this model was registered without its training distribution: inputs "
+            "are checked against the catalog's plausible ranges only",
+        }
+        for w in out:
+            w.append(note)
+    with np.errstate(invalid="ignore"):
+        outside = (checks.low > X) | (checks.high < X)
+    # one warning per clinical variable (its first column outside), not one per summary
+    outside &= checks.first_of_variable(outside)
+    rows, cols = np.nonzero(outside)
+    code = "outside_training_data" if checks.source == "training" else "outside_plausible_range"
+    where = "the training data" if checks.source == "training" else "the plausible range"
+    said: dict[tuple[int, float], Warning_] = {}  # one text per distinct (column, value)
+    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+        v = float(X[i, j])
+        known = said.get((j, v))
+        if known is not None:
+            out[i].append(known)
+            continue
+        lo, hi, unit = checks.low[j], checks.high[j], checks.units[j]
+        side = (
+            f"below the lowest value in {where}"
+            if v < lo
+            else f"above the highest value in {where}"
+        )
+        edge = lo if v < lo else hi
+        value = value_words(columns[j], v, _number(v, unit))
+        said[(j, v)] = w = {
+            "code": code,
+            "field": columns[j],
+            "message": f"{checks.labels[j]}: {value} is {side} "
+            f"({value_words(columns[j], edge, _number(edge, unit))}); the model has not "
+            "seen patients like this",
+        }
+        out[i].append(w)
+    for j, level, what in checks.unseen:
+        hit = np.flatnonzero(X[:, j] == level)
+        seen = ", ".join(checks.products) if checks.products else "none recorded"
+        for i in hit.tolist():
+            is_product = what.startswith("product ")
+            out[i].append(
+                {
+                    "code": "unseen_product" if is_product else "outside_training_data",
+                    "field": columns[j],
+                    "message": f"{what}: no patient in the training data had it"
+                    + (f" (trained on: {seen})" if is_product else ""),
+                }
+            )
+    if len(checks.starts):
+        missing = np.logical_and.reduceat(np.isnan(X[:, checks.members]), checks.starts, axis=1)
+        packed = np.packbits(missing, axis=1)
+        texts: dict[bytes, Warning_] = {}  # one warning per distinct pattern of gaps
+        for i in np.flatnonzero(missing.any(axis=1)).tolist():
+            key = packed[i].tobytes()
+            w = texts.get(key)
+            if w is None:
+                names = [checks.group_labels[g] for g in np.flatnonzero(missing[i]).tolist()]
+                texts[key] = w = {
+                    "code": "missing_imputed",
+                    "field": None,
+                    "message": f"not known at {landmark}, the model assumed typical values "
+                    f"for: {', '.join(names)}",
+                }
+            out[i].append(w)
+    return out
