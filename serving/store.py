@@ -269,18 +269,22 @@ def _interval(client: Any, run_id: str | None, folds: pd.DataFrame | None) -> An
 def cohort_synthetic(client: Any, run_id: str, metrics: dict[str, float]) -> bool | None:
     """Whether the model's training cohort was synthetic, from what its run records.
 
-    The one place that decides it (switch here to ``features.manifest`` once cohort folders
-    carry a provenance manifest): the simulator's truth file makes the runner log
-    ``oracle_auroc``; a declared synthetic cohort is logged as dataset source "synthetic …".
-    None when the run records neither (a real cohort cannot be told from an unknown one).
+    The one place that decides it: the training run's ``synthetic_cohort`` tag (from the cohort
+    folder's provenance manifest, ``features.manifest``); for runs logged before that tag, the
+    simulator's truth file makes the runner log ``oracle_auroc`` and a declared synthetic cohort
+    is logged as dataset source "synthetic …". None when the run records none of these (a real
+    cohort cannot be told from an unknown one).
     """
-    if "oracle_auroc" in metrics:
-        return True
     try:
         run = client.get_run(run_id)
-        sources = [d.dataset.source for d in (run.inputs.dataset_inputs or [])]
     except Exception:
-        return None
+        return True if "oracle_auroc" in metrics else None
+    tag = run.data.tags.get("synthetic_cohort")
+    if tag in ("true", "false"):
+        return tag == "true"
+    if "oracle_auroc" in metrics:
+        return True
+    sources = [d.dataset.source for d in (run.inputs.dataset_inputs or [])]
     if any('"cohort": "synthetic' in str(s) for s in sources):
         return True
     return False if sources else None

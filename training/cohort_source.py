@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from features.errors import CrsRiskError
+from features.manifest import is_synthetic as manifest_is_synthetic
+from features.manifest import read_manifest
 from features.table import FeatureTable
 from training.experiment import Experiment
 from training.metrics import auroc
@@ -104,14 +106,9 @@ def cohort_label(folder: Path, exp: Experiment, override: Path | None) -> str:
 
 
 def is_synthetic(folder: Path, exp: Experiment, override: Path | None, truth: Any) -> bool:
-    """True for a simulated cohort: the folder's manifest says so (``features.manifest`` when
-    present), else the experiment synthesises it or a simulator ``truth`` file lies beside it."""
-    try:
-        from features import manifest  # type: ignore[attr-defined]  # c-synth's branch
-
-        flag = manifest.is_synthetic(folder)
-        if flag is not None:
-            return bool(flag)
-    except (ImportError, AttributeError, OSError, ValueError):
-        pass
+    """True for a simulated cohort: the folder's provenance manifest says so
+    (``features.manifest``); a folder without one is synthetic when the experiment synthesises
+    it or a simulator ``truth`` file lies beside it."""
+    if read_manifest(folder) is not None:
+        return manifest_is_synthetic(folder)
     return (override is None and exp.cohort.synth is not None) or truth is not None

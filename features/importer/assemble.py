@@ -4,6 +4,7 @@ conflicts, patients with no CRS information) and hand them to the validating wri
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from features.importer.report import (
 )
 from features.importer.table import collect_files
 from features.importer.wide import read_wide
+from features.manifest import import_manifest, write_manifest
 from features.mapping import (
     CRS_DERIVED,
     PER_PATIENT_KINDS,
@@ -237,6 +239,9 @@ def import_cohort(
     reader = Reader(parsed, mapping_path.name, collect_files(list(sources)))
     patients, measurements, events = run(reader)
     written = write_cohort(Path(out), patients, measurements, events, fmt=fmt)
+    # provenance (issue 13): an imported folder names its mapping by digest, never the data
+    digest = hashlib.sha256(mapping_path.read_bytes()).hexdigest()
+    write_manifest(Path(out), import_manifest(digest, mapping_path.name))
     return ImportReport(
         mapping=mapping_path.name,
         out=Path(out),

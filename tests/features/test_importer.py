@@ -3,6 +3,7 @@ and the real car22 cohort end to end (skipped when ../shared/data/car22 is absen
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -384,10 +385,17 @@ def test_all_kinds_together_and_parquet(tmp_path, extract):
     report = import_cohort(mapping, [extract / "patients.csv", extract], out, fmt="parquet")
     assert sorted(p.name for p in out.iterdir()) == [
         "events.parquet",
+        "manifest.json",
         "measurements.parquet",
         "patients.parquet",
     ]
     assert validate_folder(out).ok
+    # provenance: an import names its mapping by digest and is never called synthetic
+    from features.manifest import is_synthetic, read_manifest
+
+    manifest = read_manifest(out)
+    assert manifest is not None and manifest.source == "import" and not is_synthetic(out)
+    assert manifest.mapping_digest == hashlib.sha256(mapping.read_bytes()).hexdigest()
     assert report.n_measurements == 3 + 14 + 4
     assert report.n_events == 4
 
