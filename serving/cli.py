@@ -8,6 +8,7 @@ dependencies inside the commands so that ``crs-risk --help`` stays fast. Every
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -24,6 +25,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"crs-risk {version('crs-risk')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Risk scores for severe and tocilizumab-refractory CRS after CD19 CAR T-cell therapy."""
+
+
 app.add_typer(cohort_app, name="cohort")
 app.add_typer(features_app, name="features")
 register_training_commands(app)  # train, compare, evaluate, quickstart, demo, explain, card
@@ -34,6 +54,9 @@ app.add_typer(token_app, name="token")  # crs-risk token add
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, report user errors without a traceback (exit 2)."""
+    # MLflow's "Downloading artifacts" progress bars would spill into command output; the
+    # project's own progress bars (rich) are unaffected
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         app(args=argv, prog_name="crs-risk")
     except CrsRiskError as exc:
