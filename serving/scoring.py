@@ -278,11 +278,6 @@ def request_index(valid: Validated) -> np.ndarray:
 
 
 # --- landmarks -------------------------------------------------------------------------------
-END_OF_DATA = 100_000.0
-"""A landmark after any data (hours): eligibility there = whether the outcome was reached
-anywhere in the data provided."""
-
-
 def severe_hours(snapshot: Snapshot | None = None) -> list[tuple[str, float]]:
     """Severe-CRS landmarks served, by hours: the registered models' (discovered in the
     registry), else the task's defaults."""
@@ -347,10 +342,12 @@ def choose_landmark(
 def reached_reasons(records: Records) -> np.ndarray:
     """Per patient code: why the outcome is already reached somewhere in the data ("" = not),
     by the same ``features.tasks`` eligibility rule as at a landmark."""
-    from features.tasks import assign
+    from features.grading import course_of_records
+    from features.tasks import get_task, landmark_rules, reasons
 
-    a = assign(records, task_of(SEVERE, (END_OF_DATA,)), END_OF_DATA, require_label=False)
-    return np.asarray(a.reason, dtype=object)
+    # the landmark rules on the uncut records: "at the landmark" becomes "anywhere in the data"
+    rules = landmark_rules(records, course_of_records(records), get_task(SEVERE), "end of data")
+    return np.asarray(reasons(records.n, rules), dtype=object)
 
 
 def after_reason(reason: str, landmark: str) -> str:
