@@ -25,6 +25,15 @@ def serve_command(
         float, typer.Option("--max-body-mb", help="Largest request body accepted (MB).", min=0.01)
     ] = 16.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Replicas behind the port; each polls the registry every "
+            "$CRS_RISK_REGISTRY_POLL_S seconds (default 30, 0 = off) and swaps in promotions.",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
 ) -> None:
     """Serve the registered champions: JSON API (/docs) and the clinician page (/).
 
@@ -33,4 +42,4 @@ def serve_command(
     """
     from serving.server import serve
 
-    serve(host, port, tracking_uri, audit_db, max_body_mb, log_level)
+    serve(host, port, tracking_uri, audit_db, max_body_mb, log_level, workers)

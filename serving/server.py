@@ -10,6 +10,7 @@ one line saying why, before the port is opened.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from features.errors import CrsRiskError
@@ -38,11 +39,11 @@ def serve(
     audit_db: Path,
     max_body_mb: float = 16.0,
     log_level: str = "info",
+    workers: int = 1,
 ) -> None:
-    """Start the service; returns when it stops. Start-up problems raise CrsRiskError."""
-    import uvicorn
-    import uvloop
+    """Start the service; returns when it stops. Start-up problems raise CrsRiskError.
 
+    ``workers`` > 1 runs that many replicas behind the port (``serving.replicas``)."""
     from serving.audit import open_audit
     from training.tracking import check_reachable
 
@@ -52,6 +53,22 @@ def serve(
     # The lifespan opens the audit log and loads the champions (once) when the app starts.
     open_audit(settings.audit_db).close()
     check_reachable(settings.tracking_uri)
+    if workers > 1:
+        from serving.replicas import bind, serve_replicas
+
+        sock = bind(host, port)
+        serve_replicas(workers, sock, lambda s: _run(settings, host, port, log_level, s))
+        return
+    _run(settings, host, port, log_level)
+
+
+def _run(
+    settings: Settings, host: str, port: int, log_level: str, sock: socket.socket | None = None
+) -> None:
+    """One service process under uvicorn (on ``sock`` when given: a replica)."""
+    import uvicorn
+    import uvloop
+
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -64,7 +81,8 @@ def serve(
         http="httptools",  # C HTTP parser (h11 is pure Python: ≈0.3 ms per request more)
     )
     server = uvicorn.Server(config)
-    uvloop.run(server.serve())  # libuv event loop: less per-request overhead than asyncio's
+    # libuv event loop: less per-request overhead than asyncio's
+    uvloop.run(server.serve(sockets=None if sock is None else [sock]))
     error = app.state.crs.startup_error
     if error is not None:
         raise CrsRiskError(error)

@@ -37,6 +37,14 @@ def train_command(
     register: Annotated[
         bool, typer.Option("--register/--no-register", help="Register champions.")
     ] = True,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="Move @champion to the new versions even when the promotion rule would not "
+            "(another cohort, a synthetic run over a real-cohort champion).",
+        ),
+    ] = False,
 ) -> None:
     """Train and validate every model of an experiment, log to MLflow, register champions."""
     from training.runner import train
@@ -47,6 +55,7 @@ def train_command(
         tracking_uri=tracking_uri,
         n_jobs=jobs,
         register=None if register else False,
+        promote=promote,
     )
     typer.echo(result.render())
 

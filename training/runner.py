@@ -4,7 +4,7 @@ Order of work (nothing is written before every check passed): validate the exper
 find and load the cohort → check the tracking store → for each task: one parent run, and per
 (landmark, feature set, model) one nested run with metrics, plots, per-fold predictions, the
 dataset profile and the final model → only then register the champions (all-or-nothing,
-``training.registry.RegistrationBatch``).
+``training.registry.register_and_promote``: versions first, aliases last, rolled back on failure).
 
 Patient identifiers stay in memory: they align the truth file for ``oracle_auroc`` and are
 returned to in-process callers (tests, paired comparisons), never logged.
@@ -34,7 +34,6 @@ from training.metrics import MetricReport, auroc, evaluate_predictions
 from training.registry import (
     Candidate,
     Registration,
-    RegistrationBatch,
     choose_champion,
     registered_name,
 )
@@ -572,6 +571,7 @@ def train(
     n_jobs: int = 1,
     register: bool | None = None,
     console: Any = None,
+    promote: bool = False,
 ) -> TrainResult:
     """Run every (task, landmark, feature set, model) of the experiment and register champions."""
     from rich.console import Console
@@ -600,11 +600,15 @@ def train(
             truth = read_truth(folder)
             label = _cohort_label(folder, exp, cohort)
             _train_tasks(exp, co, truth, label, client, uri, n_jobs, console, result)
+            synthetic = truth is not None or (cohort is None and exp.cohort.synth is not None)
+            kind, digest = ("synthetic" if synthetic else "real"), co.digest
         if truth is None:
             result.notes.append("no truth.csv beside the cohort: oracle_auroc not computed")
         do_register = exp.register_models if register is None else register
         if do_register:
-            register_champions(exp, client, result)
+            register_champions(
+                exp, client, result, promote=promote, cohort_kind=kind, cohort_digest=digest
+            )
     except Exception as exc:
         err = _as_user_error(exc, uri)
         if err is exc:
@@ -746,47 +750,60 @@ def _train_tasks(
             del parent
 
 
-def register_champions(exp: Experiment, client: Any, result: TrainResult) -> None:
-    """Choose and register the champion of every (task, landmark); undo all on failure."""
+def register_champions(
+    exp: Experiment,
+    client: Any,
+    result: TrainResult,
+    *,
+    promote: bool = False,
+    cohort_kind: str = "",
+    cohort_digest: str = "",
+) -> None:
+    """Register every (task, landmark) winner; ``training.registry`` decides the promotions."""
     from features.tasks import get_task
+    from training.card import log_model_card  # the card travels with the version
+    from training.registry import Entry, register_and_promote, task_definition_digest
 
-    batch = RegistrationBatch(client)
-    try:
-        for task, tspec in exp.tasks.items():
-            for lm in tspec.landmarks:
-                runs = [r for r in result.runs if r.task == task and r.landmark == lm]
-                if not runs:
-                    continue
-                cands = [
-                    Candidate(
-                        r.task,
-                        r.landmark,
-                        r.model,
-                        r.feature_set,
-                        r.run_id,
-                        r.model_id,
-                        r.calibrated,
-                        r.metrics,
-                    )
-                    for r in runs
-                ]
-                best, reason = choose_champion(cands, exp.champion)
-                name = registered_name(task, lm)
-                if best is None:
-                    result.notes.append(f"{name}: no champion registered — {reason}")
-                    continue
-                t = get_task(task)
-                description = (
-                    f"{task} at landmark {lm}. Outcome: {t.outcome} Eligible: {t.eligibility} "
-                    "Input: the landmark feature table (features.build); output: calibrated "
-                    "probability (predict_proba[:, 1])."
+    entries = []
+    for task, tspec in exp.tasks.items():
+        for lm in tspec.landmarks:
+            runs = [r for r in result.runs if r.task == task and r.landmark == lm]
+            if not runs:
+                continue
+            cands = [
+                Candidate(
+                    r.task,
+                    r.landmark,
+                    r.model,
+                    r.feature_set,
+                    r.run_id,
+                    r.model_id,
+                    r.calibrated,
+                    r.metrics,
+                    cohort_digest=cohort_digest,
+                    cohort_kind=cohort_kind,
+                    task_definition=task_definition_digest(task, lm),
                 )
-                reg = batch.register(name, best, reason, description)
-                result.registrations.append(reg)
-                from training.card import log_model_card  # the card travels with the version
-
-                log_model_card(client, reg.name, reg.version)
-    except Exception:
-        batch.rollback()
-        result.registrations.clear()
-        raise
+                for r in runs
+            ]
+            best, reason = choose_champion(cands, exp.champion)
+            name = registered_name(task, lm)
+            if best is None:
+                result.notes.append(f"{name}: no champion registered — {reason}")
+                continue
+            t = get_task(task)
+            description = (
+                f"{task} at landmark {lm}. Outcome: {t.outcome} Eligible: {t.eligibility} "
+                "Input: the landmark feature table (features.build); output: calibrated "
+                "probability (predict_proba[:, 1])."
+            )
+            entries.append(Entry(name, best, reason, description))
+    done = register_and_promote(
+        client,
+        entries,
+        exp.champion,
+        force=promote,
+        after_version=lambda reg: log_model_card(client, reg.name, reg.version),
+    )
+    result.registrations.extend(done.promoted)
+    result.notes.extend(done.notes())

@@ -125,7 +125,7 @@ def test_models_listing(service: Service):
     with service.client() as c:
         data = c.get("/v1/models").json()
     names = {m["name"] for m in data["models"]}
-    assert "crs-toci-refractory" in names and any(n.startswith("crs-severe-") for n in names)
+    assert "crs-toci-refractory-first-toci" in names and any(n.startswith("crs-severe-") for n in names)
     for m in data["models"]:
         assert m["alias"] == "champion" and m["version"].isdigit()
         assert m["cohort_digest"] and len(m["thresholds"]) >= 1
@@ -243,7 +243,7 @@ def test_reload_switches_to_the_new_champion_without_failing_requests(
 ):
     import mlflow
 
-    name = "crs-toci-refractory"
+    name = "crs-toci-refractory-first-toci"
     body = next(
         e["request"]
         for e in examples

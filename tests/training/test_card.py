@@ -267,10 +267,10 @@ def test_quickstart_champion_card(cli, tmp_path):
     (tmp_path / "qs").mkdir()
     res = cli("quickstart", "--out", tmp_path / "qs", "--tracking-uri", uri)
     assert res.exit_code == 0, res.stderr
-    for name in ("crs-severe-0h", "crs-severe-48h", "crs-toci-refractory"):
+    for name in ("crs-severe-0h", "crs-severe-48h", "crs-toci-refractory-first-toci"):
         out = tmp_path / name
         got = cli("card", f"models:/{name}@champion", "--out", out, "--tracking-uri", uri)
-        if name == "crs-toci-refractory" and got.exit_code == 2:
+        if name == "crs-toci-refractory-first-toci" and got.exit_code == 2:
             continue  # too few events in the seed-sized cohort to register a champion
         assert got.exit_code == 0, got.stderr
         assert "(logged)" in got.stdout

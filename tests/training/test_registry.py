@@ -33,7 +33,8 @@ def _cand(model, auroc, slope, calibrated=True):
 
 def test_registered_names():
     assert registered_name("severe_crs", "48h") == "crs-severe-48h"
-    assert registered_name("toci_refractory", "first_toci") == "crs-toci-refractory"
+    assert registered_name("toci_refractory", "first_toci") == "crs-toci-refractory-first-toci"
+    assert registered_name("toci_refractory", "decision") == "crs-toci-refractory-decision"
 
 
 def test_champion_is_best_auroc_among_calibrated_models_in_the_slope_band():
