@@ -125,7 +125,9 @@ def test_models_listing(service: Service):
     with service.client() as c:
         data = c.get("/v1/models").json()
     names = {m["name"] for m in data["models"]}
-    assert "crs-toci-refractory-first-toci" in names and any(n.startswith("crs-severe-") for n in names)
+    assert "crs-toci-refractory-first-toci" in names and any(
+        n.startswith("crs-severe-") for n in names
+    )
     for m in data["models"]:
         assert m["alias"] == "champion" and m["version"].isdigit()
         assert m["cohort_digest"] and len(m["thresholds"]) >= 1
