@@ -364,18 +364,32 @@ def champion_set(client: Any) -> dict[str, tuple[str, dict[str, Any]]]:
     return out
 
 
-def unsettled(champions: dict[str, tuple[str, dict[str, Any]]]) -> str:
-    """Why this set of champions is mid-promotion ("" when every promotion in it is complete).
+#: A promotion moves its aliases within seconds; one whose aliases have not all moved after this
+#: long was interrupted (or an alias was moved by hand since) and no longer holds a set back.
+SETTLE_GRACE_S = 120.0
+
+
+def unsettled(champions: dict[str, tuple[str, dict[str, Any]]], now: float | None = None) -> str:
+    """Why this set of champions is mid-promotion ("" when every recent promotion is complete).
 
     A promotion P moved the set ``{name: version}`` together. It is incomplete while a name of
     P still points at a version from an earlier promotion (its alias has not moved yet); a
-    name already moved again by a later promotion is fine.
+    name already moved again by a later promotion is fine. Promotions older than
+    :data:`SETTLE_GRACE_S` never hold a set back, so an alias moved by hand (MLflow UI) is
+    picked up too.
     """
+    now_ns = int((time.time() if now is None else now) * 1e9)
 
     def order(promo: dict[str, Any]) -> str:
         return str(promo.get("id") or "")
 
+    def started_ns(promo: dict[str, Any]) -> int:
+        head = order(promo).split("-", 1)[0]
+        return int(head) if head.isdigit() else 0
+
     for _name, (_, promo) in sorted(champions.items()):
+        if now_ns - started_ns(promo) > SETTLE_GRACE_S * 1e9:
+            continue
         for other, version in (promo.get("set") or {}).items():
             if other not in champions:
                 continue

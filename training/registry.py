@@ -508,6 +508,7 @@ def register_and_promote(
             reg.decision, reg.previous = why, previous
             if ok:
                 moving.append(reg)
+        out.promotion = promotion_id()  # stamped now: the aliases move within seconds
         the_set = {r.name: r.version for r in moving}
         for reg in moving:  # the set each promoted version belongs to, before any alias moves
             client.set_model_version_tag(

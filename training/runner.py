@@ -576,7 +576,7 @@ def train(
     """Run every (task, landmark, feature set, model) of the experiment and register champions."""
     from rich.console import Console
 
-    from training.tracking import connect, resolve_tracking_uri
+    from training.tracking import connect, resolve_tracking_uri, watch_store
 
     exp = load_experiment(experiment_file)
     console = console or Console(stderr=True)
@@ -594,21 +594,22 @@ def train(
     result = TrainResult(exp.name, uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        # One BLAS thread: the matrices are tiny (≈100 × 300) and threads only add overhead on
-        # a shared 2-core machine; parallelism, when asked for, is across folds (``n_jobs``).
-        with threadpool_limits(limits=1), experiment_cohort(exp, cohort) as (co, folder):
-            truth = read_truth(folder)
-            label = _cohort_label(folder, exp, cohort)
-            _train_tasks(exp, co, truth, label, client, uri, n_jobs, console, result)
-            synthetic = truth is not None or (cohort is None and exp.cohort.synth is not None)
-            kind, digest = ("synthetic" if synthetic else "real"), co.digest
-        if truth is None:
-            result.notes.append("no truth.csv beside the cohort: oracle_auroc not computed")
-        do_register = exp.register_models if register is None else register
-        if do_register:
-            register_champions(
-                exp, client, result, promote=promote, cohort_kind=kind, cohort_digest=digest
-            )
+        with watch_store(uri):  # a server that dies mid-run: one line within 30 s
+            # One BLAS thread: the matrices are tiny (≈100 × 300) and threads only add overhead on
+            # a shared 2-core machine; parallelism, when asked for, is across folds (``n_jobs``).
+            with threadpool_limits(limits=1), experiment_cohort(exp, cohort) as (co, folder):
+                truth = read_truth(folder)
+                label = _cohort_label(folder, exp, cohort)
+                _train_tasks(exp, co, truth, label, client, uri, n_jobs, console, result)
+                synthetic = truth is not None or (cohort is None and exp.cohort.synth is not None)
+                kind, digest = ("synthetic" if synthetic else "real"), co.digest
+            if truth is None:
+                result.notes.append("no truth.csv beside the cohort: oracle_auroc not computed")
+            do_register = exp.register_models if register is None else register
+            if do_register:
+                register_champions(
+                    exp, client, result, promote=promote, cohort_kind=kind, cohort_digest=digest
+                )
     except Exception as exc:
         err = _as_user_error(exc, uri)
         if err is exc:

@@ -7,7 +7,6 @@ team user's credentials in the environment, exactly as a team member would run t
 from __future__ import annotations
 
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from team.env import read_env_file
 from tests.training.helpers import write_experiment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,16 +54,6 @@ class Team:
         return mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """``export KEY=VALUE`` lines of team.env."""
-    out = {}
-    for line in path.read_text().splitlines():
-        m = re.match(r"\s*(?:export\s+)?([A-Z_]+)=(.*)$", line)
-        if m:
-            out[m.group(1)] = m.group(2).strip()
-    return out
-
-
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CRS_RISK_"))}
     env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
@@ -82,7 +72,14 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Team:
 
 @pytest.fixture(scope="session")
 def quickstart(team: Team) -> Path:
-    """The quickstart trained against the team stack once (its cohort folder is reused)."""
+    """The quickstart trained against the team stack once (its cohort folder is reused).
+
+    ``$CRS_RISK_TEAM_QUICKSTART`` names the output of a quickstart already trained against this
+    stack, to iterate on the suite without retraining (CI never sets it).
+    """
+    given = os.environ.get("CRS_RISK_TEAM_QUICKSTART")
+    if given and (Path(given) / "cohort").is_dir():
+        return Path(given)
     out = team.folder / "qs"
     t0 = time.monotonic()
     res = team.run("quickstart", "--out", out, "--jobs", "2")

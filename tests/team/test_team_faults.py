@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from team.env import read_env_file
 from tests.training.helpers import write_experiment
 
 from .conftest import (
@@ -26,7 +27,6 @@ from .conftest import (
     Team,
     base_env,
     free_port,
-    read_env_file,
     start_service,
     stop_service,
 )

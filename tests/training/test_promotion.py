@@ -164,14 +164,17 @@ def _count_writes(client, exp_id):
     return probe.writes
 
 
-@pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt()])
-def test_a_failure_at_any_write_rolls_everything_back(client, exc):
+@pytest.mark.parametrize(
+    ("exc", "at"),
+    [(RuntimeError("boom"), None), (KeyboardInterrupt(), (2, 7))],  # Ctrl-C: in each phase
+)
+def test_a_failure_at_any_write_rolls_everything_back(client, exc, at):
     exp_id = client.create_experiment("faults")
     register_and_promote(client, _entries(client, exp_id, 0.80), RULE)
     n = _count_writes(client, exp_id)  # a later, better run promotes (v2 of each)
     assert n == 8  # 2 versions, 2 promotion tags, then 2 × (history entry, alias)
     before = _state(client)
-    for k in range(1, n + 1):
+    for k in at or range(1, n + 1):
         entries = _entries(client, exp_id, 0.99)
         with pytest.raises(type(exc)):
             register_and_promote(FailingClient(client, k, exc), entries, RULE)
