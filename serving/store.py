@@ -469,8 +469,11 @@ class ModelStore:
 
     def poll_once(self) -> tuple[Snapshot, Snapshot | None] | None:
         """Look at the registry once; reload when a completed promotion changed the set."""
-        try:
-            client = registry_client(self.tracking_uri)
+        import mlflow
+
+        try:  # no separate probe: the alias look-ups are the check (fail-fast HTTP settings)
+            uri = self.tracking_uri
+            client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
             champions = champion_set(client)
         except Exception as exc:
             self._seen(False, exc)

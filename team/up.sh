@@ -103,6 +103,10 @@ default_permission = MANAGE
 database_uri = $PG_URI/mlflow_auth
 admin_username = admin
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# Cache verified credentials for 60 s per server worker: without it every request re-runs the
+# password hash (seconds per call on a busy 2-core machine). A changed password reaches the
+# other workers within 60 s.
+auth_cache_ttl_seconds = 60
 INI
 PIDFILE=$TEAM_DIR/mlflow.pid
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then

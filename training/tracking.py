@@ -86,7 +86,7 @@ FAIL_FAST_ENV: dict[str, str] = {
 #: The reachability probe: no retry, a short timeout.
 PROBE_ENV: dict[str, str] = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 
 
@@ -94,7 +94,7 @@ def _is_http(uri: str) -> bool:
     return urlparse(uri).scheme in ("http", "https")
 
 
-def check_reachable(uri: str, timeout: float = 5.0) -> None:
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
     """Fail fast with one line when the tracking store cannot be used.
 
     A server is probed through the MLflow client itself, so whatever MLflow honours —
@@ -118,7 +118,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         )
 
 
-def probe_server(uri: str, timeout: float = 5.0) -> None:
+def probe_server(uri: str, timeout: float = 10.0) -> None:
     """One authenticated MLflow call (search one experiment); CrsRiskError saying what failed."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -223,10 +223,13 @@ class StoreWatch:
 
 
 @contextmanager
-def watch_store(uri: str, every: float = 5.0, misses: int = 2) -> Iterator[StoreWatch]:
+def watch_store(
+    uri: str, every: float = 5.0, misses: int = 2, timeout: float = 8.0
+) -> Iterator[StoreWatch]:
     """Probe a tracking server every ``every`` s while the block runs (training computes for
-    minutes between MLflow calls); after ``misses`` failed probes in a row, interrupt the main
-    thread so the command stops with one line within 30 s instead of at its next MLflow call.
+    minutes between MLflow calls); after ``misses`` failed probes in a row (each waits at most
+    ``timeout`` s), interrupt the main thread so the command stops with one line within
+    ``misses × (every + timeout)`` ≤ 30 s instead of at its next MLflow call.
 
     Only for servers, only in the main thread. Inside, the interrupt surfaces as
     ``KeyboardInterrupt`` (so registration rolls back as for Ctrl-C) and leaves as
@@ -243,7 +246,7 @@ def watch_store(uri: str, every: float = 5.0, misses: int = 2) -> Iterator[Store
         failed = 0
         while not stop.wait(every):
             try:
-                probe_server(uri, timeout=every)
+                probe_server(uri, timeout=timeout)
                 failed = 0
             except CrsRiskError as exc:
                 failed += 1

@@ -145,7 +145,7 @@ def test_two_replicas_switch_to_a_promotion_together_without_failed_requests(
             if len(switched) == 2:
                 break
             time.sleep(0.2)
-        assert len(switched) == 2, f"replicas in step with {wanted}: {switched}"
+        assert len(switched) == 2, f"replicas in step with {wanted}: {switched}; last {ready}"
         time.sleep(1.0)  # a few requests on the new set
     finally:
         stop.set()
