@@ -471,10 +471,13 @@ class ModelStore:
         """Look at the registry once; reload when a completed promotion changed the set."""
         import mlflow
 
+        from training.tracking import fail_fast_http
+
         try:  # no separate probe: the alias look-ups are the check (fail-fast HTTP settings)
             uri = self.tracking_uri
             client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-            champions = champion_set(client)
+            with fail_fast_http():
+                champions = champion_set(client)
         except Exception as exc:
             self._seen(False, exc)
             return None
