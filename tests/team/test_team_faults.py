@@ -133,7 +133,7 @@ def test_server_killed_during_registration(private, tmp_path):
         assert httpx.post(svc.url + "/v1/risk", json=body, timeout=30).status_code == 200
         _up(stack_env)  # restart the server
         assert _champions(team) == before  # no half-promoted set
-        again = team.run("train", _exp(team, "again", 1.0), timeout=600)
+        again = team.run("train", _exp(team, "again", 1.0), "--promote", timeout=600)
         assert again.returncode == 0, again.stderr[-1500:]
         after = _champions(team)
         assert all(after[n] != before[n] for n in NAMES)
