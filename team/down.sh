@@ -6,11 +6,12 @@ TEAM_DIR=${TEAM_DIR:-team-stack}
 [ -d "$TEAM_DIR" ] || { echo "team-down: no stack in $TEAM_DIR"; exit 0; }
 TEAM_DIR=$(cd "$TEAM_DIR" && pwd)
 PIDFILE=$TEAM_DIR/mlflow.pid
-if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$st" ] && [[ $st != Z* ]]; }
+if [ -f "$PIDFILE" ] && alive "$(cat "$PIDFILE")"; then
   pid=$(cat "$PIDFILE")
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"  # the server's process group (workers)
-  for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+  for _ in $(seq 1 30); do alive "$pid" || break; sleep 0.5; done
+  alive "$pid" && kill -KILL -- "-$pid" 2>/dev/null
   echo "team-down: mlflow server stopped"
 fi
 rm -f "$PIDFILE"

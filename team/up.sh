@@ -19,6 +19,9 @@ PY=${PY:-$REPO/.venv/bin/python}
 MLFLOW=$(dirname "$PY")/mlflow
 URI="http://127.0.0.1:$PORT"
 say() { echo "team-up: $*"; }
+# alive PID: the process exists and is not a zombie (a killed server whose parent has not reaped
+# it yet still answers `kill -0`)
+alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$st" ] && [[ $st != Z* ]]; }
 die() { echo "team-up: $*" >&2; exit 1; }
 
 [ -x "$MLFLOW" ] || die "mlflow not found at $MLFLOW (run \`make venv\`)"
@@ -109,7 +112,7 @@ authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 auth_cache_ttl_seconds = 60
 INI
 PIDFILE=$TEAM_DIR/mlflow.pid
-if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+if [ -f "$PIDFILE" ] && alive "$(cat "$PIDFILE")"; then
   say "mlflow server already running (pid $(cat "$PIDFILE")) at $URI"
 else
   say "starting mlflow server at $URI (≈30 s)"
@@ -126,7 +129,7 @@ else
 fi
 deadline=$((SECONDS + ${TEAM_START_TIMEOUT:-180}))
 until curl -fsS -o /dev/null "$URI/health" 2>/dev/null; do
-  kill -0 "$(cat "$PIDFILE")" 2>/dev/null || die "mlflow server exited (see $TEAM_DIR/mlflow.log)"
+  alive "$(cat "$PIDFILE")" || die "mlflow server exited (see $TEAM_DIR/mlflow.log)"
   [ $SECONDS -lt $deadline ] || die "mlflow server not up after ${TEAM_START_TIMEOUT:-180} s (see $TEAM_DIR/mlflow.log)"
   sleep 1
 done
