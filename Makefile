@@ -10,7 +10,8 @@ PORT ?= 5000
 DEMO_DIR ?= demo
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow test-all lint format ui serve bench clean
+TEAM_DIR ?= team-stack
+.PHONY: help venv demo test test-slow test-all test-team team-up team-down lint format ui serve bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,12 +30,21 @@ demo: venv ## synthesise the seed-sized cohort and run the pipeline on the embed
 test: venv ## ruff + the default (fast) test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not slow" -n 2 -q
+	$(BIN)/pytest -m "not slow and not team" -n 2 -q
 
 test-slow: venv ## the slow suites (large cohorts, full experiments)
 	$(BIN)/pytest -m "slow" -n 2 -q || [ $$? -eq 5 ]  # 5 = no slow test collected
 
-test-all: test test-slow ## everything CI runs
+test-all: test test-slow ## the default and slow suites (CI adds the team suite)
+
+team-up: venv ## start PostgreSQL + mlflow server (basic-auth) in $(TEAM_DIR); writes $(TEAM_DIR)/team.env
+	TEAM_DIR=$(TEAM_DIR) PY=$(abspath $(PY)) bash team/up.sh
+
+team-down: ## stop the team stack (its data stays in $(TEAM_DIR))
+	TEAM_DIR=$(TEAM_DIR) bash team/down.sh
+
+test-team: venv ## the team suite against the stack of `make team-up`
+	CRS_RISK_TEAM_ENV=$(abspath $(TEAM_DIR))/team.env $(BIN)/pytest -m team -q -p no:randomly tests/team
 
 lint: venv ## ruff check and format check
 	$(BIN)/ruff check .

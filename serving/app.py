@@ -291,7 +291,10 @@ def create_app(settings: Settings) -> FastAPI:
         # (a large heap otherwise makes big batches super-linear and single requests spiky).
         gc.collect()
         gc.freeze()
+        # replicas in step: poll the registry, swap in completed promotions (serving.store)
+        state.store.start_polling(on_swap=lambda snap, before: _swapped(state, snap, before))
         yield
+        state.store.stop_polling()
         state.writer.shutdown(wait=True)
         state.audit.close()
 
@@ -441,12 +444,14 @@ def _routes(app: FastAPI, state: State) -> None:
         },
     )
     async def readyz() -> Any:
+        from serving.store import registry_status
+
         store = state.store
         if store is None or not store.ready:
             return _json(503, {"detail": "models not loaded"})
         if not await audit_ready(state):
             return _json(503, {"detail": "audit log not writable: scoring is refused"})
-        return {"status": "ready", "models": len(store.snapshot.models)}
+        return {"status": "ready", "models": len(store.snapshot.models), **registry_status(store)}
 
     @app.get(
         "/v1/models",
@@ -484,21 +489,9 @@ def _routes(app: FastAPI, state: State) -> None:
             return _json(409, {"detail": str(exc)})
         except Exception as exc:  # store unreachable mid-reload: keep serving the old models
             return _json(409, {"detail": f"reload failed ({type(exc).__name__}); old models kept"})
-        state.audit.event(
-            "reload",
-            {
-                "before": {m.name: m.version for m in old.models.values()} if old else {},
-                "after": {m.name: m.version for m in snap.models.values()},
-                "token": request.state.token_name,
-            },
-        )
+        before = {m.name: m.version for m in old.models.values()} if old else {}
         del old
-        # The old models were frozen with everything else at start-up: thaw, collect what no
-        # request holds any more (their reference cycles included), freeze the survivors —
-        # the new models among them — again. One full collection per reload.
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
+        _swapped(state, snap, before, request.state.token_name)
         return models_response(snap)
 
     @app.get(
@@ -624,6 +617,25 @@ def _routes(app: FastAPI, state: State) -> None:
 
 _PAUSES = 0
 _PAUSE_LOCK = threading.Lock()
+
+
+def _swapped(state: State, snap: Any, before: dict[str, str], token: str | None = None) -> None:
+    """After a reload (admin with its token's name, or the registry poll; the old snapshot
+    already dropped): audit the change and release the old models."""
+    state.audit.event(
+        "reload",
+        {
+            "before": before,
+            "after": {m.name: m.version for m in snap.models.values()},
+            "token": token or "registry poll",
+        },
+    )
+    # The old models were frozen with everything else at start-up: thaw, collect what no
+    # request holds any more (their reference cycles included), freeze the survivors —
+    # the new models among them — again. One full collection per reload.
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 @contextlib.contextmanager

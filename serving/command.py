@@ -46,6 +46,15 @@ def serve_command(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="TLS private key (PEM).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Replicas behind the port; each polls the registry every "
+            "$CRS_RISK_REGISTRY_POLL_S seconds (default 30, 0 = off) and swaps in promotions.",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
 ) -> None:
     """Serve the registered champions: JSON API (/docs) and the clinician page (/).
 
@@ -66,6 +75,7 @@ def serve_command(
         audit_key_file,
         tls_cert,
         tls_key,
+        workers,
     )
 
 

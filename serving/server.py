@@ -13,6 +13,7 @@ opened.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -66,11 +67,11 @@ def serve(
     audit_key_file: Path | None = None,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    workers: int = 1,
 ) -> None:
-    """Start the service; returns when it stops. Start-up problems raise CrsRiskError."""
-    import uvicorn
-    import uvloop
+    """Start the service; returns when it stops. Start-up problems raise CrsRiskError.
 
+    ``workers`` > 1 runs that many replicas behind the port (``serving.replicas``)."""
     from serving.audit import open_audit
     from training.tracking import check_reachable
 
@@ -88,6 +89,30 @@ def serve(
     # The lifespan opens the audit log and loads the champions (once) when the app starts.
     open_audit(settings.audit_db, settings.audit_key_file).close()
     check_reachable(settings.tracking_uri)
+    if workers > 1:
+        from serving.replicas import bind, serve_replicas
+
+        sock = bind(host, port)
+        serve_replicas(
+            workers, sock, lambda s: _run(settings, host, port, log_level, s, tls_cert, tls_key)
+        )
+        return
+    _run(settings, host, port, log_level, None, tls_cert, tls_key)
+
+
+def _run(
+    settings: Settings,
+    host: str,
+    port: int,
+    log_level: str,
+    sock: socket.socket | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> None:
+    """One service process under uvicorn (on ``sock`` when given: a replica)."""
+    import uvicorn
+    import uvloop
+
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -102,7 +127,8 @@ def serve(
         ssl_keyfile=str(tls_key) if tls_key else None,
     )
     server = uvicorn.Server(config)
-    uvloop.run(server.serve())  # libuv event loop: less per-request overhead than asyncio's
+    # libuv event loop: less per-request overhead than asyncio's
+    uvloop.run(server.serve(sockets=None if sock is None else [sock]))
     error = app.state.crs.startup_error
     if error is not None:
         raise CrsRiskError(error)

@@ -9,6 +9,11 @@ often patients in each risk band had the outcome; plus what serving reads beside
 (``training.serving_artifacts``: the training distribution and the interval table; older
 models fall back, see ``load_one``).
 
+Replicas stay in step by polling (:class:`ModelStore` ``start_polling``; interval
+``$CRS_RISK_REGISTRY_POLL_S``, default 30 s): a replica swaps in a new set only when every
+alias of the promotion that produced it has moved (``training.registry`` tags each promoted
+version with its whole set), and keeps serving what it holds while the registry is down.
+
 A :class:`Snapshot` is immutable. Reload builds a complete new snapshot off to the side and
 swaps one reference; a request takes the snapshot once when it starts, so in-flight requests
 finish on the models they began with and never see a half-loaded store.
@@ -17,10 +22,13 @@ finish on the models they began with and never see a half-loaded store.
 from __future__ import annotations
 
 import bisect
+import json
 import math
+import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -313,20 +321,29 @@ def _explainer(model: Any) -> Any:
         return None
 
 
-def load_one(client: Any, task: str, landmark: str) -> LoadedModel | None:
-    """Resolve ``models:/<name>@champion`` to its version and load it; None without a champion."""
+def load_one(
+    client: Any, task: str, landmark: str, version: str | None = None, only: str | None = None
+) -> LoadedModel | None:
+    """Load ``version`` of the landmark's model, else its ``@champion`` (None if it has none);
+    ``only`` restricts the look-up to that registered name."""
     import mlflow.sklearn
     from mlflow.exceptions import MlflowException
 
     from serving.explaining import input_columns, prepare
 
-    for name in model_names(task, landmark):
+    mv = None
+    for name in [only] if only else model_names(task, landmark):
         try:
-            mv = client.get_model_version_by_alias(name, ALIAS)
+            if version is None:
+                mv = client.get_model_version_by_alias(name, ALIAS)
+            else:
+                mv = client.get_model_version(name, version)
             break
-        except MlflowException:
+        except MlflowException as exc:
+            if _unreachable(exc):
+                raise
             continue
-    else:
+    if mv is None:
         return None
     version = str(mv.version)
     model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
@@ -378,8 +395,8 @@ def load_one(client: Any, task: str, landmark: str) -> LoadedModel | None:
     )
 
 
-def load_snapshot(tracking_uri: str, generation: int = 0) -> Snapshot:
-    """Resolve and load every champion (raises CrsRiskError when the store is unusable)."""
+def registry_client(tracking_uri: str) -> Any:
+    """An MLflow client on ``tracking_uri`` (checked first; CrsRiskError when unusable)."""
     import mlflow
 
     from training.tracking import check_reachable
@@ -387,11 +404,26 @@ def load_snapshot(tracking_uri: str, generation: int = 0) -> Snapshot:
     check_reachable(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def load_snapshot(
+    tracking_uri: str, generation: int = 0, versions: dict[str, str] | None = None
+) -> Snapshot:
+    """Load every champion — or exactly ``versions`` (name → version), a set resolved before."""
+
+    client = registry_client(tracking_uri)
     models: dict[tuple[str, str], LoadedModel] = {}
     missing: list[str] = []
     for task, lm in landmarks(client):
-        loaded = load_one(client, task, lm)
+        if versions is None:
+            loaded = load_one(client, task, lm)
+        else:  # exactly the set resolved before (a promotion seen whole)
+            name = next((n for n in model_names(task, lm) if n in versions), None)
+            if name is None:
+                missing.append(model_name(task, lm))
+                continue
+            loaded = load_one(client, task, lm, versions[name], only=name)
         if loaded is None:
             missing.append(model_name(task, lm))
         else:
@@ -405,13 +437,118 @@ def load_snapshot(tracking_uri: str, generation: int = 0) -> Snapshot:
     )
 
 
+# --- replicas in step: the registry poller -------------------------------------------------
+POLL_ENV = "CRS_RISK_REGISTRY_POLL_S"
+DEFAULT_POLL_S = 30.0
+
+
+def poll_interval() -> float:
+    """Seconds between registry polls: ``$CRS_RISK_REGISTRY_POLL_S`` (0 = never), default 30."""
+    text = os.environ.get(POLL_ENV, "").strip()
+    if not text:
+        return DEFAULT_POLL_S
+    try:
+        value = float(text)
+    except ValueError:
+        raise CrsRiskError(f"{POLL_ENV} must be a number of seconds, got {text!r}") from None
+    if value < 0 or not math.isfinite(value):
+        raise CrsRiskError(f"{POLL_ENV} must be ≥ 0 seconds (0 turns polling off)")
+    return value
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """What the last look at the registry found (``/readyz`` reports it)."""
+
+    reachable: bool | None  # None: not checked yet / polling off
+    checked_at: str | None = None
+    detail: str = ""
+
+
+def _unreachable(exc: BaseException) -> bool:
+    from training.registry import _unreachable as unreachable
+
+    return unreachable(exc)
+
+
+def champion_set(client: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every ``@champion``: name → (version, its ``promotion`` tag as a dict, or {})."""
+    from mlflow.exceptions import MlflowException
+
+    from training.registry import PROMOTION_TAG
+
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for task, lm in landmarks(client):
+        mv = None
+        for name in model_names(task, lm):
+            try:
+                mv = client.get_model_version_by_alias(name, ALIAS)
+                break
+            except MlflowException as exc:
+                if _unreachable(exc):
+                    raise
+        if mv is None:
+            continue
+        try:
+            promo = json.loads((mv.tags or {}).get(PROMOTION_TAG) or "{}")
+        except ValueError:
+            promo = {}
+        out[name] = (str(mv.version), promo if isinstance(promo, dict) else {})
+    return out
+
+
+#: A promotion moves its aliases within seconds; one whose aliases have not all moved after this
+#: long was interrupted (or an alias was moved by hand since) and no longer holds a set back.
+SETTLE_GRACE_S = 120.0
+
+
+def unsettled(champions: dict[str, tuple[str, dict[str, Any]]], now: float | None = None) -> str:
+    """Why this set of champions is mid-promotion ("" when every recent promotion is complete).
+
+    A promotion P moved the set ``{name: version}`` together. It is incomplete while a name of
+    P still points at a version from an earlier promotion (its alias has not moved yet); a
+    name already moved again by a later promotion is fine. Promotions older than
+    :data:`SETTLE_GRACE_S` never hold a set back, so an alias moved by hand (MLflow UI) is
+    picked up too.
+    """
+    now_ns = int((time.time() if now is None else now) * 1e9)
+
+    def order(promo: dict[str, Any]) -> str:
+        return str(promo.get("id") or "")
+
+    def started_ns(promo: dict[str, Any]) -> int:
+        head = order(promo).split("-", 1)[0]
+        return int(head) if head.isdigit() else 0
+
+    for _name, (_, promo) in sorted(champions.items()):
+        if now_ns - started_ns(promo) > SETTLE_GRACE_S * 1e9:
+            continue
+        for other, version in (promo.get("set") or {}).items():
+            if other not in champions:
+                continue
+            now_version, now_promo = champions[other]
+            if now_version != str(version) and order(now_promo) < order(promo):
+                return f"promotion {order(promo)} in progress ({other} not moved yet)"
+    return ""
+
+
 class ModelStore:
-    """Holds the current snapshot; ``reload`` swaps it atomically (one reload at a time)."""
+    """Holds the current snapshot; ``reload`` swaps it atomically (one reload at a time).
+
+    With polling on (:meth:`start_polling`), each replica re-resolves the aliases every
+    :func:`poll_interval` seconds and swaps in the new set once a promotion has completed, so
+    every replica serves the new versions within one interval plus the load time. A request
+    takes one snapshot, so it never mixes versions across landmarks. When the registry cannot
+    be reached the loaded models stay in service and :attr:`registry` says so.
+    """
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        self.registry = RegistryState(None)
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -422,9 +559,20 @@ class ModelStore:
         snap = self._snapshot
         return snap is not None and bool(snap.models)
 
-    def load(self) -> Snapshot:
-        """First load; refuses (CrsRiskError) when no champion is registered at all."""
-        snap = load_snapshot(self.tracking_uri)
+    def load(self, settle_s: float = 30.0) -> Snapshot:
+        """First load; refuses (CrsRiskError) when no champion is registered at all.
+
+        A promotion caught half-way waits (up to ``settle_s``) for its last alias to move, so a
+        replica starting during a promotion does not load a mixed set.
+        """
+        deadline = time.monotonic() + settle_s
+        while True:
+            champions = champion_set(registry_client(self.tracking_uri))
+            if not unsettled(champions) or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        wanted = {name: version for name, (version, _) in champions.items()}
+        snap = load_snapshot(self.tracking_uri, versions=wanted)
         if not snap.models:
             raise CrsRiskError(
                 f"no registered champion (models:/<name>@{ALIAS}) in {self.tracking_uri}: "
@@ -432,18 +580,133 @@ class ModelStore:
                 "`crs-risk train` first"
             )
         self._snapshot = snap
+        self._seen(True)
         return snap
 
-    def reload(self) -> tuple[Snapshot, Snapshot | None]:
-        """Re-resolve the aliases; the new snapshot replaces the old only if it loaded fully."""
+    def reload(self, versions: dict[str, str] | None = None) -> tuple[Snapshot, Snapshot | None]:
+        """Re-resolve the aliases (or load ``versions``); the new snapshot replaces the old
+        only if it loaded fully."""
         with self._lock:
             old = self._snapshot
             generation = (old.generation + 1) if old else 0
-            snap = load_snapshot(self.tracking_uri, generation)
+            try:
+                snap = load_snapshot(self.tracking_uri, generation, versions)
+            except Exception as exc:
+                self._seen(False, exc)
+                raise
+            self._seen(True)
             if not snap.models:
                 raise CrsRiskError("reload found no champion; the loaded models stay in service")
             self._snapshot = snap
             return snap, old
+
+    def poll_once(self) -> tuple[Snapshot, Snapshot | None] | None:
+        """Look at the registry once; reload when a completed promotion changed the set."""
+        import mlflow
+
+        from training.tracking import fail_fast_http
+
+        try:  # no separate probe: the alias look-ups are the check (fail-fast HTTP settings)
+            uri = self.tracking_uri
+            client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+            with fail_fast_http():
+                champions = champion_set(client)
+        except Exception as exc:
+            self._seen(False, exc)
+            return None
+        self._seen(True)
+        wanted = {name: version for name, (version, _) in champions.items()}
+        snap = self._snapshot
+        held = {m.name: m.version for m in snap.models.values()} if snap else {}
+        if not wanted or wanted == held:
+            return None
+        why = unsettled(champions)
+        if why:
+            self.registry = RegistryState(True, _now(), why)
+            return None
+        return self.reload(wanted)
+
+    def start_polling(
+        self,
+        interval: float | None = None,
+        on_swap: Callable[[Snapshot, dict[str, str]], None] | None = None,
+    ) -> bool:
+        """Poll the registry in a daemon thread every ``interval`` s; False when polling is off."""
+        from training.tracking import use_fail_fast_http
+
+        every = poll_interval() if interval is None else interval
+        if every <= 0 or self._poller is not None:
+            return False
+        use_fail_fast_http()  # a dead registry must not hold a poll for minutes
+
+        def loop() -> None:
+            while not self._stop.wait(every):
+                try:
+                    swapped = self.poll_once()
+                except Exception as exc:  # a failed load keeps the old snapshot
+                    self._seen(False, exc)
+                    continue
+                if swapped is not None:
+                    snap, old = swapped
+                    before = {m.name: m.version for m in old.models.values()} if old else {}
+                    del swapped, old  # the caller may collect the old models now
+                    if on_swap is not None:
+                        on_swap(snap, before)
+                    del snap
+
+        self._poller = threading.Thread(target=loop, name="registry-poll", daemon=True)
+        self._poller.start()
+        return True
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=15)
+            self._poller = None
+
+    def _seen(self, ok: bool, exc: BaseException | None = None) -> None:
+        detail = "" if ok else _one_line(exc)
+        self.registry = RegistryState(ok, _now(), detail)
+
+
+def registry_status(store: ModelStore | None) -> dict[str, Any]:
+    """The registry part of ``/readyz``: reachable or not at the last look, and when; which
+    replica (process id) answered and the versions it holds (to check replicas are in step)."""
+    if store is None:
+        return {"registry": "unknown"}
+    state = store.registry
+    if state.reachable is None:
+        word = "unknown"
+    elif state.reachable:
+        word = "reachable"
+    else:
+        word = "unreachable"
+    snap = store.snapshot
+    out: dict[str, Any] = {
+        "registry": word,
+        "registry_checked_at": state.checked_at,
+        "replica": os.getpid(),
+        "versions": {m.name: m.version for m in snap.models.values()} if snap else {},
+    }
+    if state.detail:
+        out["registry_detail"] = state.detail
+    return out
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _one_line(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unreachable"
+    if isinstance(exc, CrsRiskError):
+        text = str(exc)
+    else:
+        from training.tracking import describe_server_error
+
+        text = describe_server_error("the registry", exc)
+    return (text.strip().splitlines() or ["unreachable"])[0][:200]
 
 
 def tracking_dir(uri: str) -> Path | None:

@@ -49,6 +49,14 @@ def train_command(
             min=0,
         ),
     ] = None,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="Move @champion to the new versions even when the promotion rule would not "
+            "(another cohort, a synthetic run over a real-cohort champion).",
+        ),
+    ] = False,
 ) -> None:
     """Train and validate every model of an experiment, log to MLflow, register champions."""
     from training.runner import train
@@ -60,6 +68,7 @@ def train_command(
         n_jobs=jobs,
         register=None if register else False,
         null_check=null_check,
+        promote=promote,
     )
     typer.echo(result.render())
 

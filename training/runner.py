@@ -5,8 +5,10 @@ find and load the cohort → check the tracking store → for each task and land
 assessment (``training.assessment``: every candidate, the champion procedure, its null check) →
 the tracking sink writes it (``training.sink``: one parent run per task, a ``candidate:`` run
 per candidate and a ``champion:procedure@<landmark>`` run) → only then register the champions
-(all-or-nothing, ``training.registry.RegistrationBatch``). A champion is registered only when
-the procedure that chose it shows usable signal out of sample; its version points at the
+(``training.registry.register_and_promote``: versions first, aliases last, rolled back on
+failure; ``@champion`` moves only by the promotion rule or ``--promote``). A champion is
+registered only when the procedure that chose it shows usable signal out of sample; its version
+points at the
 champion-procedure run, so the registry, the card and the service report the outer-loop
 estimate of the whole procedure.
 
@@ -43,7 +45,7 @@ from training.cohort_source import (
 from training.data_quality import log_data_quality
 from training.experiment import Experiment, load_experiment
 from training.metrics import MetricReport
-from training.registry import Candidate, Registration, RegistrationBatch, registered_name
+from training.registry import Candidate, Registration, registered_name
 from training.sink import (
     ORACLE_NOTE,
     PLOT_FILES,
@@ -219,6 +221,7 @@ def train(
     console: Any = None,
     null_check: int | None = None,
     hooks: TrainHooks | None = None,
+    promote: bool = False,
 ) -> TrainResult:
     """Assess every (task, landmark) of the experiment, log it, register usable champions.
 
@@ -227,7 +230,7 @@ def train(
     """
     from rich.console import Console
 
-    from training.tracking import connect, resolve_tracking_uri
+    from training.tracking import connect, resolve_tracking_uri, watch_store
 
     exp = load_experiment(experiment_file)
     console = console or Console(stderr=True)
@@ -245,30 +248,35 @@ def train(
     result = TrainResult(exp.name, uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        # One BLAS thread: the matrices are tiny (≈100 × 300) and threads only add overhead on
-        # a shared 2-core machine; parallelism, when asked for, is across folds (``n_jobs``).
-        with threadpool_limits(limits=1), experiment_cohort(exp, cohort) as (co, folder):
-            truth = read_truth(folder)
-            check_centres(exp, co)
-            _train_tasks(
-                exp,
-                co,
-                truth,
-                cohort_label(folder, exp, cohort),
-                is_synthetic(folder, exp, cohort, truth),
-                client,
-                uri,
-                n_jobs,
-                console,
-                result,
-                null_check,
-                hooks or TrainHooks(),
-            )
-        if truth is None:
-            result.notes.append("no truth.csv beside the cohort: oracle_auroc not computed")
-        do_register = exp.register_models if register is None else register
-        if do_register:
-            register_champions(exp, client, result)
+        with watch_store(uri):  # a server that dies mid-run: one line within 30 s
+            # One BLAS thread: the matrices are tiny (≈100 × 300) and threads only add overhead
+            # on a shared 2-core machine; parallelism, when asked for, is across folds (n_jobs).
+            with threadpool_limits(limits=1), experiment_cohort(exp, cohort) as (co, folder):
+                truth = read_truth(folder)
+                check_centres(exp, co)
+                synthetic = is_synthetic(folder, exp, cohort, truth)
+                _train_tasks(
+                    exp,
+                    co,
+                    truth,
+                    cohort_label(folder, exp, cohort),
+                    synthetic,
+                    client,
+                    uri,
+                    n_jobs,
+                    console,
+                    result,
+                    null_check,
+                    hooks or TrainHooks(),
+                )
+                kind, digest = ("synthetic" if synthetic else "real"), co.digest
+            if truth is None:
+                result.notes.append("no truth.csv beside the cohort: oracle_auroc not computed")
+            do_register = exp.register_models if register is None else register
+            if do_register:
+                register_champions(
+                    exp, client, result, promote=promote, cohort_kind=kind, cohort_digest=digest
+                )
     except Exception as exc:
         err = _as_user_error(exc, uri)
         if err is exc:
@@ -461,45 +469,58 @@ def _log_landmark(
     )
 
 
-def register_champions(exp: Experiment, client: Any, result: TrainResult) -> None:
-    """Register the refitted winner of every usable champion procedure; undo all on failure."""
+def register_champions(
+    exp: Experiment,
+    client: Any,
+    result: TrainResult,
+    *,
+    promote: bool = False,
+    cohort_kind: str = "",
+    cohort_digest: str = "",
+) -> None:
+    """Register every (task, landmark) winner; ``training.registry`` decides the promotions."""
     from features.tasks import get_task
+    from training.card import log_model_card  # the card travels with the version
+    from training.registry import Entry, register_and_promote, task_definition_digest
 
-    batch = RegistrationBatch(client)
-    try:
-        for p in result.procedures:
-            name = registered_name(p.task, p.landmark)
-            if not p.model_id or (not p.usable and exp.champion.require_signal):
-                result.notes.append(f"{name}: no champion registered — {p.verdict}")
-                continue
-            best = Candidate(
-                p.task,
-                p.landmark,
-                p.model,
-                p.feature_set,
-                p.run_id,
-                p.model_id,
-                p.calibrated,
-                p.metrics,
-            )
-            reason = (
-                f"{p.model}/{p.feature_set} chosen by the champion procedure "
-                f"({'declared primary' if exp.primary else exp.champion.describe()}); "
-                f"{p.verdict}"
-            )
-            t = get_task(p.task)
-            description = (
-                f"{p.task} at landmark {p.landmark}. Outcome: {t.outcome} Eligible: "
-                f"{t.eligibility} Input: the landmark feature table (features.build); output: "
-                "probability (predict_proba[:, 1]). Reported performance: outer-loop estimate "
-                "of the whole champion procedure (tuning and selection included)."
-            )
-            reg = batch.register(name, best, reason, description)
-            result.registrations.append(reg)
-            from training.card import log_model_card  # the card travels with the version
-
-            log_model_card(client, reg.name, reg.version)
-    except Exception:
-        batch.rollback()
-        result.registrations.clear()
-        raise
+    entries = []
+    for p in result.procedures:
+        name = registered_name(p.task, p.landmark)
+        if not p.model_id or (not p.usable and exp.champion.require_signal):
+            result.notes.append(f"{name}: no champion registered — {p.verdict}")
+            continue
+        best = Candidate(
+            p.task,
+            p.landmark,
+            p.model,
+            p.feature_set,
+            p.run_id,
+            p.model_id,
+            p.calibrated,
+            p.metrics,
+            cohort_digest=cohort_digest,
+            cohort_kind=cohort_kind,
+            task_definition=task_definition_digest(p.task, p.landmark),
+        )
+        reason = (
+            f"{p.model}/{p.feature_set} chosen by the champion procedure "
+            f"({'declared primary' if exp.primary else exp.champion.describe()}); "
+            f"{p.verdict}"
+        )
+        t = get_task(p.task)
+        description = (
+            f"{p.task} at landmark {p.landmark}. Outcome: {t.outcome} Eligible: "
+            f"{t.eligibility} Input: the landmark feature table (features.build); output: "
+            "probability (predict_proba[:, 1]). Reported performance: outer-loop estimate "
+            "of the whole champion procedure (tuning and selection included)."
+        )
+        entries.append(Entry(name, best, reason, description))
+    done = register_and_promote(
+        client,
+        entries,
+        exp.champion,
+        force=promote,
+        after_version=lambda reg: log_model_card(client, reg.name, reg.version),
+    )
+    result.registrations.extend(done.promoted)
+    result.notes.extend(done.notes())

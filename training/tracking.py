@@ -5,8 +5,10 @@ in the working directory (the embedded default needs no server). For a SQLite st
 artifact location is set explicitly to ``mlartifacts/`` beside the database, so runs started
 from different directories agree (MLflow would otherwise resolve ``./mlruns`` against the
 working directory at experiment creation). A shared server (``http://…``) chooses its own
-artifact store. An unreachable server is detected before any training and reported as one
-:class:`CrsRiskError` line.
+artifact store. An unreachable server, or one refusing the credentials, is detected before any
+training through the MLflow client (so MLflow's auth and TLS settings apply) and reported as
+one :class:`CrsRiskError` line; MLflow's HTTP retries are shortened (:data:`FAIL_FAST_ENV`) so
+a server that dies mid-run fails the command within seconds, not minutes.
 
 Nothing here ever logs patient-level data: datasets are logged with ``mlflow.log_input`` as a
 per-feature profile (counts and missingness, no values, no rows) with the cohort digest.
@@ -14,11 +16,14 @@ per-feature profile (counts and missingness, no values, no rows) with the cohort
 
 from __future__ import annotations
 
+import _thread
 import functools
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -70,28 +75,36 @@ def experiment_name(task: str) -> str:
         raise CrsRiskError(f"unknown task {task!r}") from None
 
 
-def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast with one line when the tracking store cannot be used."""
-    parsed = urlparse(uri)
-    if parsed.scheme in ("http", "https"):
-        import httpx
+#: MLflow's HTTP retry settings while crs-risk talks to a store: a dead server must fail in
+#: seconds, not after MLflow's default of 7 retries with exponential back-off (minutes per call).
+#: Values the user already set in the environment win.
+FAIL_FAST_ENV: dict[str, str] = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+#: The reachability probe: no retry, a short timeout.
+PROBE_ENV: dict[str, str] = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
 
-        try:
-            resp = httpx.get(
-                uri.rstrip("/") + "/api/2.0/mlflow/experiments/search",
-                params={"max_results": 1},
-                timeout=timeout,
-            )
-        except httpx.HTTPError as exc:
-            raise CrsRiskError(
-                f"tracking server unreachable at {uri}: {type(exc).__name__}"
-            ) from None
-        if resp.status_code >= 400:
-            raise CrsRiskError(
-                f"tracking server at {uri} answered HTTP {resp.status_code}; "
-                "is it an MLflow server?"
-            )
+
+def _is_http(uri: str) -> bool:
+    return urlparse(uri).scheme in ("http", "https")
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast with one line when the tracking store cannot be used.
+
+    A server is probed through the MLflow client itself, so whatever MLflow honours —
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, ``MLFLOW_TRACKING_TOKEN``, TLS settings
+    (``MLFLOW_TRACKING_INSECURE_TLS``, ``MLFLOW_TRACKING_SERVER_CERT_PATH``) — applies here too.
+    """
+    if _is_http(uri):
+        probe_server(uri, timeout)
         return
+    parsed = urlparse(uri)
     db = sqlite_path(uri)
     if db is not None:
         if not db.parent.is_dir():
@@ -105,23 +118,172 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         )
 
 
+def probe_server(uri: str, timeout: float = 10.0) -> None:
+    """One authenticated MLflow call (search one experiment); CrsRiskError saying what failed."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    env = {**PROBE_ENV, "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout)))}
+    try:
+        with _env(env, override=True):
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except MlflowException as exc:
+        raise CrsRiskError(describe_server_error(uri, exc)) from None
+    except Exception as exc:  # requests / urllib3 errors that MLflow did not wrap
+        raise CrsRiskError(f"tracking server unreachable at {uri}: {type(exc).__name__}") from None
+
+
+def describe_server_error(uri: str, exc: BaseException) -> str:
+    """One line for a failed call to a tracking server (no credentials, no response bodies)."""
+    text = str(getattr(exc, "message", "") or exc)
+    status = _status_of(exc, text)
+    if status == 401:
+        how = (
+            "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD are wrong"
+            if os.environ.get("MLFLOW_TRACKING_USERNAME") or os.environ.get("MLFLOW_TRACKING_TOKEN")
+            else "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+            "(or MLFLOW_TRACKING_TOKEN)"
+        )
+        return f"tracking server at {uri} requires authentication (HTTP 401): {how}"
+    if status == 403:
+        return f"tracking server at {uri} refused this user (HTTP 403): ask its admin for access"
+    if status is not None and status >= 500:
+        return (
+            f"tracking server at {uri} failed (HTTP {status}); its backend store (database) "
+            "may be down"
+        )
+    if status is not None:
+        return f"tracking server at {uri} answered HTTP {status}; is it an MLflow server?"
+    if "SSL" in text or "CERTIFICATE" in text.upper():
+        return (
+            f"TLS to tracking server {uri} failed: set MLFLOW_TRACKING_SERVER_CERT_PATH "
+            "(or MLFLOW_TRACKING_INSECURE_TLS=true for a test server)"
+        )
+    return f"tracking server unreachable at {uri}: {_reason(text)}"
+
+
+def _status_of(exc: BaseException, text: str) -> int | None:
+    import re
+
+    m = re.search(r"error code (\d{3})|status code (\d{3})|HTTP (\d{3})", text)
+    if m:
+        return int(next(g for g in m.groups() if g))
+    from mlflow.exceptions import RestException
+
+    if isinstance(exc, RestException):  # the server answered with an MLflow error body
+        value = exc.get_http_status_code()
+        if isinstance(value, int) and value >= 400:
+            return value
+    return None
+
+
+def _reason(text: str) -> str:
+    for needle, words in (
+        ("Connection refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("Name or service not known", "unknown host"),
+        ("Max retries exceeded", "no answer"),
+    ):
+        if needle in text:
+            return words
+    first = text.strip().splitlines()[0] if text.strip() else "no answer"
+    return first[:160]
+
+
 @contextmanager
-def fail_fast_http() -> Iterator[None]:
-    """Fewer, shorter MLflow HTTP retries while we talk to the store (restored afterwards)."""
-    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-    old = {k: os.environ.get(k) for k in keys}
-    for k, v in keys.items():
-        os.environ.setdefault(k, v)
+def _env(values: dict[str, str], override: bool = False) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        if override:
+            os.environ[k] = v
+        else:
+            os.environ.setdefault(k, v)
     try:
         yield
     finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
+def fail_fast_http() -> Iterator[None]:
+    """MLflow HTTP calls fail within seconds while inside (user-set values win; restored)."""
+    with _env(FAIL_FAST_ENV):
+        yield
+
+
+@dataclass
+class StoreWatch:
+    """What :func:`watch_store` saw: the first failure, if any."""
+
+    error: str | None = None
+
+
+@contextmanager
+def watch_store(
+    uri: str, every: float = 5.0, misses: int = 2, timeout: float = 8.0
+) -> Iterator[StoreWatch]:
+    """Probe a tracking server every ``every`` s while the block runs (training computes for
+    minutes between MLflow calls); after ``misses`` failed probes in a row (each waits at most
+    ``timeout`` s), interrupt the main thread so the command stops with one line within
+    ``misses × (every + timeout)`` ≤ 30 s instead of at its next MLflow call.
+
+    Only for servers, only in the main thread. Inside, the interrupt surfaces as
+    ``KeyboardInterrupt`` (so registration rolls back as for Ctrl-C) and leaves as
+    :class:`CrsRiskError`.
+    """
+    watch = StoreWatch()
+    if not _is_http(uri) or threading.current_thread() is not threading.main_thread():
+        yield watch
+        return
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def loop() -> None:
+        failed = 0
+        while not stop.wait(every):
+            try:
+                probe_server(uri, timeout=timeout)
+                failed = 0
+            except CrsRiskError as exc:
+                failed += 1
+                if failed >= misses:
+                    with lock:
+                        if not stop.is_set():
+                            watch.error = str(exc)
+                            _thread.interrupt_main()
+                    return
+
+    thread = threading.Thread(target=loop, name="tracking-watch", daemon=True)
+    thread.start()
+    try:
+        yield watch
+    except KeyboardInterrupt:
+        if watch.error:
+            raise CrsRiskError(f"{watch.error} (stopped mid-run; nothing promoted)") from None
+        raise
+    finally:
+        with lock:
+            stop.set()
+
+
+def use_fail_fast_http() -> None:
+    """Fail-fast HTTP settings for the rest of this process (CLI commands; user values win)."""
+    for k, v in FAIL_FAST_ENV.items():
+        os.environ.setdefault(k, v)
 
 
 def connect(uri: str) -> Any:
-    """Point MLflow (tracking and registry) at ``uri`` after checking it is usable."""
+    """Point MLflow (tracking and registry) at ``uri`` after checking it is usable.
+
+    For a server, MLflow's HTTP retries are shortened for the rest of the command
+    (:data:`FAIL_FAST_ENV`), so a server that dies mid-run fails the command within 30 s.
+    """
+    if _is_http(uri):
+        use_fail_fast_http()
     check_reachable(uri)
     import mlflow
 

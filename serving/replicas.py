@@ -1,0 +1,93 @@
+"""``crs-risk serve --workers N``: N service processes (replicas) behind one port.
+
+The parent binds the listening socket once, then forks N children; each builds its own app
+(audit log, models) and accepts connections on the shared socket, so the kernel spreads
+connections across replicas. Each replica polls the registry itself (``serving.store``), so all
+of them move to a new promotion within one poll interval and none ever mixes versions. The
+parent forwards SIGTERM/SIGINT to the replicas and, when one of them exits, stops the others
+and reports it (a supervisor — systemd, Kubernetes — restarts the whole service).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+
+from features.errors import CrsRiskError
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The shared listening socket (CrsRiskError with one line when the port is taken)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CrsRiskError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _after_fork_in_child() -> None:
+    """Forget HTTP connections inherited from the parent (MLflow's pooled sessions)."""
+    try:
+        from mlflow.utils.request_utils import _cached_get_request_session
+    except ImportError:  # pragma: no cover - other MLflow versions
+        return
+    _cached_get_request_session.cache_clear()
+
+
+def serve_replicas(n: int, sock: socket.socket, run_one: Callable[[socket.socket], None]) -> None:
+    """Fork ``n`` replicas running ``run_one(sock)``; return when they have all stopped."""
+    pids: list[int] = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:  # the replica
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _after_fork_in_child()
+            code = 0
+            try:
+                run_one(sock)
+            except CrsRiskError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                code = 2
+            except KeyboardInterrupt:
+                code = 0
+            except BaseException as exc:  # never a traceback from a replica
+                print(f"error: replica {os.getpid()} failed: {type(exc).__name__}", file=sys.stderr)
+                code = 1
+            sys.stderr.flush()
+            os._exit(code)
+        pids.append(pid)
+    sock.close()  # the replicas hold it
+
+    def stop_all(signum: int = signal.SIGTERM, _frame: object = None) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+    failed: list[tuple[int, int]] = []
+    alive = set(pids)
+    while alive:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        alive.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, -signal.SIGTERM):
+            failed.append((pid, code))
+        stop_all()  # one replica gone: stop the rest (the service is all or nothing)
+    if failed:
+        codes = ", ".join(f"pid {p} exit {c}" for p, c in failed)
+        raise CrsRiskError(f"{len(failed)} of {n} replicas stopped with an error ({codes})")

@@ -1,0 +1,42 @@
+"""A dead tracking server fails a command fast, with one line (issue 12 §4): the client-based
+probe, and the watch that interrupts a long computation between MLflow calls. Credentials
+(basic-auth 401) are exercised against the real team stack in tests/team/.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from features.errors import CrsRiskError
+from training.tracking import check_reachable, watch_store
+
+DEAD = "http://127.0.0.1:9"  # the discard port: nothing listens
+
+
+def test_a_dead_server_is_one_line_within_seconds():
+    import mlflow.tracking  # noqa: F401  (import time is not what is measured)
+
+    t0 = time.monotonic()
+    with pytest.raises(CrsRiskError) as info:
+        check_reachable(DEAD)
+    assert time.monotonic() - t0 < 10
+    assert str(info.value) == f"tracking server unreachable at {DEAD}: connection refused"
+
+
+def test_the_watch_stops_a_long_computation_when_the_server_goes():
+    t0 = time.monotonic()
+    with (
+        pytest.raises(CrsRiskError, match="stopped mid-run; nothing promoted"),
+        watch_store(DEAD, every=0.2),
+    ):
+        while time.monotonic() - t0 < 30:  # CPU-bound work with no MLflow call
+            sum(range(10_000))
+    assert time.monotonic() - t0 < 10
+
+
+def test_the_watch_is_silent_for_a_local_store(tmp_path):
+    with watch_store(f"sqlite:///{tmp_path / 'mlflow.db'}", every=0.05) as watch:
+        time.sleep(0.3)
+    assert watch.error is None
