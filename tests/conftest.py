@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +46,38 @@ def car22_dir() -> Path:
     if not (CAR22 / "outcomes_id_key.csv").exists():
         pytest.skip(f"real car22 cohort not present at {CAR22}")
     return CAR22
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@contextlib.contextmanager
+def offline_page(file: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
+    """A page of Debian's headless Chromium on the local ``file``: every other request is
+    blocked. Yields ``(page, requested, blocked)`` (URLs); the browser closes on exit."""
+    from playwright.sync_api import sync_playwright
+
+    own = file.resolve().as_uri()
+    requested: list[str] = []
+    blocked: list[str] = []
+
+    def route(r: Any) -> None:
+        requested.append(r.request.url)
+        if r.request.url == own:
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.route("**/*", route)
+            page.goto(own, wait_until="load")
+            yield page, requested, blocked
+        finally:
+            browser.close()

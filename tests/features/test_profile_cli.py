@@ -12,10 +12,10 @@ import pytest
 
 from features.profile import quality_flags
 from features.profile.render import SECTIONS
+from tests.conftest import CHROMIUM, offline_page
 
 REPO = Path(__file__).resolve().parents[2]
 CAR22_MAPPING = REPO / "experiments" / "mappings" / "car22.yaml"
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -96,38 +96,17 @@ def test_car22_il18_ceiling_is_flagged(tmp_path, car22_dir):
     not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)"
 )
 def test_report_opens_offline_in_headless_chromium(synth_report):
-    from playwright.sync_api import sync_playwright
 
     _, out, _ = synth_report
     own = out.resolve().as_uri()
-    requested, blocked = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_page()
-
-            def route(r):
-                requested.append(r.request.url)
-                if r.request.url == own:
-                    r.continue_()
-                else:
-                    blocked.append(r.request.url)
-                    r.abort()
-
-            page.route("**/*", route)
-            page.goto(own, wait_until="load")
-            headings = page.locator("section > h2").all_inner_texts()
-            visible = {a: page.locator(f"section#{a}").is_visible() for _, a in SECTIONS}
-            charts = page.locator("svg").count()
-            il6 = page.locator("#analyte-il6 h3").inner_text()
-            crs_by_day = page.locator("#crs-by-day").is_visible()
-            page.click("nav a[href='#tasks']")
-            task_rows = page.locator("#tasks tbody tr").count()
-        finally:
-            browser.close()
+    with offline_page(out) as (page, requested, blocked):
+        headings = page.locator("section > h2").all_inner_texts()
+        visible = {a: page.locator(f"section#{a}").is_visible() for _, a in SECTIONS}
+        charts = page.locator("svg").count()
+        il6 = page.locator("#analyte-il6 h3").inner_text()
+        crs_by_day = page.locator("#crs-by-day").is_visible()
+        page.click("nav a[href='#tasks']")
+        task_rows = page.locator("#tasks tbody tr").count()
     assert headings == [title for title, _ in SECTIONS]
     assert all(visible.values()), visible
     assert charts > 20 and "IL-6" in il6 and crs_by_day

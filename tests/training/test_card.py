@@ -7,13 +7,12 @@ from __future__ import annotations
 import re
 import shutil
 import warnings
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import CHROMIUM, offline_page
 from training.card import CARD_HTML, CARD_MD, SECTIONS, card_sections
 
-CHROMIUM = Path("/usr/bin/chromium")
 MODEL = "models:/crs-severe-48h@champion"
 EXPERIMENT = """
 name: card-test
@@ -189,38 +188,16 @@ def test_html_card_embeds_its_figures(fetched):
     not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)"
 )
 def test_html_card_renders_in_headless_chromium_offline(fetched):
-    from playwright.sync_api import sync_playwright
 
     page_file = (fetched["out"] / CARD_HTML).resolve()
     own = page_file.as_uri()
-    requested, blocked = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"],
+    with offline_page(page_file) as (page, requested, blocked):
+        headings = page.locator("h2").all_inner_texts()
+        broken = page.evaluate(
+            "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length"
         )
-        try:
-            page = browser.new_page()
-
-            def route(r):
-                requested.append(r.request.url)
-                if r.request.url == own:
-                    r.continue_()
-                else:
-                    blocked.append(r.request.url)
-                    r.abort()
-
-            page.route("**/*", route)
-            page.goto(own, wait_until="load")
-            headings = page.locator("h2").all_inner_texts()
-            broken = page.evaluate(
-                "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
-                ".length"
-            )
-            n_images = page.evaluate("document.images.length")
-            warning = page.locator("#synthetic-warning").inner_text()
-        finally:
-            browser.close()
+        n_images = page.evaluate("document.images.length")
+        warning = page.locator("#synthetic-warning").inner_text()
     assert headings == [title for title, _ in SECTIONS]
     assert n_images >= 5 and broken == 0
     assert "SYNTHETIC" in warning
