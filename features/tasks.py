@@ -606,14 +606,21 @@ def decision_hours_of(records: Records, course: Course | None = None) -> np.ndar
     """The anti-IL-6 decision per patient (NaN = none): the first time the timed grade course
     reaches 2, or the first timed anti-IL-6 dose (tocilizumab or siltuximab) if earlier.
 
-    Causal: it is decided at that time from what is known then (grades are causal).
+    Causal: it is decided at that time from what is known then. Before a patient's first
+    recorded grade the course known then is the derived one (``features.grading``: the recorded
+    course takes over from its first event), so a derived grade 2 before that counts even when
+    the whole course, read with its later recorded grades, says otherwise; otherwise a later
+    recorded grade would move the decision back in time.
     """
     if course is None:
         course = course_of_records(records, records.derived)
     two = course.grade >= 2
     grade2 = _per_patient_min(course.code[two], course.hours[two], records.n)
+    derived = records.derived  # support-row grades before any recorded course event
+    two_d = derived.grade >= 2
+    early = _per_patient_min(derived.code[two_d], derived.hours[two_d], records.n)
     dose = first_time(records, ("tocilizumab", "siltuximab"))
-    return np.fmin(grade2, dose)
+    return np.fmin(np.fmin(grade2, early), dose)
 
 
 def first_toci_of(records: Records) -> np.ndarray:

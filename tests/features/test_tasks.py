@@ -611,3 +611,26 @@ def test_scorable_landmarks_lists_what_the_data_support():
         ["decision"],
         ["decision", "first_toci"],
     ]
+
+
+def test_decision_is_known_then_even_when_a_recorded_grade_comes_later():
+    """Support rows give grade 2 at 12 h (fever + hypotension); the first recorded grade comes
+    at 30 h and says 1. The decision was at 12 h — as known then, before any recorded grade —
+    and a later recorded grade must not move it (found by the importer-level leakage test)."""
+    c = make_cohort(
+        [patient("p")],
+        [
+            ("p", 10, "temperature", 39.0),
+            ("p", 12, "hypotension", 1.0),
+        ],
+        [("p", 30, "crs_grade", 1), ("p", 60, "crs_resolved")],
+    )
+    a = assign(c, "toci_refractory", "decision", require_label=False)
+    assert a.landmark[0] == 12.0
+    # the same decision whatever the recorded course after it says
+    later = make_cohort(
+        [patient("p")],
+        [("p", 10, "temperature", 39.0), ("p", 12, "hypotension", 1.0)],
+        [("p", 30, "crs_grade", 2), ("p", 60, "crs_resolved")],
+    )
+    assert assign(later, "toci_refractory", "decision", require_label=False).landmark[0] == 12.0

@@ -70,7 +70,11 @@ def test_scores_and_explanations_match_in_process(service: Service, store_uri, e
                 "/v1/risk/batch", json={"patients": [{**body, "landmark": data["landmark"]}]}
             )
             assert batch.status_code == 200, batch.text
-            batch_results = {r["task"]: r for r in batch.json()["items"][0]["results"]}
+            # one result per (task, landmark): toci_refractory is scored at the anti-IL-6
+            # decision and at the first dose
+            batch_results = {
+                (r["task"], r["landmark"]): r for r in batch.json()["items"][0]["results"]
+            }
             for r in data["results"]:
                 if r["status"] != "scored":
                     assert r["reason"] and r["probability"] is None
@@ -80,7 +84,8 @@ def test_scores_and_explanations_match_in_process(service: Service, store_uri, e
                 )
                 # one probability path: the same bits alone and in a batch, the logged model's
                 # predict_proba to float rounding; SHAP (the reasons) from the same explainer
-                assert batch_results[r["task"]]["probability"] == r["probability"]
+                same = batch_results[(r["task"], r["landmark"])]
+                assert same["probability"] == r["probability"]
                 assert abs(r["probability"] - p) <= 1e-12
                 assert r["base_value"] == e.base_value and r["log_odds"] == e.log_odds
                 shown = [*r["contributions"], *r["missing_effects"]]
@@ -275,7 +280,7 @@ def test_reload_switches_to_the_new_champion_without_failing_requests(
             listed = {m["name"]: m["version"] for m in r.json()["models"]}
             assert listed[name] == new
             res = c.post("/v1/risk", json=body).json()["results"]
-            toci = next(x for x in res if x["task"] == "toci_refractory")
+            toci = next(x for x in res if x["landmark"] == "first_toci")
             assert toci["version"] == new and toci["model"] == name
     finally:
         stop.set()

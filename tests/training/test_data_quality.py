@@ -108,4 +108,4 @@ def test_model_card_lists_the_flags_under_data_quality(trained, tmp_path):
     assert "Data quality" in card_sections(md)
     section = md.split("## Data quality", 1)[1].split("\n## ", 1)[0]
     assert "assay_limit" in section and "few_events" in section
-    assert "limit_of_detection: {upper:" in section
+    assert "analyte_values: {il6: {ceiling:" in section

