@@ -327,24 +327,13 @@ def load_one(
     """Load ``version`` of the landmark's model, else its ``@champion`` (None if it has none);
     ``only`` restricts the look-up to that registered name."""
     import mlflow.sklearn
-    from mlflow.exceptions import MlflowException
 
     from serving.explaining import input_columns, prepare
 
-    mv = None
-    for name in [only] if only else model_names(task, landmark):
-        try:
-            if version is None:
-                mv = client.get_model_version_by_alias(name, ALIAS)
-            else:
-                mv = client.get_model_version(name, version)
-            break
-        except MlflowException as exc:
-            if _unreachable(exc):
-                raise
-            continue
-    if mv is None:
+    found = find_version(client, [only] if only else model_names(task, landmark), version)
+    if found is None:
         return None
+    name, mv = found
     version = str(mv.version)
     model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
     params: dict[str, str] = {}
@@ -471,24 +460,35 @@ def _unreachable(exc: BaseException) -> bool:
     return unreachable(exc)
 
 
+def find_version(
+    client: Any, names: list[str], version: str | None = None
+) -> tuple[str, Any] | None:
+    """The first of ``names`` that has ``version`` (else an ``@champion``): (name, model
+    version); None when none has. An unreachable registry raises (it is not "no model")."""
+    from mlflow.exceptions import MlflowException
+
+    for name in names:
+        try:
+            if version is None:
+                return name, client.get_model_version_by_alias(name, ALIAS)
+            return name, client.get_model_version(name, version)
+        except MlflowException as exc:
+            if _unreachable(exc):
+                raise
+    return None
+
+
 def champion_set(client: Any) -> dict[str, tuple[str, dict[str, Any]]]:
     """Every ``@champion``: name → (version, its ``promotion`` tag as a dict, or {})."""
-    from mlflow.exceptions import MlflowException
 
     from training.registry import PROMOTION_TAG
 
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     for task, lm in landmarks(client):
-        mv = None
-        for name in model_names(task, lm):
-            try:
-                mv = client.get_model_version_by_alias(name, ALIAS)
-                break
-            except MlflowException as exc:
-                if _unreachable(exc):
-                    raise
-        if mv is None:
+        found = find_version(client, model_names(task, lm))
+        if found is None:
             continue
+        name, mv = found
         try:
             promo = json.loads((mv.tags or {}).get(PROMOTION_TAG) or "{}")
         except ValueError:
