@@ -31,7 +31,7 @@ Definitions (units are canonical, ``features.vocabulary``):
   ``features.catalog.after_tocilizumab_note``).
 
 Vectorised with NumPy over (patient, analyte) groups of the cohort's records
-(``features.landmark.Records``: the long tables as arrays, built once by :func:`prepare`), into
+(``features.records.Records``: the long tables as arrays, built once by :func:`prepare`), into
 one float64 matrix (:data:`FEATURE_COLUMNS`); a task's table selects its catalog columns. No
 Python loop over patients and no per-landmark pandas work, so the same code builds one
 patient's row for the service in about a millisecond and 10⁵ patients' tables in seconds.
@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.catalog import (
     BASELINE_LABS,
@@ -61,7 +63,8 @@ from features.catalog import (
 from features.cohort import Cohort
 from features.errors import CrsRiskError
 from features.grading import FEVER_WINDOW_H, SOURCE_NAMES, Course, GradeCourse, fever_values
-from features.landmark import (
+from features.io import load_cohort
+from features.records import (
     ANALYTE_CODE,
     ANALYTE_KEYS,
     EVENT_CODE,
@@ -96,7 +99,7 @@ GROUP_COLUMNS: tuple[str, ...] = ("center", "age_band", "product", "marrow_burde
 def prepare(cohort: Cohort) -> PreparedCohort:
     """Integer patient/analyte/event codes and (patient, analyte, time) order, once per cohort.
 
-    The result is the same cohort carrying its :class:`~features.landmark.Records`; every task
+    The result is the same cohort carrying its :class:`~features.records.Records`; every task
     and landmark built from it reuses them (the cut keeps the order).
     """
     return prepared(cohort)
@@ -634,9 +637,6 @@ def write_table(table: FeatureTable, out: Path) -> Path:
     if suffix == ".csv":
         frame.to_csv(out, index=False, float_format="%.10g")
         return out
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(arrow.schema.metadata or {})
     meta[META_KEY] = json.dumps(
@@ -648,8 +648,6 @@ def write_table(table: FeatureTable, out: Path) -> Path:
 
 def read_table(path: Path) -> FeatureTable:
     """Read a table written by :func:`write_table` (``.parquet``) back into a FeatureTable."""
-    import pyarrow.parquet as pq
-
     arrow = pq.read_table(path)
     meta = json.loads((arrow.schema.metadata or {})[META_KEY])
     frame = arrow.to_pandas()
@@ -711,8 +709,6 @@ def build_to_file(
     directory: Path, task: str = "severe_crs", landmark: str = "48", out: Path | None = None
 ) -> BuildReport:
     """Load the cohort folder, build one table and write it (nothing written if none eligible)."""
-    from features.io import load_cohort
-
     task_obj = get_task(task)
     parse_landmark(task_obj, landmark)  # fail on a bad option before reading the cohort
     cohort = load_cohort(Path(directory))

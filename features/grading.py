@@ -42,7 +42,7 @@ of the maximum known at onset), otherwise it is empty (grade 0 throughout). The 
 course: they are not known at their time stamp. They are returned separately as *summary
 evidence* for outcome definitions.
 
-The rules are implemented once, on ``features.landmark.Records`` (:func:`course_of_records`,
+The rules are implemented once, on ``features.records.Records`` (:func:`course_of_records`,
 :class:`Course`); :func:`grade_course` and :func:`derive_grades` give the same on frames.
 Because derivation is causal, the grades derived once from a cohort's records
 (:func:`derive_records`) serve every landmark cut from them.
@@ -50,19 +50,14 @@ Because derivation is causal, the grades derived once from a cohort's records
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from features.landmark import (
-    ANALYTE_CODE,
-    EVENT_CODE,
-    Records,
-    code_set,
-    known_at,
-    vocabulary_codes,
-)
+from features.landmark import known_at
+from features.records import ANALYTE_CODE, EVENT_CODE, Records, code_set, vocabulary_codes
 from features.vocabulary import OxygenDevice
 
 FEVER_C = 38.0
@@ -401,7 +396,7 @@ class Derived:
         return Derived(self.code[keep], self.hours[keep], self.grade[keep])
 
     def stack(self, landmarks: tuple[float, ...], n: int) -> Derived:
-        """The grades of :meth:`features.landmark.Records.stack` (patient ``p`` at landmark
+        """The grades of :meth:`features.records.Records.stack` (patient ``p`` at landmark
         ``i`` is ``i * n + p``)."""
         li, j = np.nonzero(known_at(self.hours[None, :], np.asarray(landmarks)[:, None]))
         return Derived(li * n + self.code[j], self.hours[j], self.grade[j])
@@ -433,6 +428,18 @@ def derive_records(records: Records) -> Derived:
             records.e_t[drugs],
         )
     )
+
+
+_DERIVED: weakref.WeakKeyDictionary[Records, Derived] = weakref.WeakKeyDictionary()
+
+
+def derived_of(records: Records) -> Derived:
+    """:func:`derive_records` of ``records``, computed once per records object and shared by
+    every landmark cut from them (cached here, by identity, while the records live)."""
+    derived = _DERIVED.get(records)
+    if derived is None:
+        derived = _DERIVED[records] = derive_records(records)
+    return derived
 
 
 def course_of_records(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from features.importer import convert
 from features.mapping import (
     AnalyteValues,
     ColumnSpec,
@@ -121,8 +122,6 @@ def _code(text: str, lang: str) -> list[str]:
 
 def _imported_events(folder: Path) -> list[str]:
     """The events an example imports to (the importer is run; nothing is written)."""
-    from features.importer import convert
-
     mapping = load_mapping(folder / "mapping.yaml")
     events = convert(mapping, [folder], "mapping.yaml")[2]
     shown = events.astype(object).where(events.notna(), "")

@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from features.cohort import Cohort
 from features.digest import cohort_digest
-from features.landmark import PreparedCohort, Records, make_records
+from features.records import PreparedCohort, Records, make_records
 from features.schema import (
     DRUG_EVENTS,
     EVENTS,
@@ -1218,7 +1218,7 @@ def _records(
 ) -> Records:
     """The canonical cohort's :class:`Records` from the parsed columns (no frame is read back).
 
-    Equal to ``features.landmark.records_of`` on the canonical frames: patient codes are rows
+    Equal to ``features.records.records_of`` on the canonical frames: patient codes are rows
     of the canonical patients table, analyte and event codes index the vocabularies.
     """
     ids = parsed["patients"].text["patient_id"]
@@ -1309,9 +1309,9 @@ def validate_frames(
     (``Cohort.digest`` is then ""): a scoring request needs neither, and both cost more than
     the checks themselves for one patient. Every rule runs either way. ``records=True`` also
     returns what the feature code computes on, built from the validated columns rather than
-    read back from frames: ``report.records`` (``features.landmark.Records``) and
+    read back from frames: ``report.records`` (``features.records.Records``) and
     ``report.patient_columns`` (the patients table's typed columns, canonical order), and the
-    cohort comes already prepared (``features.landmark.PreparedCohort``). ``frames=False``
+    cohort comes already prepared (``features.records.PreparedCohort``). ``frames=False``
     (with ``records=True``) builds no canonical frames at all (``report.cohort`` is None): a
     scoring service that never reads them saves most of the work for one patient.
     """

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.landmark import Records
+from features.records import Records
 from serving.schemas import PATIENT_FIELDS
 
 TAG = b"crs-risk input digest v2\x00"

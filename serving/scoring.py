@@ -7,7 +7,7 @@ Steps (each patient's data only ever produce that patient's row):
    for training cohorts — so a problem is reported with the same rule text, mapped back to the
    request field (``body.measurements.3.unit``); a request skips what only a cohort needs (its
    summary, its digest, the canonical frames) and gets the validated records the feature code
-   reads (``features.landmark.Records``);
+   reads (``features.records.Records``);
 2. the landmark: the latest registered severe-CRS landmark the data support (≤
    ``as_of_hours``, default the latest recorded time) or the one asked for (whole hours 0–336);
    the toci task at each registered toci landmark;
@@ -38,7 +38,7 @@ import pandas as pd
 
 from features.cohort import Cohort
 from features.errors import CrsRiskError
-from features.landmark import Records
+from features.records import Records
 from features.schema import PATIENTS
 from serving.results import empty, feature_index, task_of, task_results
 from serving.schemas import (
@@ -214,7 +214,7 @@ def _message(problem: Any) -> str:
 class Validated:
     """The requests validated into what the feature code reads (no canonical frames).
 
-    ``records``: measurements and events as ``features.landmark.Records`` (patient code = the
+    ``records``: measurements and events as ``features.records.Records`` (patient code = the
     request's index in the batch); ``patients``: the patients table's typed columns;
     ``warnings`` per request index. ``cohort`` builds the canonical frames on demand.
     """

@@ -31,6 +31,7 @@ from features.importer.report import (
 )
 from features.importer.table import collect_files
 from features.importer.wide import read_wide
+from features.io import write_cohort
 from features.manifest import import_manifest, write_manifest
 from features.mapping import (
     CRS_DERIVED,
@@ -228,8 +229,6 @@ def import_cohort(
     """``crs-risk cohort import``: convert ``sources`` through the mapping file and write the
     cohort folder ``out`` (validated first by :func:`features.io.write_cohort`; nothing is
     written when anything fails)."""
-    from features.io import write_cohort
-
     mapping_path = Path(mapping)
     if fmt not in ("csv", "parquet"):
         raise CrsRiskError(f"--format {fmt!r}: use csv or parquet")

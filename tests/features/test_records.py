@@ -1,4 +1,4 @@
-"""The array core (``features.landmark.Records``) gives what the frame functions give.
+"""The array core (``features.records.Records``) gives what the frame functions give.
 
 One patient is scored by the service through the same vectorised code as a training cohort;
 these tests pin the fast paths to the reference ones: records built by the validator equal the
@@ -16,8 +16,8 @@ import pytest
 
 from features.build import build_features, feature_matrix, patient_features, prepare
 from features.cohort import Cohort
-from features.grading import course_of_records
-from features.landmark import Records, records_of
+from features.grading import course_of_records, derived_of
+from features.records import Records, records_of
 from features.schema import EVENTS, GRADED_EVENTS
 from features.synth import simulate
 from features.tasks import assign, assign_landmarks
@@ -145,7 +145,7 @@ def test_grades_derived_once_equal_grades_derived_from_each_cut(seed):
     first_dose = assign(prep, "toci_refractory", "first_toci").landmark  # one per patient
     for landmark in (0.0, 24.0, 48.0, 72.0, first_dose):
         at = rec.cut(landmark)
-        once = course_of_records(at, rec.derived.cut(landmark))
+        once = course_of_records(at, derived_of(rec).cut(landmark))
         fresh = course_of_records(at, limit=landmark)
         assert once.n == fresh.n
         for f in dataclasses.fields(once)[1:]:

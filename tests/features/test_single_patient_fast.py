@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 
 from features import build, tasks
-from features.landmark import Records
+from features.records import Records
 from features.synth.simulate import simulate
 from features.validate import validate_frames
 

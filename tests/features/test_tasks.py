@@ -597,7 +597,7 @@ def test_scorable_landmarks_lists_what_the_data_support():
         [("a", 30, "il6", 10.0), ("b", 100, "il6", 10.0)],
         [("a", 40, "crs_grade", 3), ("b", 90, "crs_onset", 2), ("b", 95, "tocilizumab")],
     )
-    from features.landmark import prepared
+    from features.records import prepared
 
     rec = prepared(c).records
     lms = ("0h", "24h", "48h", "72h", "96h")
