@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,7 @@ _IS_FEVER_EXEMPT = code_set(FEVER_EXEMPTING_DRUGS, EVENT_CODE)
 _MAX_GRADE = EVENT_CODE["crs_max_grade"]
 _RESOLVED = EVENT_CODE["crs_resolved"]
 
-ArrayLike = np.ndarray | pd.Series | list | float | None
+ArrayLike: TypeAlias = np.ndarray | pd.Series | list | float | None
 
 
 def _arr(x: ArrayLike, n: int | None = None) -> np.ndarray:
@@ -480,12 +481,12 @@ def course_of_records(
     else:
         keep = ~recorded[derived.code]
         q_code, q_hours, q_grade = derived.code[keep], derived.hours[keep], derived.grade[keep]
-    derived = np.zeros(n, dtype=bool)
-    derived[q_code] = True
+    is_derived = np.zeros(n, dtype=bool)
+    is_derived[q_code] = True
     # Onset from a timed whole-course maximum ≥1, for patients with nothing better: CRS is known
     # to be present from that time on at grade ≥1; the maximum itself is not known then.
     with np.errstate(invalid="ignore"):
-        onset_only = (ee == _MAX_GRADE) & timed & (eg >= 1) & ~(recorded | derived)[ep]
+        onset_only = (ee == _MAX_GRADE) & timed & (eg >= 1) & ~(recorded | is_derived)[ep]
     all_codes = np.concatenate([ep[in_course], q_code, ep[onset_only]])
     all_hours = np.concatenate([et[in_course], q_hours, et[onset_only]])
     all_grade = np.concatenate([rec_grade, q_grade, np.ones(int(onset_only.sum()))])
@@ -497,7 +498,7 @@ def course_of_records(
     last = np.concatenate(((c[1:] != c[:-1]) | (h[1:] != h[:-1]), [True]))[: len(c)]
     source = np.zeros(n, dtype=np.int8)
     source[ep[onset_only]] = MAX_GRADE_ONSET
-    source[derived] = DERIVED
+    source[is_derived] = DERIVED
     source[recorded] = RECORDED
     summ = (ee == _MAX_GRADE) | (_IS_GRADED_COURSE[ee] & ~timed)
     return Course(n, c[last], h[last], g[last], source, ep[summ], eg[summ], et[summ])

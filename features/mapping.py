@@ -53,7 +53,8 @@ from features.vocabulary import ANALYTES, resolve_analyte, resolve_unit
 Scalar = bool | int | float | str
 MapTarget = bool | int | float | str | None
 TIME_UNITS: dict[str, float] = {"days": 24.0, "hours": 1.0}
-CRS_DERIVED = ("crs_onset", "crs_grade", "crs_max_grade")
+CrsDerivedEvent = Literal["crs_onset", "crs_grade", "crs_max_grade"]
+CRS_DERIVED: tuple[CrsDerivedEvent, ...] = ("crs_onset", "crs_grade", "crs_max_grade")
 SKIP = "skip"
 
 _TYPE_TAGS = {
@@ -557,7 +558,7 @@ class WideMeasurementsSource(_AnalyteOptions, _Source):
     crs_grade: ColumnSpec | None = Field(
         None, description="Per-row CRS grade: onset, grade changes and maximum are derived."
     )
-    crs_events: list[Literal["crs_onset", "crs_grade", "crs_max_grade"]] = Field(
+    crs_events: list[CrsDerivedEvent] = Field(
         default_factory=lambda: list(CRS_DERIVED),
         description="Which derived CRS events to write.",
     )

@@ -17,6 +17,7 @@ import typing
 from pathlib import Path
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from features.importer import convert
 from features.mapping import (
@@ -90,14 +91,15 @@ def _type(annotation: object) -> str:
         return f"map of {_type(args[0])} → {_type(args[1])}"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "source"
-    return {bool: "boolean", int: "integer", float: "number", str: "text"}.get(annotation, "value")
+    names: dict[object, str] = {bool: "boolean", int: "integer", float: "number", str: "text"}
+    return names.get(annotation, "value")
 
 
-def _default(field: object) -> str:
+def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "required"
     if field.default_factory is not None:
-        value = field.default_factory()
+        value = field.get_default(call_default_factory=True)  # the factory's value
         return "empty" if not value else ", ".join(map(str, value))
     return "—" if field.default is None else f"`{field.default}`"
 

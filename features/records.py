@@ -51,7 +51,7 @@ class Records:
         of the rows is kept.
         """
         if np.ndim(landmark) == 0:
-            lm_m = lm_e = float(landmark)  # type: ignore[arg-type]
+            lm_m = lm_e = float(landmark)
         else:
             limits = np.asarray(landmark, dtype=float)
             lm_m, lm_e = limits[self.m_p], limits[self.e_p]

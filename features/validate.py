@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -222,9 +222,9 @@ def _render_summary(s: Mapping[str, Any]) -> list[str]:
 
 
 # --- collecting problems -------------------------------------------------------------------------
-Values = pd.Series | np.ndarray | Sequence[Any] | Callable[[np.ndarray], Sequence[Any]]
-Column_ = pd.Series | np.ndarray
-Table = pd.DataFrame | Mapping[str, np.ndarray | pd.Series | Sequence[Any]]
+Values: TypeAlias = pd.Series | np.ndarray | Sequence[Any] | Callable[[np.ndarray], Sequence[Any]]
+Column_: TypeAlias = pd.Series | np.ndarray
+Table: TypeAlias = pd.DataFrame | Mapping[str, np.ndarray | pd.Series | Sequence[Any]]
 """A table: a DataFrame, or column name → values (NumPy arrays; object arrays for text)."""
 
 
@@ -347,8 +347,9 @@ def _factorize(series: pd.Series | np.ndarray) -> tuple[np.ndarray, list[Any]]:
     try:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     except TypeError:  # unhashable cells (lists, dicts) from exotic Parquet columns
+        cells = series if isinstance(series, pd.Series) else pd.Series(series, dtype=object)
         codes, uniques = pd.factorize(
-            series.map(lambda v: v if v is None or isinstance(v, str | int | float) else repr(v)),
+            cells.map(lambda v: v if v is None or isinstance(v, str | int | float) else repr(v)),
             use_na_sentinel=True,
         )
     return np.asarray(codes, dtype=np.int64), list(uniques)
@@ -587,8 +588,8 @@ def _parse_table(name: str, frame: Table, file: str, col: _Collector) -> _Parsed
             parsed.num[c.name], parsed.bad[c.name] = _numbers(series)
     if parsed.n:
         blank = np.ones(parsed.n, dtype=bool)
-        for c in parsed.raw:
-            blank &= parsed.missing(c)
+        for name in parsed.raw:
+            blank &= parsed.missing(name)
             if not blank.any():  # no candidate left (the usual case after the first column)
                 break
         parsed.blank = blank
@@ -716,7 +717,11 @@ def _rank(uniques: list[str]) -> np.ndarray:
     """Rank of each distinct text in sorted (code point) order, plus -1 for the missing code."""
     if len(uniques) == 1:  # one patient: nothing to sort
         return np.array([0, -1], dtype=np.int64)
-    order = np.argsort(np.array(uniques, dtype=object), kind="stable") if uniques else []
+    order = (
+        np.argsort(np.array(uniques, dtype=object), kind="stable")
+        if uniques
+        else np.zeros(0, dtype=np.int64)
+    )
     rank = np.empty(len(uniques) + 1, dtype=np.int64)
     rank[np.asarray(order, dtype=np.int64)] = np.arange(len(uniques))
     rank[-1] = -1
@@ -1009,13 +1014,17 @@ def _check_events(p: _Parsed, col: _Collector) -> None:
         ("death", "death recorded more than once for this patient"),
     ):
         repeat, first = _repeat_rows(pid, ok & is_(name))
+
+        def detail(idx: np.ndarray, first: np.ndarray = first) -> list[str]:
+            return [f"first at row {first[pid[i]] + 1}" for i in idx]
+
         col.rows(
             p.file,
             repeat,
             rule,
             column="event",
             values=names[event],
-            detail=lambda idx, first=first: [f"first at row {first[pid[i]] + 1}" for i in idx],
+            detail=detail,
         )
 
     def earliest(mask: np.ndarray) -> np.ndarray:

@@ -133,7 +133,7 @@ def duplicates(
         elif r.mapping.duplicates == "keep_first":
             r.reports[k].drop(R_CONFLICT_KEPT)
         else:
-            ta, tb = r.tables[int(first["_src"])], r.tables[k]
+            ta, tb = r.table(int(first["_src"])), r.table(k)
             noun = "analyte" if what == "measurement" else "event"
             r.problem(
                 f"conflicting {what}s for the same patient, time and {noun}: "

@@ -96,7 +96,7 @@ def resolve_grade_conflicts(
             continue
         places = []
         for _, row in rows.iterrows():
-            t = r.tables[int(row["_src"])]
+            t = r.table(int(row["_src"]))
             places.append(
                 f"{t.file} row {t.row_number(int(row['_row']))}, {t.column_label(int(row['_col']))}"
                 f" (grade {int(row['grade'])})"

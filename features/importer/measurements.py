@@ -55,7 +55,7 @@ class BadUnits:
         self.at.setdefault((key, unit, j), []).append(i)
 
     def report(self, r: Reader, k: int) -> None:
-        t = r.tables[k]
+        t = r.table(k)
         for (key, unit_text, j), rows in self.at.items():
             r.problem(
                 f"{t.file} {t.column_label(j)}: unit {r.shown(unit_text)} is not accepted for "
@@ -74,7 +74,7 @@ def read_long(r: Reader, k: int, src: LongMeasurementsSource, ids: list[str | No
     r.reports[k].columns_used = 4 + (uj is not None) + (qj is not None)
     if len(r.problems) > before:
         return
-    report, t = r.reports[k], r.tables[k]
+    report, t = r.reports[k], r.table(k)
     unknown: Counter = Counter()
     bad_units = BadUnits()
     fixed_unit: dict[str, list[int]] = {}
@@ -136,7 +136,7 @@ def read_long(r: Reader, k: int, src: LongMeasurementsSource, ids: list[str | No
 
 def measure_columns(r: Reader, k: int, src: object, per_patient: bool) -> list[Measure]:
     """Resolve every measurement rule of a wide or per-patient source to its columns."""
-    t = r.tables[k]
+    t = r.table(k)
     out: list[Measure] = []
     owner: dict[int, int] = {}
     for n, rule in enumerate(src.measurements):
@@ -184,7 +184,7 @@ def measure_column(
     groups: dict[str, str],
     per_patient: bool,
 ) -> Measure | None:
-    t = r.tables[k]
+    t = r.table(k)
     at = f"{where} ({t.column_label(j)})"
     name = rule.analyte or groups.get("analyte", "")
     key, skip = r.analyte_key(src, name)

@@ -18,7 +18,7 @@ from features.schema import GRADED_EVENTS, PATIENTS
 def per_patient_rows(r: Reader, k: int, ids: list[str | None]) -> dict[str, int]:
     """Patient id → its row. Repeats are an error, or with ``rows: repeated`` one patient when
     every patient column (and the infusion date) agrees, an error naming the column otherwise."""
-    src, t = r.mapping.sources[k], r.tables[k]
+    src, t = r.mapping.sources[k], r.table(k)
     repeated = isinstance(src, PatientsSource) and src.rows == "repeated"
     compared: list[int] = []
     if repeated:
@@ -111,7 +111,7 @@ def read_infusion(r: Reader) -> None:
     if j is None:
         return
     for pid, i in r.patient_rows[k].items():
-        value = r.tables[k].cells[i, j]
+        value = r.table(k).cells[i, j]
         if is_empty(value) or r.is_placeholder(k, value):
             r.reports[k].drop("infusion date: empty (the patient's dated rows are dropped)")
             continue
@@ -149,7 +149,7 @@ def read_patient_events(r: Reader, k: int, rules: list[PatientEventRule]) -> Non
         if rule.time is not None and rule.time.column is not None:
             if r.tables[time_src] is None:
                 continue
-            j, why = r.tables[time_src].find(rule.time.column)
+            j, why = r.table(time_src).find(rule.time.column)
             if why is not None:
                 r.mapping_problem(k, f"{where}.time.column", why)
                 continue

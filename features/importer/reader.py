@@ -76,6 +76,13 @@ class Reader:
         self.lost_to_follow_up = 0
 
     # -- problems ---------------------------------------------------------------------------
+    def table(self, k: int) -> SourceTable:
+        """The table read for source ``k`` (only asked for once :meth:`read_all` found it)."""
+        t = self.tables[k]
+        if t is None:
+            raise RuntimeError(f"source {k} was not read")  # a bug, not a user error
+        return t
+
     def problem(self, message: str) -> None:
         self.problems.append(message)
 
@@ -84,7 +91,7 @@ class Reader:
         return HIDDEN if cached_key(value) in self.id_keys else repr(value)
 
     def cell_problem(self, k: int, i: int, j: int, message: str) -> None:
-        t = self.tables[k]
+        t = self.table(k)
         self.problem(f"{t.file} row {t.row_number(i)}, {t.column_label(j)}: {message}")
 
     def mapping_problem(self, k: int, where: str, message: str) -> None:
@@ -132,14 +139,14 @@ class Reader:
     def resolve(self, k: int, spec: ColumnSpec | None, where: str) -> int | None:
         if spec is None or self.tables[k] is None:
             return None
-        j, why = self.tables[k].find(spec)
+        j, why = self.table(k).find(spec)
         if why is not None:
             self.mapping_problem(k, where, why)
         return j
 
     def ids(self, k: int) -> list[str | None]:
         """Patient id per row (``None`` for empty rows / empty ids, counted)."""
-        src, t = self.mapping.sources[k], self.tables[k]
+        src, t = self.mapping.sources[k], self.table(k)
         j = self.resolve(k, src.id_column, "id_column")
         out: list[str | None] = []
         if j is None:
@@ -190,7 +197,7 @@ class Reader:
         values: dict[str, object] | None = None,
     ) -> tuple[bool, object]:
         """``(True, value)`` for a usable (mapped) cell; counts empty/placeholder/missing."""
-        value = self.tables[k].cells[i, j]
+        value = self.table(k).cells[i, j]
         report = self.reports[k]
         if is_empty(value):
             report.drop(f"{label}{R_EMPTY}")
@@ -316,7 +323,7 @@ class Reader:
         count: bool = True,
     ) -> float | None:
         """Hours of a time cell; ``fallback`` (source units) when empty; ``None`` = no time."""
-        value = self.tables[k].cells[i, j]
+        value = self.table(k).cells[i, j]
         if is_empty(value) or self.is_placeholder(k, value):
             if fallback is None:
                 if count:

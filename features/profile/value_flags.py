@@ -65,8 +65,8 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
         | (share >= rules.imputation_share)
     )
     patients = np.zeros(len(values), dtype=np.int64)
-    for i in np.flatnonzero(possible):
-        patients[i] = _patients_at(rows, float(values[i]))
+    for j in np.flatnonzero(possible):
+        patients[j] = _patients_at(rows, float(values[j]))
     unit = ANALYTES[rows.analyte].canonical_unit
     label = ANALYTES[rows.analyte].label
     out: list[Flag] = []

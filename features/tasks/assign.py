@@ -39,12 +39,13 @@ def assign(
     task = get_task(task)
     name, hours = parse_landmark(task, landmark)
     prep: Cohort | None
+    rec: Records | None
     if isinstance(cohort, Records):
         prep, rec = None, cohort
     else:
         prep = prepared(cohort)
-        rec = prep.records  # type: ignore[attr-defined]
-    assert rec is not None
+        rec = prep.records
+    assert rec is not None  # prepared() always builds the records
     if task.name == "severe_crs":
         assert hours is not None
         return assign_severe(prep, rec, task, (hours,), require_label, full_course)
@@ -54,7 +55,7 @@ def assign(
 def assign_landmarks(
     cohort: Cohort | Records,
     task: str | Task,
-    landmarks: tuple[str | float, ...] | list[str | float],
+    landmarks: Sequence[str | float],
     require_label: bool = False,
 ) -> Assignment:
     """:func:`assign` at several ``severe_crs`` landmarks in one pass.

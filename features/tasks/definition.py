@@ -231,9 +231,10 @@ def get_task(name: str | Task, **params: object) -> Task:
     if isinstance(name, Task):
         task = name
     else:
-        task = TASKS.get(str(name))
-        if task is None:
+        found = TASKS.get(str(name))
+        if found is None:
             raise CrsRiskError(f"unknown task {name!r}: choose one of {', '.join(TASKS)}")
+        task = found
     if params:
         fields = {f.name for f in dataclasses.fields(Task)} - {"name"}
         unknown = set(params) - fields
