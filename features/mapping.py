@@ -438,7 +438,7 @@ class _Source(_Strict):
     id_column: ColumnSpec = Field(description="Column holding the patient id.")
 
 
-class _AnalyteOptions(_Strict):
+class AnalyteOptions(_Strict):
     analytes: dict[str, str] = Field(
         default_factory=dict, description="Source analyte name → analyte key or skip."
     )
@@ -524,7 +524,7 @@ class PerPatientEventsSource(_Source):
     )
 
 
-class LongMeasurementsSource(_AnalyteOptions, _Source):
+class LongMeasurementsSource(AnalyteOptions, _Source):
     """One row per value: time, analyte name, value, and a unit (fixed or a unit column); a
     value may carry its ``<``/``>`` qualifier in the cell or in a qualifier column."""
 
@@ -546,7 +546,7 @@ class LongMeasurementsSource(_AnalyteOptions, _Source):
         return self
 
 
-class WideMeasurementsSource(_AnalyteOptions, _Source):
+class WideMeasurementsSource(AnalyteOptions, _Source):
     """One row per patient and time point (a flowsheet, a patient-day table): analyte columns,
     an optional per-row CRS grade and per-row events, all at the row's time."""
 
@@ -579,7 +579,7 @@ class WideMeasurementsSource(_AnalyteOptions, _Source):
         return self
 
 
-class PatientMeasurementsSource(_AnalyteOptions, _Source):
+class PatientMeasurementsSource(AnalyteOptions, _Source):
     """One row per patient; each matched column is one analyte at one time (workbooks with
     several header rows: time window in one header row, analyte and unit in the next, the exact
     draw day in a neighbouring column)."""

@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import Tags
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from features.catalog import CATALOG, FeatureSpec
@@ -40,8 +41,8 @@ def _validated(est: BaseEstimator, X: object, **kwargs: object) -> np.ndarray:
     return out
 
 
-def _nan_tags(tags: object) -> object:
-    tags.input_tags.allow_nan = True  # type: ignore[attr-defined]
+def _nan_tags(tags: Tags) -> Tags:
+    tags.input_tags.allow_nan = True
     return tags
 
 

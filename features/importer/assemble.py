@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,7 @@ def keep_known(r: Reader, frame: pd.DataFrame, known: set[str], what: str) -> pd
     return frame.loc[~unknown]
 
 
-def _same(a: object, b: object) -> bool:
+def _same(a: Any, b: Any) -> bool:  # two cells of one column: any type
     """Equal values for duplicate detection (missing equals missing; floats to 1e-9)."""
     if pd.isna(a) or pd.isna(b):
         return bool(pd.isna(a) and pd.isna(b))
@@ -125,8 +126,8 @@ def duplicates(
     for i, t in enumerate(tuples):
         first_of.setdefault(t, i)
     counted = what + "s"
-    for i in np.flatnonzero(later):
-        first, row = frame.iloc[first_of[tuples[i]]], frame.iloc[i]
+    for dup in np.flatnonzero(later):
+        first, row = frame.iloc[first_of[tuples[dup]]], frame.iloc[dup]
         k = int(row["_src"])
         if all(_same(row[c], first[c]) for c in same):
             r.reports[k].drop(R_DUPLICATE if what == "measurement" else R_DUPLICATE_EVENT)

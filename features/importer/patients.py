@@ -21,7 +21,7 @@ def per_patient_rows(r: Reader, k: int, ids: list[str | None]) -> dict[str, int]
     src, t = r.mapping.sources[k], r.table(k)
     repeated = isinstance(src, PatientsSource) and src.rows == "repeated"
     compared: list[int] = []
-    if repeated:
+    if isinstance(src, PatientsSource) and repeated:
         specs = list(src.columns.values())
         infusion = r.mapping.infusion
         if infusion is not None and infusion.source == src.name:
@@ -83,16 +83,17 @@ def read_patients(r: Reader, k: int, src: PatientsSource) -> None:
             constants[name] = out
         else:
             r.mapping_problem(k, "constants", str(out))
-    if any(j is None for j in cols.values()):
+    found = {name: j for name, j in cols.items() if j is not None}
+    if len(found) < len(cols):
         return
     for pid, i in r.patient_rows[k].items():
         record = r.patients.setdefault(pid, {})
         record.update(constants)
-        for name, j in cols.items():
-            present, value = r.cell(k, i, j, src.columns[name], f"{name}: ")
+        for name, j in found.items():
+            present, cell = r.cell(k, i, j, src.columns[name], f"{name}: ")
             if not present:
                 continue
-            ok, out = patient_value(name, value, r.shown(value))
+            ok, out = patient_value(name, cell, r.shown(cell))
             if ok:
                 record[name] = out
             else:
@@ -179,13 +180,17 @@ def one_patient_event(
     time_col: int | None,
 ) -> None:
     label = f"{rule.event}: "
-    if flag is not None and not r.flag(k, i, flag, rule.flag, f"{label}flag "):
-        return
-    grade = None
+    if flag is not None:
+        assert rule.flag is not None  # the flag column was resolved from it
+        if not r.flag(k, i, flag, rule.flag, f"{label}flag "):
+            return
+    grade: int | None = None
     if rule.event in GRADED_EVENTS:
         if grade_col is None:
+            assert not isinstance(rule.grade, ColumnSpec)  # a grade column resolves to grade_col
             grade = rule.grade
         else:
+            assert isinstance(rule.grade, ColumnSpec)
             present, value = r.cell(k, i, grade_col, rule.grade, f"{label}grade ")
             if not present:
                 return
@@ -194,6 +199,7 @@ def one_patient_event(
                 return
     hours = math.nan
     if time_col is not None:
+        assert rule.time is not None  # the time column was resolved from it
         ti = r.patient_rows[time_src].get(pid) if time_src != k else i
         if ti is not None:
             fallback = rule.time.number("fallback")
@@ -202,8 +208,8 @@ def one_patient_event(
             hours = math.nan if h is None else h
         if flag is None and rule.event not in GRADED_EVENTS and math.isnan(hours):
             return
-    elif rule.time is not None and rule.time.value is not None:
-        h = r.hours(k, i, flag or 0, rule.time.number("value"), rule.time)
+    elif rule.time is not None and (value_h := rule.time.number("value")) is not None:
+        h = r.hours(k, i, flag or 0, value_h, rule.time)
         if h is None:
             return
         hours = h

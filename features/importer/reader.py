@@ -32,9 +32,11 @@ from features.importer.report import (
 from features.importer.table import SourceTable, read_source
 from features.mapping import (
     SKIP,
+    AnalyteOptions,
     AnalyteValues,
     ColumnSpec,
     Mapping,
+    MapTarget,
     TimeSpec,
     place_day,
     value_key,
@@ -174,7 +176,7 @@ class Reader:
         return bool(self.placeholders[k]) and cached_key(value) in self.placeholders[k]
 
     def map_value(
-        self, k: int, i: int, j: int, values: dict[str, object] | None, value: object
+        self, k: int, i: int, j: int, values: dict[str, MapTarget] | None, value: object
     ) -> object:
         """Apply a value map (every value must be covered); ``None`` = mapped to missing."""
         if values is None:
@@ -194,7 +196,7 @@ class Reader:
         j: int,
         spec: ColumnSpec | None,
         label: str,
-        values: dict[str, object] | None = None,
+        values: dict[str, MapTarget] | None = None,
     ) -> tuple[bool, object]:
         """``(True, value)`` for a usable (mapped) cell; counts empty/placeholder/missing."""
         value = self.table(k).cells[i, j]
@@ -256,6 +258,7 @@ class Reader:
         """Indication of a drug event: the constant, or the (mapped) cell; ``None`` = unknown."""
         if spec is None or isinstance(spec, str):
             return spec
+        assert j is not None, "an indication column is resolved before its cells are read"
         present, value = self.cell(k, i, j, spec, f"{label}indication ")
         if not present:
             return None
@@ -273,6 +276,7 @@ class Reader:
 
     # -- times ------------------------------------------------------------------------------
     def in_contract(self, k: int, i: int, j: int, h: float, what: str) -> float | None:
+        assert HOURS.hard is not None  # the contract bounds every time
         lo, hi = HOURS.hard
         if not lo <= h <= hi:
             self.cell_problem(
@@ -340,7 +344,7 @@ class Reader:
         return None if parsed is None else self.hours(k, i, j, parsed[0], spec)
 
     # -- measurements and events ------------------------------------------------------------
-    def analyte_key(self, src: object, name: str) -> tuple[str | None, str | None]:
+    def analyte_key(self, src: AnalyteOptions, name: str) -> tuple[str | None, str | None]:
         """Vocabulary key for a source analyte name, or ``(None, reason to skip)``;
         ``(None, None)`` = unknown and not to be skipped (a problem)."""
         cache = self.analyte_cache.setdefault(id(src), {})

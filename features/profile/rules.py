@@ -115,6 +115,6 @@ class FlagRules:
             if isinstance(v, list):
                 values[k] = tuple(float(x) for x in v)
         try:
-            return cls(**values)  # type: ignore[arg-type]
+            return cls(**values)  # type: ignore[arg-type]  # names checked above, types here
         except TypeError as exc:
             raise CrsRiskError(f"flag rules: {exc}") from exc

@@ -68,7 +68,12 @@ def assign_landmarks(
     task = get_task(task)
     if task.name != "severe_crs":
         raise CrsRiskError(f"{task.name} has per-patient landmarks: use assign")
-    hours = tuple(float(parse_landmark(task, lm)[1]) for lm in landmarks)  # type: ignore[arg-type]
+    hours_list: list[float] = []
+    for lm in landmarks:
+        h = parse_landmark(task, lm)[1]
+        assert h is not None  # severe_crs landmarks are hours
+        hours_list.append(float(h))
+    hours = tuple(hours_list)
     if isinstance(cohort, Records):
         return assign_severe(None, cohort, task, hours, require_label, None)
     prep = prepared(cohort)

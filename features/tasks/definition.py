@@ -240,7 +240,7 @@ def get_task(name: str | Task, **params: object) -> Task:
         unknown = set(params) - fields
         if unknown:
             raise CrsRiskError(f"unknown task parameter(s) {sorted(unknown)} for {task.name}")
-        task = dataclasses.replace(task, **params)  # type: ignore[arg-type]
+        task = dataclasses.replace(task, **params)  # type: ignore[arg-type]  # names checked above
     return task
 
 

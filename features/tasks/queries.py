@@ -164,12 +164,14 @@ def first_toci_of(records: Records) -> np.ndarray:
 def first_toci_hours(cohort: Cohort) -> pd.Series:
     """Time of the first timed tocilizumab dose per patient (index ``patient_id``)."""
     prep = prepared(cohort)
+    assert prep.records is not None  # prepared() always builds them
     ids = pd.Index(prep.patients["patient_id"].astype(str), name="patient_id")
-    return pd.Series(first_toci_of(prep.records), index=ids, name="first_toci")  # type: ignore[arg-type]
+    return pd.Series(first_toci_of(prep.records), index=ids, name="first_toci")
 
 
 def decision_hours(cohort: Cohort) -> pd.Series:
     """Time of the anti-IL-6 decision per patient (index ``patient_id``; NaN = none)."""
     prep = prepared(cohort)
+    assert prep.records is not None  # prepared() always builds them
     ids = pd.Index(prep.patients["patient_id"].astype(str), name="patient_id")
-    return pd.Series(decision_hours_of(prep.records), index=ids, name="decision")  # type: ignore[arg-type,arg-type]
+    return pd.Series(decision_hours_of(prep.records), index=ids, name="decision")
