@@ -64,7 +64,7 @@ def input_digests(
 ) -> list[str]:
     """Hex SHA-256 of every patient's validated input (patient code order = request order).
 
-    ``records`` / ``patients``: what ``features.validate`` returned for the request
+    ``records`` / ``patients``: what ``features.validation`` returned for the request
     (``Validated.records`` / ``.patients``); ``as_of_hours`` (NaN = not given) and ``landmark``
     (None = not asked) per patient.
     """

@@ -3,7 +3,7 @@
 Steps (each patient's data only ever produce that patient's row):
 
 1. the request's records become the three cohort-contract tables (NumPy columns, no DataFrame)
-   and go through ``features.validate.validate_frames`` — the validator and unit conversion used
+   and go through ``features.validation.validate_tables`` — the validator and unit conversion used
    for training cohorts — so a problem is reported with the same rule text, mapped back to the
    request field (``body.measurements.3.unit``); a request skips what only a cohort needs (its
    summary, its digest, the canonical frames) and gets the validated records the feature code
@@ -125,7 +125,7 @@ def _items(requests: Sequence[Request], name: str) -> tuple[list[Any], np.ndarra
 def to_frames(requests: Sequence[Request]) -> Frames:
     """The requests' records as the three cohort tables (units as given).
 
-    Columns are NumPy arrays (``features.validate`` takes them as they are): no DataFrame is
+    Columns are NumPy arrays (``features.validation`` takes them as they are): no DataFrame is
     built for a request, the validator's canonical cohort is the first one. Values are read
     with one C-level getter per item (``operator.itemgetter`` / ``attrgetter``).
     """
@@ -228,7 +228,7 @@ class Validated:
     def cohort(self) -> Cohort:
         """The requests as a canonical :class:`Cohort` (frames; validated again, for callers
         that want the frames — scoring itself never does)."""
-        from features.validate import validate_frames
+        from features.validation import validate_frames
 
         report = validate_frames(self.tables, "request", files=FILES, summary=False)
         assert report.cohort is not None
@@ -243,7 +243,7 @@ def validate_requests(requests: Sequence[Request], batch: bool = False) -> Valid
 
 def validate_frames_of(frames: Frames, batch: bool = False) -> Validated:
     """:func:`validate_requests` on tables already built from the requests."""
-    from features.validate import validate_frames
+    from features.validation import validate_frames
 
     report = validate_frames(
         frames.tables,
