@@ -91,14 +91,22 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
+def _bounds(bounds: tuple[float, float] | None) -> tuple[float, float]:
+    """A schema column's declared bounds (every column the catalog reads declares them)."""
+    assert bounds is not None, "a catalog feature needs declared schema bounds"
+    return bounds
+
+
 def _patient_specs() -> list[FeatureSpec]:
     age, weight, blasts, dose = (
         PATIENTS.column(c) for c in ("age_years", "weight_kg", "marrow_blasts_pct", "car_t_dose")
     )
     pc, dz, tx, bl = "patient characteristics", "disease burden", "CAR T treatment", "baseline labs"
     specs = [
-        FeatureSpec("age_years", "Age", "years", pc, age.description, *age.hard, 0, "age"),
-        FeatureSpec("weight_kg", "Weight", "kg", pc, weight.description, *weight.hard, 0, "weight"),
+        FeatureSpec("age_years", "Age", "years", pc, age.description, *_bounds(age.hard), 0, "age"),
+        FeatureSpec(
+            "weight_kg", "Weight", "kg", pc, weight.description, *_bounds(weight.hard), 0, "weight"
+        ),
         FeatureSpec(
             "sex_male",
             "Male sex",
@@ -205,7 +213,7 @@ def _patient_specs() -> list[FeatureSpec]:
             "10^6 cells/kg",
             tx,
             dose.description,
-            *dose.soft,
+            *_bounds(dose.soft),
             1,
             "car_t_dose",
             skewed=True,

@@ -2,7 +2,7 @@
 
 The tables, columns, event vocabulary and analyte table are rendered from ``features.schema``
 and ``features.vocabulary``; the how-to text describes what ``features.io`` and
-``features.validate`` do. A test fails when the committed file differs from the output, so
+``features.validation`` do. A test fails when the committed file differs from the output, so
 regenerate after changing a declaration::
 
     python -m features.docs > docs/cohort-format.md
@@ -22,7 +22,7 @@ from features.schema import (
     SECOND_LINE_AGENTS,
     Column,
 )
-from features.validate import FALSE_TOKENS, MAX_LISTED, NULL_TOKENS, TIME_WINDOWS, TRUE_TOKENS
+from features.validation import FALSE_TOKENS, MAX_LISTED, NULL_TOKENS, TIME_WINDOWS, TRUE_TOKENS
 from features.vocabulary import ANALYTES, OxygenDevice, UnitConversion
 
 _EVENT_NOTES: dict[str, str] = {

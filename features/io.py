@@ -11,7 +11,7 @@ validator then parses each column in its declared type. Parquet keeps its stored
 that an integer ``patient_id`` is turned into text. The contract's text columns (identifiers,
 analytes, units, events, codes) are read dictionary-encoded, i.e. as pandas categoricals: a
 handful of distinct values over millions of rows (≈15% less memory and time when loading).
-``load_cohort`` reads, validates (``features.validate``), converts every measurement to its
+``load_cohort`` reads, validates (``features.validation``), converts every measurement to its
 analyte's canonical unit and returns the canonical :class:`~features.cohort.Cohort`; any problem
 raises :class:`CohortError`.
 """
@@ -35,12 +35,13 @@ import pyarrow.parquet as pq
 from features.cohort import Cohort
 from features.errors import CohortError, CrsRiskError
 from features.schema import FILE_SUFFIXES, SCHEMA, TABLES
-from features.validate import (
+from features.validation import (
+    FOR_WRITER,
     MAX_LISTED,
     NULL_TOKENS,
     Problem,
     ValidationReport,
-    validate_frames,
+    validate_tables,
 )
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
     "load_cohort",
     "read_tables",
     "validate_folder",
-    "validate_frames",
+    "validate_tables",
     "write_cohort",
 ]
 
@@ -254,7 +255,7 @@ def validate_folder(path: str | os.PathLike[str]) -> ValidationReport:
     tables, problems, source = _read_folder(Path(path))
     if not Path(path).is_dir():  # nothing else to say about a folder that is not there
         return ValidationReport(source, problems)
-    return validate_frames(tables, source, prior=problems)
+    return validate_tables(tables, source, prior=problems)
 
 
 def load_cohort(path: str | os.PathLike[str]) -> Cohort:
@@ -362,7 +363,7 @@ def write_cohort(
     extra_files = {_extra_file(name, fmt): frame for name, frame in (extra or {}).items()}
     files = {name: f"{name}.{fmt}" for name in TABLES}
     tables = {"patients": patients, "measurements": measurements, "events": events}
-    report = validate_frames(tables, out.name, files=files, keep_frames=True)
+    report = validate_tables(tables, out.name, files=files, outputs=FOR_WRITER)
     if not report.ok or report.frames is None:
         raise CohortError(report.render(), report.errors)
     refuse_mixed_formats(out, fmt)

@@ -5,7 +5,7 @@ infusion), ``measurements`` (long: one value of one analyte at one time) and ``e
 treatments and outcomes). Times are hours from CAR T infusion (negative = before). No calendar
 dates and no names appear anywhere (../shared/DESIGN.md).
 
-Validation (``features.validate``), the loader (``features.io``), the importer, the simulator and
+Validation (``features.validation``), the loader (``features.io``), the importer, the simulator and
 the generated ``docs/cohort-format.md`` all read these declarations, so the contract lives here
 and nowhere else. ASTCT grades follow Lee DW et al. 2019 (BBMT 25:625): CRS 0–5, ICANS 0–5.
 """

@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import Tags
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from features.catalog import CATALOG, FeatureSpec
@@ -34,8 +35,14 @@ from features.catalog import CATALOG, FeatureSpec
 _VALIDATE = {"ensure_all_finite": "allow-nan", "dtype": np.float64}
 
 
-def _nan_tags(tags: object) -> object:
-    tags.input_tags.allow_nan = True  # type: ignore[attr-defined]
+def _validated(est: BaseEstimator, X: object, **kwargs: object) -> np.ndarray:
+    """sklearn's ``validate_data`` with this module's options: a float64 array, NaN allowed."""
+    out: np.ndarray = validate_data(est, X, **_VALIDATE, **kwargs)
+    return out
+
+
+def _nan_tags(tags: Tags) -> Tags:
+    tags.input_tags.allow_nan = True
     return tags
 
 
@@ -66,13 +73,13 @@ class LogTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.columns = columns
 
     def fit(self, X: object, y: object = None) -> LogTransformer:
-        validate_data(self, X, **_VALIDATE)
+        _validated(self, X)
         self.columns_ = _column_indices(self, self.columns)
         return self
 
     def transform(self, X: object) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, copy=True, **_VALIDATE)
+        X = _validated(self, X, reset=False, copy=True)
         cols = X[:, self.columns_]
         X[:, self.columns_] = np.sign(cols) * np.log1p(np.abs(cols))
         return X
@@ -97,7 +104,7 @@ class CatalogWinsorizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.quantiles = quantiles
 
     def fit(self, X: object, y: object = None) -> CatalogWinsorizer:
-        X = validate_data(self, X, **_VALIDATE)
+        X = _validated(self, X)
         n = X.shape[1]
         low = np.full(n, -np.inf)
         high = np.full(n, np.inf)
@@ -124,7 +131,7 @@ class CatalogWinsorizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def transform(self, X: object) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, copy=True, **_VALIDATE)
+        X = _validated(self, X, reset=False, copy=True)
         return np.clip(X, self.lower_, self.upper_)
 
     def __sklearn_tags__(self) -> object:
@@ -142,7 +149,7 @@ class MissingIndicatorImputer(TransformerMixin, BaseEstimator):
         self.add_indicator = add_indicator
 
     def fit(self, X: object, y: object = None) -> MissingIndicatorImputer:
-        X = validate_data(self, X, **_VALIDATE)
+        X = _validated(self, X)
         missing = np.isnan(X)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
@@ -155,7 +162,7 @@ class MissingIndicatorImputer(TransformerMixin, BaseEstimator):
 
     def transform(self, X: object) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, copy=True, **_VALIDATE)
+        X = _validated(self, X, reset=False, copy=True)
         missing = np.isnan(X)
         X = np.where(missing, self.statistics_, X)
         if len(self.indicator_features_):

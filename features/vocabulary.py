@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -266,7 +267,7 @@ for _a in ANALYTES.values():
     for _name in (_a.key, _a.label, *_a.aliases):
         _ALIASES[_name.strip().lower()] = _a.key
 
-_UNIT_SUBS = [
+_UNIT_SUBS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"\s+"), ""),
     (re.compile(r"mcg", re.IGNORECASE), "µg"),  # mcg/L, mcg/mL
     (re.compile(r"^ui/", re.IGNORECASE), "iu/"),  # UI/L (French, Spanish, Italian exports)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.landmark import Records
+from features.records import Records
 from serving.schemas import PATIENT_FIELDS
 
 TAG = b"crs-risk input digest v2\x00"
@@ -64,7 +64,7 @@ def input_digests(
 ) -> list[str]:
     """Hex SHA-256 of every patient's validated input (patient code order = request order).
 
-    ``records`` / ``patients``: what ``features.validate`` returned for the request
+    ``records`` / ``patients``: what ``features.validation`` returned for the request
     (``Validated.records`` / ``.patients``); ``as_of_hours`` (NaN = not given) and ``landmark``
     (None = not asked) per patient.
     """

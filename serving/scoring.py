@@ -3,11 +3,11 @@
 Steps (each patient's data only ever produce that patient's row):
 
 1. the request's records become the three cohort-contract tables (NumPy columns, no DataFrame)
-   and go through ``features.validate.validate_frames`` — the validator and unit conversion used
+   and go through ``features.validation.validate_tables`` — the validator and unit conversion used
    for training cohorts — so a problem is reported with the same rule text, mapped back to the
    request field (``body.measurements.3.unit``); a request skips what only a cohort needs (its
    summary, its digest, the canonical frames) and gets the validated records the feature code
-   reads (``features.landmark.Records``);
+   reads (``features.records.Records``);
 2. the landmark: the latest registered severe-CRS landmark the data support (≤
    ``as_of_hours``, default the latest recorded time) or the one asked for (whole hours 0–336);
    the toci task at each registered toci landmark;
@@ -38,7 +38,7 @@ import pandas as pd
 
 from features.cohort import Cohort
 from features.errors import CrsRiskError
-from features.landmark import Records
+from features.records import Records
 from features.schema import PATIENTS
 from serving.results import empty, feature_index, task_of, task_results
 from serving.schemas import (
@@ -125,7 +125,7 @@ def _items(requests: Sequence[Request], name: str) -> tuple[list[Any], np.ndarra
 def to_frames(requests: Sequence[Request]) -> Frames:
     """The requests' records as the three cohort tables (units as given).
 
-    Columns are NumPy arrays (``features.validate`` takes them as they are): no DataFrame is
+    Columns are NumPy arrays (``features.validation`` takes them as they are): no DataFrame is
     built for a request, the validator's canonical cohort is the first one. Values are read
     with one C-level getter per item (``operator.itemgetter`` / ``attrgetter``).
     """
@@ -214,7 +214,7 @@ def _message(problem: Any) -> str:
 class Validated:
     """The requests validated into what the feature code reads (no canonical frames).
 
-    ``records``: measurements and events as ``features.landmark.Records`` (patient code = the
+    ``records``: measurements and events as ``features.records.Records`` (patient code = the
     request's index in the batch); ``patients``: the patients table's typed columns;
     ``warnings`` per request index. ``cohort`` builds the canonical frames on demand.
     """
@@ -228,7 +228,7 @@ class Validated:
     def cohort(self) -> Cohort:
         """The requests as a canonical :class:`Cohort` (frames; validated again, for callers
         that want the frames — scoring itself never does)."""
-        from features.validate import validate_frames
+        from features.validation import validate_frames
 
         report = validate_frames(self.tables, "request", files=FILES, summary=False)
         assert report.cohort is not None
@@ -243,7 +243,7 @@ def validate_requests(requests: Sequence[Request], batch: bool = False) -> Valid
 
 def validate_frames_of(frames: Frames, batch: bool = False) -> Validated:
     """:func:`validate_requests` on tables already built from the requests."""
-    from features.validate import validate_frames
+    from features.validation import validate_frames
 
     report = validate_frames(
         frames.tables,

@@ -33,13 +33,13 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from features.sample_size import SampleSize, riley_sample_size
 from features.table import FeatureTable
 from training.calibration import choose_method
 from training.experiment import LEARNED_MODELS, Experiment
 from training.metrics import MetricReport, auroc, evaluate_predictions, paired_difference
 from training.models import BuiltModel, build_model, n_parameters
 from training.parsimony import ColumnChoice, resolve_columns, uninformative
-from training.sample_size import SampleSize, riley_sample_size
 from training.selection import (
     CandidateFolds,
     ProcedurePredictions,

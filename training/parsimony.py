@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from training.sample_size import riley_sample_size
+from features.sample_size import riley_sample_size
 
 COMPACT_PRE_INFUSION: tuple[str, ...] = (
     "marrow_blasts_pct",  # disease burden: the strongest pre-infusion predictor

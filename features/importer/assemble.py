@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from features.importer.report import (
 )
 from features.importer.table import collect_files
 from features.importer.wide import read_wide
+from features.io import write_cohort
 from features.manifest import import_manifest, write_manifest
 from features.mapping import (
     CRS_DERIVED,
@@ -101,7 +103,7 @@ def keep_known(r: Reader, frame: pd.DataFrame, known: set[str], what: str) -> pd
     return frame.loc[~unknown]
 
 
-def _same(a: object, b: object) -> bool:
+def _same(a: Any, b: Any) -> bool:  # two cells of one column: any type
     """Equal values for duplicate detection (missing equals missing; floats to 1e-9)."""
     if pd.isna(a) or pd.isna(b):
         return bool(pd.isna(a) and pd.isna(b))
@@ -124,15 +126,15 @@ def duplicates(
     for i, t in enumerate(tuples):
         first_of.setdefault(t, i)
     counted = what + "s"
-    for i in np.flatnonzero(later):
-        first, row = frame.iloc[first_of[tuples[i]]], frame.iloc[i]
+    for dup in np.flatnonzero(later):
+        first, row = frame.iloc[first_of[tuples[dup]]], frame.iloc[dup]
         k = int(row["_src"])
         if all(_same(row[c], first[c]) for c in same):
             r.reports[k].drop(R_DUPLICATE if what == "measurement" else R_DUPLICATE_EVENT)
         elif r.mapping.duplicates == "keep_first":
             r.reports[k].drop(R_CONFLICT_KEPT)
         else:
-            ta, tb = r.tables[int(first["_src"])], r.tables[k]
+            ta, tb = r.table(int(first["_src"])), r.table(k)
             noun = "analyte" if what == "measurement" else "event"
             r.problem(
                 f"conflicting {what}s for the same patient, time and {noun}: "
@@ -228,8 +230,6 @@ def import_cohort(
     """``crs-risk cohort import``: convert ``sources`` through the mapping file and write the
     cohort folder ``out`` (validated first by :func:`features.io.write_cohort`; nothing is
     written when anything fails)."""
-    from features.io import write_cohort
-
     mapping_path = Path(mapping)
     if fmt not in ("csv", "parquet"):
         raise CrsRiskError(f"--format {fmt!r}: use csv or parquet")

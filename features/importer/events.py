@@ -5,6 +5,7 @@ naming file, rows and column, or (``grade_conflicts: max``) the maximum is kept 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -28,6 +29,7 @@ def read_long_events(r: Reader, k: int, src: LongEventsSource, ids: list[str | N
     r.reports[k].columns_used = 3 + sum(j is not None for j in (gj, dj, ij))
     if len(r.problems) > before:
         return
+    assert tj is not None and ej is not None  # required: resolved, else a problem returned above
     for i, pid in enumerate(ids):
         if pid is None:
             continue
@@ -96,7 +98,7 @@ def resolve_grade_conflicts(
             continue
         places = []
         for _, row in rows.iterrows():
-            t = r.tables[int(row["_src"])]
+            t = r.table(int(row["_src"]))
             places.append(
                 f"{t.file} row {t.row_number(int(row['_row']))}, {t.column_label(int(row['_col']))}"
                 f" (grade {int(row['grade'])})"
@@ -110,12 +112,16 @@ def resolve_grade_conflicts(
 
 
 def derive_crs(
-    r: Reader, k: int, gj: int | None, grades: list[tuple[str, float, int, int]], wanted: list[str]
+    r: Reader,
+    k: int,
+    gj: int | None,
+    grades: list[tuple[str, float, int, int]],
+    wanted: Sequence[str],
 ) -> None:
     """Per-row grades → ``crs_onset`` (first grade ≥1), ``crs_grade`` at each later change, and
     ``crs_max_grade``: 0 with unknown time when the course never left grade 0; the maximum timed
     at onset only when ``crs_events`` asks for the summary without the timed course."""
-    if not grades:
+    if not grades or gj is None:  # grades come only from a resolved grade column
         return
     frame = pd.DataFrame(grades, columns=["patient_id", "hours", "grade", "_row"])
     frame = frame.assign(_src=k, _col=gj)

@@ -17,9 +17,11 @@ from features.mapping import (
     AnalyteValues,
     ColumnSpec,
     LongMeasurementsSource,
+    MapTarget,
     MeasureRule,
     PatientMeasurementsSource,
     TimeSpec,
+    WideMeasurementsSource,
 )
 from features.vocabulary import ANALYTES
 from features.vocabulary import resolve_unit as _resolve_unit
@@ -39,7 +41,7 @@ class Measure:
     time_value: float | None = None  # resolved constant time
     fallback: float | None = None
     skip_reason: str | None = None
-    values: dict[str, object] | None = None
+    values: dict[str, MapTarget] | None = None
     unit_index: int | None = None
     unit_spec: ColumnSpec | None = None
     rules: AnalyteValues | None = None
@@ -55,7 +57,7 @@ class BadUnits:
         self.at.setdefault((key, unit, j), []).append(i)
 
     def report(self, r: Reader, k: int) -> None:
-        t = r.tables[k]
+        t = r.table(k)
         for (key, unit_text, j), rows in self.at.items():
             r.problem(
                 f"{t.file} {t.column_label(j)}: unit {r.shown(unit_text)} is not accepted for "
@@ -74,7 +76,9 @@ def read_long(r: Reader, k: int, src: LongMeasurementsSource, ids: list[str | No
     r.reports[k].columns_used = 4 + (uj is not None) + (qj is not None)
     if len(r.problems) > before:
         return
-    report, t = r.reports[k], r.tables[k]
+    # required columns: resolved, else a problem returned above
+    assert tj is not None and aj is not None and vj is not None
+    report, t = r.reports[k], r.table(k)
     unknown: Counter = Counter()
     bad_units = BadUnits()
     fixed_unit: dict[str, list[int]] = {}
@@ -94,7 +98,7 @@ def read_long(r: Reader, k: int, src: LongMeasurementsSource, ids: list[str | No
         present, value = r.cell(k, i, vj, src.value, "")
         if not present:
             continue
-        unit_text = src.unit
+        unit_text: object = src.unit
         if uj is not None:
             present, unit_text = r.cell(k, i, uj, src.unit_column, "unit: ")
             if not present:
@@ -134,9 +138,11 @@ def read_long(r: Reader, k: int, src: LongMeasurementsSource, ids: list[str | No
         )
 
 
-def measure_columns(r: Reader, k: int, src: object, per_patient: bool) -> list[Measure]:
+def measure_columns(
+    r: Reader, k: int, src: WideMeasurementsSource | PatientMeasurementsSource, per_patient: bool
+) -> list[Measure]:
     """Resolve every measurement rule of a wide or per-patient source to its columns."""
-    t = r.tables[k]
+    t = r.table(k)
     out: list[Measure] = []
     owner: dict[int, int] = {}
     for n, rule in enumerate(src.measurements):
@@ -148,6 +154,7 @@ def measure_columns(r: Reader, k: int, src: object, per_patient: bool) -> list[M
                 continue
             matches = [(j, {})]
         else:
+            assert rule.match is not None, "a rule without a column has a match (mapping check)"
             pattern = re.compile(rule.match, re.IGNORECASE)
             for j in range(t.n_columns):
                 m = pattern.fullmatch(t.path_text(j))
@@ -168,23 +175,23 @@ def measure_columns(r: Reader, k: int, src: object, per_patient: bool) -> list[M
                 )
                 continue
             owner[j] = n
-            m = measure_column(r, k, src, rule, where, j, groups, per_patient)
-            if m is not None:
-                out.append(m)
+            measure = measure_column(r, k, src, rule, where, j, groups, per_patient)
+            if measure is not None:
+                out.append(measure)
     return out
 
 
 def measure_column(
     r: Reader,
     k: int,
-    src: object,
+    src: WideMeasurementsSource | PatientMeasurementsSource,
     rule: MeasureRule,
     where: str,
     j: int,
     groups: dict[str, str],
     per_patient: bool,
 ) -> Measure | None:
-    t = r.tables[k]
+    t = r.table(k)
     at = f"{where} ({t.column_label(j)})"
     name = rule.analyte or groups.get("analyte", "")
     key, skip = r.analyte_key(src, name)
@@ -219,6 +226,7 @@ def measure_column(
     if not per_patient:
         return measure
     spec = rule.time
+    assert spec is not None, "a per-patient measurement rule declares its time (mapping check)"
     try:
         if spec.column is not None:
             column = spec.column
@@ -230,6 +238,7 @@ def measure_column(
                 return None
             measure.time_index = tj
         else:
+            assert spec.value is not None, "a time without a column has a value (mapping check)"
             measure.time_value = template_number(r, k, spec.value, groups, f"{at}.time.value")
         if spec.fallback is not None:
             measure.fallback = template_number(r, k, spec.fallback, groups, f"{at}.time.fallback")
@@ -267,6 +276,7 @@ def measure_cells(
         if m.analyte is None:
             present, _ = r.cell(k, i, m.index, None, "")
             if present:
+                assert m.skip_reason is not None  # a measure without analyte is a skipped one
                 report.drop(m.skip_reason)
             continue
         present, value = r.cell(k, i, m.index, None, "", values=m.values)
@@ -283,11 +293,14 @@ def measure_cells(
                 continue
         h = hours
         if m.time_index is not None:
+            assert m.time is not None  # resolved from the rule's time (measure_column)
             h = r.time_cell(k, i, m.time_index, m.time, m.fallback, pid)
         elif m.time_value is not None:
+            assert m.time is not None
             h = r.hours(k, i, m.index, m.time_value, m.time)
         if h is None:
             continue
+        assert unit is not None  # a fixed unit was resolved in measure_column
         r.add_measurement(k, i, m.index, pid, h, m.analyte, unit, value, m.rules)
 
 

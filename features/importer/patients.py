@@ -18,10 +18,10 @@ from features.schema import GRADED_EVENTS, PATIENTS
 def per_patient_rows(r: Reader, k: int, ids: list[str | None]) -> dict[str, int]:
     """Patient id → its row. Repeats are an error, or with ``rows: repeated`` one patient when
     every patient column (and the infusion date) agrees, an error naming the column otherwise."""
-    src, t = r.mapping.sources[k], r.tables[k]
+    src, t = r.mapping.sources[k], r.table(k)
     repeated = isinstance(src, PatientsSource) and src.rows == "repeated"
     compared: list[int] = []
-    if repeated:
+    if isinstance(src, PatientsSource) and repeated:
         specs = list(src.columns.values())
         infusion = r.mapping.infusion
         if infusion is not None and infusion.source == src.name:
@@ -83,16 +83,17 @@ def read_patients(r: Reader, k: int, src: PatientsSource) -> None:
             constants[name] = out
         else:
             r.mapping_problem(k, "constants", str(out))
-    if any(j is None for j in cols.values()):
+    found = {name: j for name, j in cols.items() if j is not None}
+    if len(found) < len(cols):
         return
     for pid, i in r.patient_rows[k].items():
         record = r.patients.setdefault(pid, {})
         record.update(constants)
-        for name, j in cols.items():
-            present, value = r.cell(k, i, j, src.columns[name], f"{name}: ")
+        for name, j in found.items():
+            present, cell = r.cell(k, i, j, src.columns[name], f"{name}: ")
             if not present:
                 continue
-            ok, out = patient_value(name, value, r.shown(value))
+            ok, out = patient_value(name, cell, r.shown(cell))
             if ok:
                 record[name] = out
             else:
@@ -111,7 +112,7 @@ def read_infusion(r: Reader) -> None:
     if j is None:
         return
     for pid, i in r.patient_rows[k].items():
-        value = r.tables[k].cells[i, j]
+        value = r.table(k).cells[i, j]
         if is_empty(value) or r.is_placeholder(k, value):
             r.reports[k].drop("infusion date: empty (the patient's dated rows are dropped)")
             continue
@@ -149,7 +150,7 @@ def read_patient_events(r: Reader, k: int, rules: list[PatientEventRule]) -> Non
         if rule.time is not None and rule.time.column is not None:
             if r.tables[time_src] is None:
                 continue
-            j, why = r.tables[time_src].find(rule.time.column)
+            j, why = r.table(time_src).find(rule.time.column)
             if why is not None:
                 r.mapping_problem(k, f"{where}.time.column", why)
                 continue
@@ -179,13 +180,17 @@ def one_patient_event(
     time_col: int | None,
 ) -> None:
     label = f"{rule.event}: "
-    if flag is not None and not r.flag(k, i, flag, rule.flag, f"{label}flag "):
-        return
-    grade = None
+    if flag is not None:
+        assert rule.flag is not None  # the flag column was resolved from it
+        if not r.flag(k, i, flag, rule.flag, f"{label}flag "):
+            return
+    grade: int | None = None
     if rule.event in GRADED_EVENTS:
         if grade_col is None:
+            assert not isinstance(rule.grade, ColumnSpec)  # a grade column resolves to grade_col
             grade = rule.grade
         else:
+            assert isinstance(rule.grade, ColumnSpec)
             present, value = r.cell(k, i, grade_col, rule.grade, f"{label}grade ")
             if not present:
                 return
@@ -194,6 +199,7 @@ def one_patient_event(
                 return
     hours = math.nan
     if time_col is not None:
+        assert rule.time is not None  # the time column was resolved from it
         ti = r.patient_rows[time_src].get(pid) if time_src != k else i
         if ti is not None:
             fallback = rule.time.number("fallback")
@@ -202,8 +208,8 @@ def one_patient_event(
             hours = math.nan if h is None else h
         if flag is None and rule.event not in GRADED_EVENTS and math.isnan(hours):
             return
-    elif rule.time is not None and rule.time.value is not None:
-        h = r.hours(k, i, flag or 0, rule.time.number("value"), rule.time)
+    elif rule.time is not None and (value_h := rule.time.number("value")) is not None:
+        h = r.hours(k, i, flag or 0, value_h, rule.time)
         if h is None:
             return
         hours = h

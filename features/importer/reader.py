@@ -32,9 +32,11 @@ from features.importer.report import (
 from features.importer.table import SourceTable, read_source
 from features.mapping import (
     SKIP,
+    AnalyteOptions,
     AnalyteValues,
     ColumnSpec,
     Mapping,
+    MapTarget,
     TimeSpec,
     place_day,
     value_key,
@@ -76,6 +78,13 @@ class Reader:
         self.lost_to_follow_up = 0
 
     # -- problems ---------------------------------------------------------------------------
+    def table(self, k: int) -> SourceTable:
+        """The table read for source ``k`` (only asked for once :meth:`read_all` found it)."""
+        t = self.tables[k]
+        if t is None:
+            raise RuntimeError(f"source {k} was not read")  # a bug, not a user error
+        return t
+
     def problem(self, message: str) -> None:
         self.problems.append(message)
 
@@ -84,7 +93,7 @@ class Reader:
         return HIDDEN if cached_key(value) in self.id_keys else repr(value)
 
     def cell_problem(self, k: int, i: int, j: int, message: str) -> None:
-        t = self.tables[k]
+        t = self.table(k)
         self.problem(f"{t.file} row {t.row_number(i)}, {t.column_label(j)}: {message}")
 
     def mapping_problem(self, k: int, where: str, message: str) -> None:
@@ -132,14 +141,14 @@ class Reader:
     def resolve(self, k: int, spec: ColumnSpec | None, where: str) -> int | None:
         if spec is None or self.tables[k] is None:
             return None
-        j, why = self.tables[k].find(spec)
+        j, why = self.table(k).find(spec)
         if why is not None:
             self.mapping_problem(k, where, why)
         return j
 
     def ids(self, k: int) -> list[str | None]:
         """Patient id per row (``None`` for empty rows / empty ids, counted)."""
-        src, t = self.mapping.sources[k], self.tables[k]
+        src, t = self.mapping.sources[k], self.table(k)
         j = self.resolve(k, src.id_column, "id_column")
         out: list[str | None] = []
         if j is None:
@@ -167,7 +176,7 @@ class Reader:
         return bool(self.placeholders[k]) and cached_key(value) in self.placeholders[k]
 
     def map_value(
-        self, k: int, i: int, j: int, values: dict[str, object] | None, value: object
+        self, k: int, i: int, j: int, values: dict[str, MapTarget] | None, value: object
     ) -> object:
         """Apply a value map (every value must be covered); ``None`` = mapped to missing."""
         if values is None:
@@ -187,10 +196,10 @@ class Reader:
         j: int,
         spec: ColumnSpec | None,
         label: str,
-        values: dict[str, object] | None = None,
+        values: dict[str, MapTarget] | None = None,
     ) -> tuple[bool, object]:
         """``(True, value)`` for a usable (mapped) cell; counts empty/placeholder/missing."""
-        value = self.tables[k].cells[i, j]
+        value = self.table(k).cells[i, j]
         report = self.reports[k]
         if is_empty(value):
             report.drop(f"{label}{R_EMPTY}")
@@ -249,6 +258,7 @@ class Reader:
         """Indication of a drug event: the constant, or the (mapped) cell; ``None`` = unknown."""
         if spec is None or isinstance(spec, str):
             return spec
+        assert j is not None, "an indication column is resolved before its cells are read"
         present, value = self.cell(k, i, j, spec, f"{label}indication ")
         if not present:
             return None
@@ -266,6 +276,7 @@ class Reader:
 
     # -- times ------------------------------------------------------------------------------
     def in_contract(self, k: int, i: int, j: int, h: float, what: str) -> float | None:
+        assert HOURS.hard is not None  # the contract bounds every time
         lo, hi = HOURS.hard
         if not lo <= h <= hi:
             self.cell_problem(
@@ -316,7 +327,7 @@ class Reader:
         count: bool = True,
     ) -> float | None:
         """Hours of a time cell; ``fallback`` (source units) when empty; ``None`` = no time."""
-        value = self.tables[k].cells[i, j]
+        value = self.table(k).cells[i, j]
         if is_empty(value) or self.is_placeholder(k, value):
             if fallback is None:
                 if count:
@@ -333,7 +344,7 @@ class Reader:
         return None if parsed is None else self.hours(k, i, j, parsed[0], spec)
 
     # -- measurements and events ------------------------------------------------------------
-    def analyte_key(self, src: object, name: str) -> tuple[str | None, str | None]:
+    def analyte_key(self, src: AnalyteOptions, name: str) -> tuple[str | None, str | None]:
         """Vocabulary key for a source analyte name, or ``(None, reason to skip)``;
         ``(None, None)`` = unknown and not to be skipped (a problem)."""
         cache = self.analyte_cache.setdefault(id(src), {})

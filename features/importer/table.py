@@ -43,8 +43,12 @@ class SourceTable:
 
     def find(self, spec: ColumnSpec) -> tuple[int | None, str | None]:
         """Index of the column ``spec`` addresses, or ``(None, why not)``."""
-        if spec.letter is not None or spec.position is not None:
-            j = letter_index(spec.letter) if spec.letter is not None else spec.position - 1
+        j: int | None = None
+        if spec.letter is not None:
+            j = letter_index(spec.letter)
+        elif spec.position is not None:
+            j = spec.position - 1
+        if j is not None:
             if j >= self.n_columns:
                 return None, (
                     f"column {spec.describe()} is beyond the last column "
@@ -119,7 +123,9 @@ def read_source(
     raw.columns = range(raw.shape[1])
     if raw.shape[0] < header_rows:
         raise CrsRiskError(f"{path.name}: fewer rows than the {header_rows} header rows declared")
-    paths = _header_paths(raw.iloc[:header_rows]) if header_rows else [()] * raw.shape[1]
+    paths: list[tuple[str, ...]] = (
+        _header_paths(raw.iloc[:header_rows]) if header_rows else [()] * raw.shape[1]
+    )
     cells = raw.iloc[header_rows:].to_numpy(dtype=object)
     return SourceTable(path.name, cells, paths, header_rows)
 

@@ -26,6 +26,7 @@ def read_wide(r: Reader, k: int, src: WideMeasurementsSource, ids: list[str | No
     )
     if len(r.problems) > before:
         return
+    assert tj is not None  # required: resolved, else a problem returned above
     grades: list[tuple[str, float, int, int]] = []
     bad_units = BadUnits()
     candidates: list[dict] = []
@@ -61,7 +62,7 @@ def read_wide(r: Reader, k: int, src: WideMeasurementsSource, ids: list[str | No
         )
 
 
-def _resolve_rule(r: Reader, k: int, n: int, rule: RowEventRule) -> dict[str, int | None] | None:
+def _resolve_rule(r: Reader, k: int, n: int, rule: RowEventRule) -> dict[str, int]:
     where = f"events[{n}]"
     cols = {
         "flag": r.resolve(k, rule.flag, f"{where}.flag"),
@@ -99,6 +100,7 @@ def _row_event(
             return None
     else:
         j = cols["flag"]
+        assert rule.flag is not None  # a rule without grade has a flag (mapping check)
         if not r.flag(k, i, j, rule.flag, f"{label}flag "):
             return None
     return {

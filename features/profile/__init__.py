@@ -10,12 +10,12 @@ assembles them, ``render`` writes the self-contained HTML page. :func:`quality_f
 training computes at ``train`` time; :func:`flag_aggregates` is what may leave the cohort.
 """
 
+from features.profile.render import profile_folder
 from features.profile.report import (
     Profile,
     flag_aggregates,
     load_rules,
     profile_cohort,
-    profile_folder,
     quality_flags,
 )
 from features.profile.rules import KINDS, Flag, FlagRules

@@ -1,7 +1,7 @@
 """Per task and landmark: who would be eligible, excluded (by reason) and positive — computed
 with ``features.tasks``' own rules, so the counts are the ones training sees — and the flag of
 a landmark with too few events for the sample-size rule training applies (Riley RD et al. 2020,
-BMJ 368:m441, through ``training.sample_size``)."""
+BMJ 368:m441, through ``features.sample_size``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from features.cohort import Cohort
 from features.profile.rules import Flag, FlagRules
+from features.sample_size import riley_sample_size
 from features.tasks import TASKS, assign, exclusion_summary
 
 
@@ -49,8 +50,6 @@ def all_task_counts(
 
 def few_events_flag(counts: TaskCounts, rules: FlagRules) -> Flag | None:
     """Too few eligible patients or events at a landmark for training (see FlagRules)."""
-    from training.sample_size import riley_sample_size
-
     n, e = counts.eligible, counts.positive
     minority = min(e, n - e)
     size = riley_sample_size(n, e, rules.min_parameters)

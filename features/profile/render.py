@@ -1,16 +1,21 @@
 """The profile as one self-contained HTML page: inline CSS and SVG, no script, no external
 resource, so it opens offline and can be attached to a ticket. Sections (ids): ``overview``,
-``flags``, ``analytes``, ``events``, ``tasks``."""
+``flags``, ``analytes``, ``events``, ``tasks``. :func:`profile_folder` writes it for a cohort
+folder."""
 
 from __future__ import annotations
 
+import os
 from html import escape
+from pathlib import Path
 
 import numpy as np
 
+from features.errors import CrsRiskError
+from features.io import load_cohort
 from features.profile.analytes import AnalyteStats
 from features.profile.events import GRADES
-from features.profile.report import Profile
+from features.profile.report import Profile, load_rules, profile_cohort
 from features.profile.svg import histogram, stacked_bars
 
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -201,3 +206,17 @@ def render_html(p: Profile) -> str:
         f"<h1>Cohort profile</h1><nav>{nav}</nav>{sections}"
         "<p><small>Research use only. crs-risk cohort profile.</small></p></body></html>"
     )
+
+
+def profile_folder(
+    directory: str | os.PathLike[str], out: Path, rules_file: Path | None = None
+) -> Profile:
+    """Load a cohort folder, profile it and write the self-contained HTML report to ``out``."""
+    rules = load_rules(rules_file)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise CrsRiskError(f"--out {out}: the report is HTML, give a .html file name")
+    profile = profile_cohort(load_cohort(directory), rules)
+    html = render_html(profile)  # complete before anything is written
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return profile

@@ -3,14 +3,14 @@ one pure function training calls for the same flags (:func:`quality_flags`)."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from features.cohort import Cohort
 from features.errors import CrsRiskError
-from features.landmark import prepared
 from features.profile.analytes import AnalyteStats, all_analyte_stats
 from features.profile.eligibility import TaskCounts, all_task_counts, few_events_flag
 from features.profile.events import EventStats, event_stats
@@ -19,7 +19,8 @@ from features.profile.rules import KINDS, Flag, FlagRules
 from features.profile.timing_flags import after_death_flag, day_gap_flag
 from features.profile.value_flags import value_flags
 from features.profile.windows import Windows, default_windows
-from features.tasks import get_task
+from features.records import prepared
+from features.tasks import TASKS, get_task
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,6 @@ class Profile:
 def _plan(landmarks: dict[str, tuple[str, ...]] | None) -> dict[str, tuple[str, ...]]:
     if landmarks:
         return landmarks
-    from features.tasks import TASKS
-
     return {name: t.landmarks for name, t in TASKS.items()}
 
 
@@ -154,8 +153,6 @@ def load_rules(path: Path | None) -> FlagRules:
     """Thresholds from a YAML file of ``name: value`` (see FlagRules), or the defaults."""
     if path is None:
         return FlagRules()
-    import yaml
-
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -166,20 +163,3 @@ def load_rules(path: Path | None) -> FlagRules:
         return FlagRules.from_mapping(data)
     except CrsRiskError as exc:
         raise CrsRiskError(f"{path}: {exc}") from exc
-
-
-def profile_folder(
-    directory: str | os.PathLike[str], out: Path, rules_file: Path | None = None
-) -> Profile:
-    """Load a cohort folder, profile it and write the self-contained HTML report to ``out``."""
-    from features.io import load_cohort
-    from features.profile.render import render_html
-
-    rules = load_rules(rules_file)
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise CrsRiskError(f"--out {out}: the report is HTML, give a .html file name")
-    profile = profile_cohort(load_cohort(directory), rules)
-    html = render_html(profile)  # complete before anything is written
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
-    return profile

@@ -63,9 +63,10 @@ class FlagRules:
       landmark;
     - after death: ≥ ``after_death_rows`` measurement rows timed after the patient's death;
     - few events: fewer eligible patients than Riley's minimum sample size (the criteria
-      ``training.sample_size`` applies) for a model with ``min_parameters`` candidate
-      parameters (1 = the smallest model training fits, m-EASIX), or fewer than 2 patients
-      in the smaller outcome class (training then skips the landmark).
+      ``features.sample_size`` applies, as training does) for a model with
+      ``min_parameters`` candidate parameters (1 = the smallest model training fits,
+      m-EASIX), or fewer than 2 patients in the smaller outcome class (training then skips
+      the landmark).
     """
 
     spike_ratio: float = 3.0
@@ -114,6 +115,6 @@ class FlagRules:
             if isinstance(v, list):
                 values[k] = tuple(float(x) for x in v)
         try:
-            return cls(**values)  # type: ignore[arg-type]
+            return cls(**values)  # type: ignore[arg-type]  # names checked above, types here
         except TypeError as exc:
             raise CrsRiskError(f"flag rules: {exc}") from exc

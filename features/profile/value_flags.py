@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
 from features.catalog import DYNAMIC_ANALYTES
 from features.profile.rows import AnalyteRows
@@ -63,8 +65,8 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
         | (share >= rules.imputation_share)
     )
     patients = np.zeros(len(values), dtype=np.int64)
-    for i in np.flatnonzero(possible):
-        patients[i] = _patients_at(rows, float(values[i]))
+    for j in np.flatnonzero(possible):
+        patients[j] = _patients_at(rows, float(values[j]))
     unit = ANALYTES[rows.analyte].canonical_unit
     label = ANALYTES[rows.analyte].label
     out: list[Flag] = []
@@ -149,9 +151,6 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
 def _mixture(x: np.ndarray) -> tuple[float, float, float, float, float, float]:
     """Two-component fit of ``x``: separation, Ashman's D, smaller weight, sd ratio, BIC gain,
     weight of the lower component."""
-    from sklearn.mixture import GaussianMixture
-    from threadpoolctl import threadpool_limits
-
     X = x.reshape(-1, 1)
     # started at the quartiles: deterministic, and no k-means initialisation (slow on a
     # shared machine, where its thread pool oversubscribes the cores)

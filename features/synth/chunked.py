@@ -16,7 +16,7 @@ one-shot folder path cannot reach the issue's n = 1,000,000 on a 24 GB machine. 
   memory. (One exception: should a block ever need quoted CSV cells while others did not, only
   that block's cells are quoted; the file stays valid CSV. Synthetic values come from fixed
   vocabularies and never need quoting.)
-- **validate**: every block goes through :func:`features.validate.validate_frames`. Patient
+- **validate**: every block goes through :func:`features.validation.validate_tables`. Patient
   identifiers are disjoint across blocks, so the cross-table rules (every measurement and event
   names a patient of its own block) hold per block; one global check adds that no identifier
   repeats across blocks. Problem rows are shifted to rows of the whole table.
@@ -56,7 +56,13 @@ from features.synth.simulate import (
     measurement_chunks,
     patient_stages,
 )
-from features.validate import MAX_LISTED, Problem, ValidationReport, validate_frames
+from features.validation import (
+    FOR_WRITER,
+    MAX_LISTED,
+    Problem,
+    ValidationReport,
+    validate_tables,
+)
 
 __all__ = [
     "ROW_GROUP",
@@ -336,7 +342,7 @@ def write_cohort_blocks(
 ) -> BlockTotals:
     """Validate each block and append it to the cohort folder; all or nothing.
 
-    Each block is checked by :func:`~features.validate.validate_frames` (blocks must hold
+    Each block is checked by :func:`~features.validation.validate_tables` (blocks must hold
     disjoint patients with all their rows) plus a check that no ``patient_id`` repeats an
     earlier block's. Files go to a hidden temporary folder beside ``out_dir`` and are moved into
     place after the last block; on any problem (:class:`CohortError` for invalid data,
@@ -365,7 +371,7 @@ def write_cohort_blocks(
             n_blocks += 1
             tables = {"patients": blk.patients, "measurements": blk.measurements}
             tables["events"] = blk.events
-            report = validate_frames(tables, out.name, files=files, keep_frames=True)
+            report = validate_tables(tables, out.name, files=files, outputs=FOR_WRITER)
             first = offsets.get(files["patients"], 0) + 1
             last = first + len(blk.patients) - 1
             if not report.ok or report.frames is None:

@@ -44,6 +44,7 @@ from sklearn.preprocessing import StandardScaler
 
 from features.cohort import Cohort
 from features.errors import CrsRiskError
+from features.io import load_cohort
 from features.schema import SECOND_LINE_AGENTS
 from features.synth.params import TARGETS, Target
 from features.tasks import assign
@@ -508,8 +509,6 @@ def _measix_auroc(pat: pd.DataFrame, meas: pd.DataFrame, severe: np.ndarray) -> 
 
 def describe_folder(path: str | os.PathLike[str]) -> DescribeReport:
     """Load a cohort folder (and its ``truth.csv`` when present) and describe it."""
-    from features.io import load_cohort
-
     folder = Path(path)
     cohort = load_cohort(folder)
     truth_path = folder / "truth.csv"

@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 
 from features.errors import CrsRiskError
+from features.io import write_cohort
 from features.manifest import MANIFEST_FILE, Manifest, synthetic_manifest, write_manifest
+from features.synth.chunked import (
+    WRITE_BLOCK,
+    CohortBlock,
+    simulate_blocks,
+    split_cohort,
+    write_cohort_blocks,
+)
 from features.synth.params import DEFAULT, SynthParams, load_params
 from features.synth.simulate import CHUNK, simulate
 
@@ -105,8 +113,6 @@ def synth_to_folder(
     files are the same either way. ``preempt_blasts`` replaces every centre's practice (see
     :func:`features.synth.simulate`).
     """
-    from features.io import write_cohort
-
     if n < 1:
         raise CrsRiskError(f"--n must be at least 1, got {n}")
     if centers < 1:
@@ -181,14 +187,6 @@ def _synth_chunked(
     config: str | os.PathLike[str] | None,
 ) -> SynthReport:
     """The block-by-block path of :func:`synth_to_folder` (same report)."""
-    from features.synth.chunked import (
-        WRITE_BLOCK,
-        CohortBlock,
-        simulate_blocks,
-        split_cohort,
-        write_cohort_blocks,
-    )
-
     centres: set[str] = set()
     severe = [0.0, 0.0]  # grade ≥3 count, sum of the true probabilities
 

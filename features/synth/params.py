@@ -18,6 +18,7 @@ Unknown keys and bad values are rejected with a message naming the key (``CrsRis
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -504,7 +505,7 @@ def with_overrides(overrides: dict[str, Any], base: SynthParams = DEFAULT) -> Sy
         ) from None
 
 
-def load_params(path: Path | str | None) -> SynthParams:
+def load_params(path: str | os.PathLike[str] | None) -> SynthParams:
     """Default parameters, overridden by the YAML file at ``path`` when given."""
     if path is None:
         return DEFAULT

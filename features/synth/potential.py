@@ -34,7 +34,9 @@ def _survival(mu: np.ndarray, sigma: float, c: np.ndarray | float) -> np.ndarray
     return ndtr((mu - c) / sigma)
 
 
-def _rescued(mu: np.ndarray, sigma: float, lam: float, c: np.ndarray | float) -> np.ndarray:
+def _rescued(
+    mu: np.ndarray, sigma: float, lam: np.ndarray | float, c: np.ndarray | float
+) -> np.ndarray:
     """P(G ≥ c, G − Δ < c): the drop takes a liability at or above ``c`` back below it."""
     z = (c - mu) / sigma
     return np.exp(lam * (c - mu) + 0.5 * (lam * sigma) ** 2 + log_ndtr(-(z + lam * sigma)))

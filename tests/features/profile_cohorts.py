@@ -17,7 +17,7 @@ import pandas as pd
 from features.catalog import DYNAMIC_ANALYTES
 from features.cohort import Cohort
 from features.synth import simulate
-from features.validate import validate_frames
+from features.validation import validate_tables
 from features.vocabulary import ANALYTES
 
 N = 1000  # large enough that training's sample-size rule holds at every default landmark
@@ -26,7 +26,7 @@ N = 1000  # large enough that training's sample-size rule holds at every default
 def clean_cohort(n: int = N, seed: int = 2) -> Cohort:
     sim = simulate(n, seed=seed)
     tables = {"patients": sim.patients, "measurements": sim.measurements, "events": sim.events}
-    cohort = validate_frames(tables, "sim").cohort
+    cohort = validate_tables(tables, "sim").cohort
     m = cohort.measurements.copy()
     qual = m["qualifier"].astype(object).to_numpy().copy()
     analyte = m["analyte"].astype(str).to_numpy()

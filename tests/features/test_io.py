@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from features.cohort import Cohort
 from features.errors import CohortError, CrsRiskError
-from features.io import load_cohort, read_tables, validate_folder, validate_frames, write_cohort
+from features.io import load_cohort, read_tables, validate_folder, validate_tables, write_cohort
 from features.schema import EVENTS, SCHEMA
 from tests.features.cohort_frames import IDS, frames, write_raw
 
@@ -362,7 +362,7 @@ def test_random_frames_give_only_user_errors(data):
             }
         )
         tables[name].columns = columns
-    report = validate_frames(tables, "random")
+    report = validate_tables(tables, "random")
     assert report.ok == (report.cohort is not None)
     ids = {
         v

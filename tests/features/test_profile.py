@@ -10,6 +10,7 @@ import pytest
 
 from features.errors import CrsRiskError
 from features.profile import FlagRules, flag_aggregates, profile_cohort, quality_flags
+from features.sample_size import riley_sample_size
 from tests.features.profile_cohorts import (
     cap_at,
     clean_cohort,
@@ -107,8 +108,6 @@ def test_few_events_follow_trainings_sample_size_rule(clean):
     flags = [f for f in quality_flags(small) if f.kind == "few_events"]
     assert {f.subject for f in flags} >= {"severe_crs@72h", "toci_refractory@first_toci"}
     f = next(f for f in flags if f.subject == "severe_crs@72h")
-    from training.sample_size import riley_sample_size
-
     n, e = int(f.numbers["eligible"]), int(f.numbers["events"])
     assert f.numbers["min_n"] == riley_sample_size(n, e, 1).min_n > n
 

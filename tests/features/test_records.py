@@ -1,4 +1,4 @@
-"""The array core (``features.landmark.Records``) gives what the frame functions give.
+"""The array core (``features.records.Records``) gives what the frame functions give.
 
 One patient is scored by the service through the same vectorised code as a training cohort;
 these tests pin the fast paths to the reference ones: records built by the validator equal the
@@ -16,12 +16,12 @@ import pytest
 
 from features.build import build_features, feature_matrix, patient_features, prepare
 from features.cohort import Cohort
-from features.grading import course_of_records
-from features.landmark import Records, records_of
+from features.grading import course_of_records, derived_of
+from features.records import Records, records_of
 from features.schema import EVENTS, GRADED_EVENTS
 from features.synth import simulate
 from features.tasks import assign, assign_landmarks
-from features.validate import validate_frames
+from features.validation import FOR_SCORING, Outputs, validate_tables
 from tests.features.feature_cohorts import make_cohort, patient
 
 LANDMARKS = ("0h", "24h", "48h", "72h")
@@ -73,7 +73,7 @@ def same_records(a: Records, b: Records) -> None:
 def test_validator_records_equal_the_records_of_its_frames():
     sim = simulate(40, seed=5)
     tables = {"patients": sim.patients, "measurements": sim.measurements, "events": sim.events}
-    report = validate_frames(tables, "sim", records=True)
+    report = validate_tables(tables, "sim", outputs=Outputs(records=True))
     assert report.ok and report.records is not None
     plain = Cohort(*(getattr(report.cohort, f.name) for f in dataclasses.fields(Cohort)))
     same_records(report.records, records_of(plain))
@@ -81,9 +81,11 @@ def test_validator_records_equal_the_records_of_its_frames():
     shuffled = {
         k: v.sample(frac=1, random_state=3).reset_index(drop=True) for k, v in tables.items()
     }
-    same_records(validate_frames(shuffled, "sim", records=True).records, report.records)
+    same_records(
+        validate_tables(shuffled, "sim", outputs=Outputs(records=True)).records, report.records
+    )
     # without frames: no cohort, the same records and patient columns
-    light = validate_frames(tables, "sim", records=True, frames=False, summary=False, digest=False)
+    light = validate_tables(tables, "sim", outputs=FOR_SCORING)
     assert light.cohort is None and light.summary == {}
     same_records(light.records, report.records)
     assert np.array_equal(
@@ -116,8 +118,8 @@ def test_column_mappings_validate_like_frames():
         }
         for name, frame in frames.items()
     }
-    a = validate_frames(frames, "x", summary=False, digest=False)
-    b = validate_frames(columns, "x", summary=False, digest=False)
+    a = validate_tables(frames, "x", outputs=Outputs(summary=False, digest=False))
+    b = validate_tables(columns, "x", outputs=Outputs(summary=False, digest=False))
     assert not a.ok and [p.render() for p in a.problems] == [p.render() for p in b.problems]
 
 
@@ -145,7 +147,7 @@ def test_grades_derived_once_equal_grades_derived_from_each_cut(seed):
     first_dose = assign(prep, "toci_refractory", "first_toci").landmark  # one per patient
     for landmark in (0.0, 24.0, 48.0, 72.0, first_dose):
         at = rec.cut(landmark)
-        once = course_of_records(at, rec.derived.cut(landmark))
+        once = course_of_records(at, derived_of(rec).cut(landmark))
         fresh = course_of_records(at, limit=landmark)
         assert once.n == fresh.n
         for f in dataclasses.fields(once)[1:]:

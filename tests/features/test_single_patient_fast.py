@@ -27,9 +27,9 @@ import pandas as pd
 import pytest
 
 from features import build, tasks
-from features.landmark import Records
+from features.records import Records
 from features.synth.simulate import simulate
-from features.validate import validate_frames
+from features.validation import validate_frames
 
 REFERENCE = "8fd591f"
 REPO = Path(__file__).resolve().parents[2]

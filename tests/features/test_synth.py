@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.io import load_cohort, validate_frames
+from features.io import load_cohort, validate_tables
 from features.schema import (
     DRUG_EVENTS,
     EVENTS,
@@ -37,7 +37,7 @@ def small():
 
 @pytest.fixture(scope="module")
 def small_cohort(small):
-    report = validate_frames(
+    report = validate_tables(
         {"patients": small.patients, "measurements": small.measurements, "events": small.events},
         "small",
     )
@@ -236,7 +236,7 @@ def test_vasopressin_alone_reproduces_grade_3():
     """With vasopressin alone at grade 3 switched on, the rows still give the recorded grade."""
     p = with_overrides({"treatment": {"p_vasopressin_alone": 0.5}})
     sc = simulate(300, seed=8, params=p)
-    report = validate_frames(
+    report = validate_tables(
         {"patients": sc.patients, "measurements": sc.measurements, "events": sc.events}, "vp"
     )
     assert report.ok, report.render()

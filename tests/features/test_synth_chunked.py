@@ -19,9 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.errors import CohortError, CrsRiskError
-from features.io import load_cohort, validate_folder, validate_frames
+from features.io import load_cohort, validate_folder, validate_tables
 from features.synth import simulate, synth_to_folder
 from features.synth.chunked import CohortBlock, simulate_blocks, write_cohort_blocks
+from features.validation import FOR_WRITER
 
 SIM = importlib.import_module("features.synth.simulate")  # the module (the package re-exports
 # a function of the same name)
@@ -88,7 +89,7 @@ def test_parquet_row_groups_are_cut_like_a_one_shot_write(tmp_path, chunk_200):
     whole = simulate(600, seed=3)
     tables = {"patients": whole.patients, "measurements": whole.measurements}
     tables["events"] = whole.events
-    report = validate_frames(tables, "ref", keep_frames=True)
+    report = validate_tables(tables, "ref", outputs=FOR_WRITER)
     assert report.frames is not None
     ref = tmp_path / "ref.parquet"
     table = pa.Table.from_pandas(report.frames["measurements"], preserve_index=False)

@@ -188,7 +188,7 @@ def test_max_grade_only_cohort_derivation():
 
 def _summary_form(sim, maxima_of=lambda m: m):
     """The simulated cohort with its CRS course reduced to crs_max_grade timed at onset."""
-    from features.validate import validate_frames
+    from features.validation import validate_tables
 
     ev = sim.events
     course = ev["event"].isin(["crs_onset", "crs_grade", "crs_resolved", "crs_max_grade"])
@@ -210,7 +210,7 @@ def _summary_form(sim, maxima_of=lambda m: m):
         "measurements": meas,
         "events": pd.concat([ev[~course], summary], ignore_index=True),
     }
-    report = validate_frames(tables, "summary")
+    report = validate_tables(tables, "summary")
     assert report.ok, report.render()
     return report.cohort
 
@@ -249,10 +249,10 @@ def test_summary_only_cohort_eligibility_does_not_depend_on_the_outcome():
 
 
 def _full(sim):
-    from features.validate import validate_frames
+    from features.validation import validate_tables
 
     tables = {"patients": sim.patients, "measurements": sim.measurements, "events": sim.events}
-    return validate_frames(tables, "full").cohort
+    return validate_tables(tables, "full").cohort
 
 
 def test_grades_derived_from_support_rows_when_none_recorded():
@@ -562,19 +562,19 @@ def test_eligibility_is_the_same_in_training_and_serving_and_blind_to_the_future
     eligibility."""
     from features.build import build_features, build_patient_features
     from features.synth.simulate import simulate
-    from features.validate import validate_frames
+    from features.validation import Outputs, validate_tables
 
     sim = simulate(80, seed=3)
     tables = {"patients": sim.patients, "measurements": sim.measurements, "events": sim.events}
-    cohort = validate_frames(tables, "sim").cohort
+    cohort = validate_tables(tables, "sim").cohort
     future = {k: v.copy() for k, v in tables.items()}
     ev = future["events"]
     late = ev["hours_from_infusion"] > 60
     ev.loc[late, "event"] = "crs_grade"  # rewrite everything after 60 h as grade 4
     ev.loc[late, "grade"] = 4
     ev.loc[late, "indication"] = pd.NA
-    changed = validate_frames(future, "sim-future").cohort
-    records = validate_frames(tables, "r", records=True).records
+    changed = validate_tables(future, "sim-future").cohort
+    records = validate_tables(tables, "r", outputs=Outputs(records=True)).records
     for task, landmarks in (("severe_crs", ("48h",)), ("toci_refractory", ("decision",))):
         for lm in landmarks:
             train = build_features(cohort, task, lm)
@@ -597,7 +597,7 @@ def test_scorable_landmarks_lists_what_the_data_support():
         [("a", 30, "il6", 10.0), ("b", 100, "il6", 10.0)],
         [("a", 40, "crs_grade", 3), ("b", 90, "crs_onset", 2), ("b", 95, "tocilizumab")],
     )
-    from features.landmark import prepared
+    from features.records import prepared
 
     rec = prepared(c).records
     lms = ("0h", "24h", "48h", "72h", "96h")

@@ -14,7 +14,15 @@ import pandas as pd
 import pytest
 
 from features.io import validate_folder
-from features.validate import MAX_LISTED, Problem, ValidationReport, validate_frames
+from features.validation import (
+    FOR_SCORING,
+    MAX_LISTED,
+    Outputs,
+    Problem,
+    ValidationReport,
+    validate_frames,
+    validate_tables,
+)
 from tests.features.cohort_frames import IDS, frames, write_raw
 
 Frames = dict[str, pd.DataFrame]
@@ -597,8 +605,33 @@ def test_blank_rows_are_ignored_with_a_warning(tmp_path):
 
 def test_validate_frames_accepts_dataframes_directly():
     tables = frames()
-    report = validate_frames(tables, "in-memory")
+    report = validate_tables(tables, "in-memory")
     assert report.ok, report.render()
     tables["measurements"].loc[1, "unit"] = "mg/dk"
-    report = validate_frames(tables, "in-memory")
+    report = validate_tables(tables, "in-memory")
     _find(report, "measurements", 2, "unit", "unit not accepted")
+
+
+def test_outputs_select_what_a_valid_cohort_returns():
+    tables = frames()
+    full = validate_tables(tables, "in-memory", outputs=Outputs(records=True, typed_frames=True))
+    assert full.cohort is not None and full.summary and full.cohort.digest
+    assert full.records is not None and full.patient_columns is not None and full.frames
+    light = validate_tables(tables, "in-memory", outputs=FOR_SCORING)
+    assert light.cohort is None and not light.summary and light.frames is None
+    assert light.records is not None and light.records.n == full.records.n
+    bare = validate_tables(tables, "in-memory", outputs=Outputs(summary=False, digest=False))
+    assert bare.cohort is not None and bare.cohort.digest == "" and not bare.summary
+    assert bare.records is None
+    with pytest.raises(ValueError, match="needs records=True"):
+        Outputs(cohort=False)
+
+
+def test_keyword_form_is_the_same_validation():
+    tables = frames()
+    tables["measurements"].loc[1, "unit"] = "mg/dk"
+    old = validate_frames(tables, "in-memory", summary=False, digest=False, records=True)
+    new = validate_tables(
+        tables, "in-memory", outputs=Outputs(summary=False, digest=False, records=True)
+    )
+    assert old.problems == new.problems and not new.ok

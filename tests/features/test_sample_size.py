@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from training.sample_size import max_r2_cs, riley_sample_size
+from features.sample_size import max_r2_cs, riley_sample_size
 
 
 def test_riley_worked_example():

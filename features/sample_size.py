@@ -1,4 +1,7 @@
-"""Is the cohort large enough for the model? (TRIPOD+AI item on sample size.)
+"""Riley's minimum sample size of a binary-outcome prediction model (TRIPOD+AI sample size).
+
+Is the cohort large enough for the model? A statistics helper that both the profile's
+few-events flag (features.profile) and training's assessment use.
 
 Riley RD et al. 2020, BMJ 368:m441 ("Calculating the sample size required for developing a
 clinical prediction model"), binary outcome, three criteria for the minimum n:

@@ -34,16 +34,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.grading import DERIVED, MAX_GRADE_ONSET, RECORDED, Course, course_of_records
-from features.landmark import INDICATION_CODE, Records
-from features.tasks import (
-    Task,
-    _count,
-    _per_patient_max,
-    _per_patient_min,
+from features.grading import (
+    DERIVED,
+    MAX_GRADE_ONSET,
+    RECORDED,
+    Course,
+    course_of_records,
+    derived_of,
+)
+from features.records import INDICATION_CODE, Records
+from features.tasks.definition import Task
+from features.tasks.queries import (
+    count_per_patient,
     grade_in_force,
     is_event,
     last_grade,
+    per_patient_max,
+    per_patient_min,
 )
 
 _CRS, _ICANS, _OTHER = (INDICATION_CODE[x] for x in ("crs", "icans", "other"))
@@ -68,7 +75,7 @@ def _steroid_counts(rec: Records, rows: np.ndarray, task: Task, full: Course) ->
     code, t = rec.e_p[rows], rec.e_t[rows]
     grade, _ = grade_in_force(full, code, t)
     icans = is_event(rec, "icans")
-    first_icans = _per_patient_min(rec.e_p[icans], rec.e_t[icans], rec.n)
+    first_icans = per_patient_min(rec.e_p[icans], rec.e_t[icans], rec.n)
     with np.errstate(invalid="ignore"):
         return (grade >= 1) & ~(first_icans[code] <= t)
 
@@ -93,10 +100,10 @@ def _second_line(
     start = t0[code]
     with np.errstate(invalid="ignore"):
         in_window = timed & (t > start) & (t <= start + task.window_hours)
-    positive = _count(code, n, in_window & counts) > 0
+    positive = count_per_patient(code, n, in_window & counts) > 0
     # an untimed agent that would count (or might: a steroid whose context cannot be read)
     might = ~unrecorded_steroid | (task.steroids_without_indication != "never")
-    unknown = _count(code, n, ~timed & might) > 0
+    unknown = count_per_patient(code, n, ~timed & might) > 0
     return positive, unknown
 
 
@@ -113,8 +120,8 @@ def _worsening(
             & (full.grade >= 3)
             & (full.grade > g0[full.code])
         )
-    positive = _count(full.code, n, hit) > 0
-    summary_max = _per_patient_max(full.s_code, full.s_grade, n, 0.0)
+    positive = count_per_patient(full.code, n, hit) > 0
+    summary_max = per_patient_max(full.s_code, full.s_grade, n, 0.0)
     timed = (full.source == RECORDED) | (full.source == DERIVED)
     unknown = ~timed & (summary_max >= 3)
     return positive, unknown
@@ -144,17 +151,17 @@ def _no_improvement(
     """(positive, unknown) per patient: the grade observed at the evaluation time."""
     n = rec.n
     t_eval = _eval_time(rec, task, t0)
-    at = course_of_records(rec.cut(t_eval), rec.derived.cut(t_eval))
+    at = course_of_records(rec.cut(t_eval), derived_of(rec).cut(t_eval))
     g = last_grade(at, n)
     rec_step = (full.source[full.code] == RECORDED) & (full.hours >= t_eval[full.code])
-    later = _count(full.code, n, rec_step) > 0
+    later = count_per_patient(full.code, n, rec_step) > 0
     observed = np.where(
         at.source == DERIVED,
         ~np.isnan(g),
         (at.source == RECORDED) & (later | (g == 0)),
     )
     lost = is_event(rec, "lost_to_follow_up")
-    first_lost = _per_patient_min(rec.e_p[lost], rec.e_t[lost], n)
+    first_lost = per_patient_min(rec.e_p[lost], rec.e_t[lost], n)
     with np.errstate(invalid="ignore"):
         observed &= ~(first_lost <= t_eval) & ~np.isnan(t_eval)
         positive = observed & (g >= np.fmax(g0, 1.0))
@@ -166,7 +173,7 @@ def refractory_label(rec: Records, task: Task, full: Course, t0: np.ndarray) -> 
     none: those patients are excluded before the label is read). ``full``: the grade course of
     the uncut records."""
     n = rec.n
-    at0 = course_of_records(rec.cut(t0), rec.derived.cut(t0))
+    at0 = course_of_records(rec.cut(t0), derived_of(rec).cut(t0))
     g0 = last_grade(at0, n)
     clauses = {
         "second_line": lambda: _second_line(rec, task, full, t0),
@@ -181,10 +188,10 @@ def refractory_label(rec: Records, task: Task, full: Course, t0: np.ndarray) -> 
         combo[pos] = np.where(combo[pos] == "", name, combo[pos] + "+" + name)
     unknown = {name: unk & ~positive for name, (_, unk) in results.items()}
     lost = is_event(rec, "lost_to_follow_up")
-    lost_untimed = _count(rec.e_p, n, lost & np.isnan(rec.e_t)) > 0
-    first_lost = _per_patient_min(rec.e_p[lost], rec.e_t[lost], n)
+    lost_untimed = count_per_patient(rec.e_p, n, lost & np.isnan(rec.e_t)) > 0
+    first_lost = per_patient_min(rec.e_p[lost], rec.e_t[lost], n)
     silt = is_event(rec, "siltuximab")
-    silt_untimed = _count(rec.e_p, n, silt & np.isnan(rec.e_t)) > 0
+    silt_untimed = count_per_patient(rec.e_p, n, silt & np.isnan(rec.e_t)) > 0
     with np.errstate(invalid="ignore"):
         lost_window = first_lost <= t0 + task.window_hours
     h = f"{task.no_improvement_hours:g} h"

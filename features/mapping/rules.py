@@ -1,0 +1,187 @@
+"""Rules that turn source cells into measurements and events."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from features.mapping.columns import ColumnSpec, TimeSpec
+from features.mapping.values import CRS_DERIVED, MapTarget, StrictModel, value_key
+from features.schema import DRUG_EVENTS, EVENTS, GRADED_EVENTS
+from features.vocabulary import ANALYTES, resolve_analyte, resolve_unit
+
+Indication = Literal["crs", "icans", "other"]
+
+
+def _check_indication(event: str, indication: object) -> None:
+    if indication is not None and event not in DRUG_EVENTS:
+        raise ValueError(f"indication is for drug events ({', '.join(DRUG_EVENTS)}), not {event}")
+
+
+def _check_analyte_name(name: str | None) -> str | None:
+    if name is not None and resolve_analyte(name) is None:
+        raise ValueError(f"unknown analyte {name!r} (keys: {', '.join(ANALYTES)})")
+    return name
+
+
+class MeasureRule(StrictModel):
+    """Measurement columns: one ``column`` or every column whose header path fully matches
+    the regular expression ``match`` (case-insensitive). Named groups ``analyte`` and ``unit``
+    stand in for the fixed ``analyte``/``unit``; other groups fill the ``time`` templates."""
+
+    column: ColumnSpec | None = Field(None, description="One measurement column.")
+    match: str | None = Field(
+        None, description="Regular expression over header paths: every matching column."
+    )
+    analyte: str | None = Field(None, description="Analyte key or alias (or group analyte).")
+    unit: str | None = Field(None, description="Unit of every value (or group unit).")
+    unit_column: ColumnSpec | None = Field(
+        None, description="Column holding each row's unit (wide tables)."
+    )
+    values: dict[str, MapTarget] | None = Field(
+        None,
+        description="Value map applied to every cell (text codes → numbers, true/false → 1/0, "
+        "null = missing); every value present must be covered.",
+    )
+    time: TimeSpec | None = Field(None, description="Time of the column (per-patient tables).")
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _keys(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            return {value_key(k): v for k, v in values.items()}
+        return values
+
+    @field_validator("analyte")
+    @classmethod
+    def _analyte(cls, analyte: str | None) -> str | None:
+        return _check_analyte_name(analyte)
+
+    @model_validator(mode="after")
+    def _shape(self) -> MeasureRule:
+        if (self.column is None) == (self.match is None):
+            raise ValueError("give exactly one of column or match")
+        groups: set[str] = set()
+        if self.match is not None:
+            try:
+                groups = set(re.compile(self.match).groupindex)
+            except re.error as exc:
+                raise ValueError(f"match is not a valid regular expression: {exc}") from None
+        if self.analyte is None and "analyte" not in groups:
+            raise ValueError("give analyte (or a named group (?P<analyte>…) in match)")
+        units = (self.unit is not None) + (self.unit_column is not None) + ("unit" in groups)
+        if units != 1:
+            raise ValueError("give exactly one of unit, unit_column or a named group (?P<unit>…)")
+        if self.values is not None and self.column is not None and self.column.values is not None:
+            raise ValueError("give the value map once (values or column.values)")
+        if self.analyte is not None and self.unit is not None:
+            key = resolve_analyte(self.analyte)
+            if key is not None and resolve_unit(key, self.unit) is None:
+                raise ValueError(
+                    f"unit {self.unit!r} is not accepted for {key} "
+                    f"(accepted: {', '.join(ANALYTES[key].units)})"
+                )
+        return self
+
+
+class PatientEventRule(StrictModel):
+    """A per-patient event: emitted when ``flag`` is true (after its value map), when ``grade``
+    is present for graded events, or when the ``time`` cell is present otherwise. Without a
+    time the event has unknown time (it can define an outcome, never a feature)."""
+
+    event: str = Field(description="Event name of the contract (crs_max_grade, tocilizumab, …).")
+    flag: ColumnSpec | None = Field(
+        None, description="Boolean column (after its value map): the event happened."
+    )
+    grade: ColumnSpec | int | None = Field(None, description="Grade column or constant.")
+    time: TimeSpec | None = Field(None, description="Time of the event (empty = unknown).")
+    dose: ColumnSpec | None = Field(None, description="Dose column (mg/kg).")
+    indication: Indication | ColumnSpec | None = Field(
+        None, description="Why a drug was given: crs, icans, other, or a column (drugs only)."
+    )
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, event: str) -> str:
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r} (allowed: {', '.join(EVENTS)})")
+        return event
+
+    @model_validator(mode="after")
+    def _shape(self) -> PatientEventRule:
+        _check_indication(self.event, self.indication)
+        graded = self.event in GRADED_EVENTS
+        if graded and self.grade is None:
+            raise ValueError(f"{self.event} needs a grade (column or number)")
+        if not graded and self.grade is not None:
+            raise ValueError(f"{self.event} takes no grade")
+        if isinstance(self.grade, int):
+            lo, hi = GRADED_EVENTS[self.event]
+            if not lo <= self.grade <= hi:
+                raise ValueError(f"grade {self.grade} outside {lo}–{hi} for {self.event}")
+        if not graded and self.flag is None and (self.time is None or self.time.column is None):
+            raise ValueError(f"{self.event} needs a flag column or a time column")
+        if self.time is not None:
+            self.time.require_numbers()
+        return self
+
+
+class RowEventRule(StrictModel):
+    """An event read from each row of a wide table at the row's time: a drug, ICU or other
+    event when ``flag`` is true (a daily tocilizumab/steroid/ICU flag), a graded event when
+    ``grade`` is present. ``first_only`` emits it at the first flagged row of each patient only
+    (e.g. ICU admission from a daily "in ICU" flag)."""
+
+    event: str = Field(description="Event name of the contract.")
+    flag: ColumnSpec | None = Field(None, description="Boolean column (after its value map).")
+    grade: ColumnSpec | None = Field(None, description="Grade column (graded events).")
+    dose: ColumnSpec | None = Field(None, description="Dose column (mg/kg).")
+    indication: Indication | ColumnSpec | None = Field(
+        None, description="crs, icans, other, or a column mapped to them (drug events only)."
+    )
+    first_only: bool = Field(False, description="Only the first flagged row of each patient.")
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, event: str) -> str:
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r} (allowed: {', '.join(EVENTS)})")
+        if event in CRS_DERIVED:
+            raise ValueError(f"{event} comes from crs_grade (the per-row CRS grade column)")
+        return event
+
+    @model_validator(mode="after")
+    def _shape(self) -> RowEventRule:
+        _check_indication(self.event, self.indication)
+        if self.event in GRADED_EVENTS:
+            if self.grade is None or self.flag is not None:
+                raise ValueError(f"{self.event} needs a grade column (and no flag)")
+        elif self.flag is None or self.grade is not None:
+            raise ValueError(f"{self.event} needs a flag column (and no grade)")
+        return self
+
+
+class AnalyteValues(StrictModel):
+    """Source artefacts of one analyte with a fix that needs no pandas (issue 17): constants
+    written in place of a missing value, and assay limits written as plain numbers."""
+
+    missing: list[float] = Field(
+        default_factory=list,
+        description="Values that mean missing (a constant imputed for every missing cell).",
+    )
+    ceiling: float | None = Field(
+        None, description="Value written for results above the assay's upper limit (→ '>')."
+    )
+    floor: float | None = Field(
+        None, description="Value written for results below the detection limit (→ '<')."
+    )
+
+    @model_validator(mode="after")
+    def _some(self) -> AnalyteValues:
+        if not self.missing and self.ceiling is None and self.floor is None:
+            raise ValueError("give missing, ceiling and/or floor")
+        if self.ceiling is not None and self.floor is not None and self.floor >= self.ceiling:
+            raise ValueError("floor must be below ceiling")
+        return self
