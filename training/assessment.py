@@ -39,6 +39,7 @@ from training.experiment import LEARNED_MODELS, Experiment
 from training.metrics import MetricReport, auroc, evaluate_predictions, paired_difference
 from training.models import BuiltModel, build_model, n_parameters
 from training.parsimony import ColumnChoice, resolve_columns, uninformative
+from training.resampling import ValidationPlan, ValidationResult, selection_metrics, validate
 from training.sample_size import SampleSize, riley_sample_size
 from training.selection import (
     CandidateFolds,
@@ -49,7 +50,6 @@ from training.selection import (
     pick,
 )
 from training.subgroups import subgroup_table
-from training.validate import ValidationPlan, ValidationResult, selection_metrics, validate
 
 COMPACT_BASELINE = "cytokine_max"
 INTERVAL_COVERS = (

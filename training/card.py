@@ -1,6 +1,6 @@
 """Model card of a registered model version, in Markdown and self-contained HTML.
 
-The card is assembled from what the training run logged (``training.runner``: parameters,
+The card is assembled from what the training run logged (``training.train``: parameters,
 ``metrics.json``, ``subgroups.csv``, fold predictions, validation plots; ``training.explain``:
 ``shap/importance.csv`` and figures) plus the registry and the task definition
 (``features.tasks``), so it states only what was measured. Sections follow Mitchell M et al.

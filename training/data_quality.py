@@ -5,7 +5,7 @@ landmarks — the same ones ``crs-risk cohort profile`` shows. What leaves the c
 ``features.profile.flag_aggregates``: counts per kind, the flagged analytes / task landmarks,
 each flag's evidence and fix (aggregate text) and the thresholds — never a row or a patient id.
 
-Hooks (kept to one call each): ``training.runner`` calls :func:`log_data_quality` inside each
+Hooks (kept to one call each): ``training.train`` calls :func:`log_data_quality` inside each
 task's parent run; ``training.card`` calls :func:`data_quality_section` for the card.
 """
 

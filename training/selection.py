@@ -30,7 +30,7 @@ import numpy as np
 
 from training.experiment import ChampionSpec
 from training.registry import Candidate, choose_champion
-from training.validate import FoldSelection, ValidationResult
+from training.resampling import FoldSelection, ValidationResult
 
 NO_MODEL = "(no candidate passed the rule: training event rate)"
 
