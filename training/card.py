@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import CrsRiskError
+from training.registry import model_id_of
 
 CARD_DIR = "model_card"
 CARD_MD = "model_card.md"
@@ -165,15 +166,6 @@ def fmt_pct(value: Any, digits: int = 0) -> str:
 def md_cell(value: Any) -> str:
     """A Markdown table cell (pipes escaped, no newlines)."""
     return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def model_id_of(mv: Any) -> str | None:
-    """LoggedModel id of a registered version (``model_id`` or its ``models:/m-…`` source)."""
-    mid = getattr(mv, "model_id", None)
-    if mid:
-        return str(mid)
-    match = re.match(r"^models:/(m-[0-9a-f]+)$", str(getattr(mv, "source", "") or ""))
-    return match.group(1) if match else None
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -811,7 +803,7 @@ def fetch_model_card(
     """
     import mlflow
 
-    from training.evaluate import resolve_version
+    from training.registry import resolve_version
     from training.tracking import connect, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)

@@ -11,7 +11,6 @@ the O/E ratio — the first things to look at when a model moves to a new centre
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +22,7 @@ import pandas as pd
 
 from features.errors import CrsRiskError
 from training.metrics import MetricReport, evaluate_predictions
-
-_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+from training.registry import model_id_of, resolve_version
 
 
 @dataclass
@@ -73,27 +71,6 @@ def allow_model_loading() -> Iterator[None]:
             os.environ[key] = old
 
 
-def resolve_version(client: Any, model_uri: str) -> Any:
-    """The registry ModelVersion behind ``models:/NAME@alias`` or ``models:/NAME/VERSION``."""
-    from mlflow.exceptions import MlflowException
-
-    match = _URI.match(model_uri)
-    if not match:
-        raise CrsRiskError(
-            f"--model {model_uri!r}: use models:/NAME@ALIAS or models:/NAME/VERSION "
-            "(e.g. models:/crs-severe-48h@champion)"
-        )
-    name = match["name"]
-    try:
-        if match["alias"]:
-            return client.get_model_version_by_alias(name, match["alias"])
-        return client.get_model_version(name, match["version"])
-    except MlflowException as exc:
-        raise CrsRiskError(
-            f"--model {model_uri!r}: not found in the registry ({exc.error_code})"
-        ) from None
-
-
 def _training_thresholds(client: Any, run_id: str | None) -> tuple[float, ...]:
     """The thresholds declared for the model's training run (default 0.1, 0.2, 0.3)."""
     import json
@@ -128,7 +105,6 @@ def evaluate(
 
     from features.build import build_features
     from features.io import load_cohort
-    from training.card import model_id_of
     from training.cohort_source import oracle_auroc, read_truth
     from training.sink import PLOT_FILES, log_feature_schema, random_keys
     from training.subgroups import subgroup_table

@@ -5,7 +5,7 @@ find and load the cohort → check the tracking store → for each task and land
 assessment (``training.assessment``: every candidate, the champion procedure, its null check) →
 the tracking sink writes it (``training.sink``: one parent run per task, a ``candidate:`` run
 per candidate and a ``champion:procedure@<landmark>`` run) → only then register the champions
-(``training.registry.register_and_promote``: versions first, aliases last, rolled back on
+(``training.promotion.register_and_promote``: versions first, aliases last, rolled back on
 failure; ``@champion`` moves only by the promotion rule or ``--promote``). A champion is
 registered only when the procedure that chose it shows usable signal out of sample; its version
 points at the
@@ -35,6 +35,7 @@ from threadpoolctl import threadpool_limits
 
 from features.errors import CrsRiskError
 from training.assessment import LandmarkAssessment, Skip, assess_landmark
+from training.champion import Candidate
 from training.cohort_source import (
     cohort_label,
     experiment_cohort,
@@ -45,7 +46,8 @@ from training.cohort_source import (
 from training.data_quality import log_data_quality
 from training.experiment import Experiment, load_experiment
 from training.metrics import MetricReport
-from training.registry import Candidate, Registration, registered_name
+from training.promotion import Entry, Registration, register_and_promote
+from training.registry import registered_name, task_definition_digest
 from training.sink import (
     ORACLE_NOTE,
     PLOT_FILES,
@@ -478,10 +480,9 @@ def register_champions(
     cohort_kind: str = "",
     cohort_digest: str = "",
 ) -> None:
-    """Register every (task, landmark) winner; ``training.registry`` decides the promotions."""
+    """Register every (task, landmark) winner; ``training.promotion`` decides the promotions."""
     from features.tasks import get_task
     from training.card import log_model_card  # the card travels with the version
-    from training.registry import Entry, register_and_promote, task_definition_digest
 
     entries = []
     for p in result.procedures:
