@@ -36,7 +36,8 @@ from sklearn.base import clone
 from features.table import FeatureTable
 from training.calibration import choose_method
 from training.experiment import LEARNED_MODELS, Experiment
-from training.metrics import MetricReport, auroc, evaluate_predictions, paired_difference
+from training.measure import MeasureSpec, measure_predictions
+from training.metrics import MetricReport, auroc, paired_difference
 from training.models import BuiltModel, build_model, n_parameters
 from training.parsimony import ColumnChoice, resolve_columns, uninformative
 from training.resampling import ValidationPlan, ValidationResult, selection_metrics, validate
@@ -49,7 +50,6 @@ from training.selection import (
     null_summary,
     pick,
 )
-from training.subgroups import subgroup_table
 
 COMPACT_BASELINE = "cytokine_max"
 INTERVAL_COVERS = (
@@ -256,27 +256,8 @@ def measure(
     exp: Experiment, table: FeatureTable, predictions: np.ndarray
 ) -> tuple[MetricReport, pd.DataFrame]:
     """Metrics with CIs and the subgroup table of out-of-fold predictions (R, n)."""
-    v = exp.validation
     y = table.y.to_numpy(dtype=int)
-    report = evaluate_predictions(
-        y,
-        predictions,
-        thresholds=exp.thresholds,
-        decision_thresholds=exp.decision_curve.grid(),
-        n_boot=v.bootstrap_ci,
-        seed=exp.seed,
-        level=v.ci_level,
-    )
-    subgroups = subgroup_table(
-        y,
-        predictions,
-        table.groups,
-        exp.subgroups,
-        n_boot=v.subgroup_bootstrap_ci,
-        seed=exp.seed,
-        level=v.ci_level,
-    )
-    return report, subgroups
+    return measure_predictions(MeasureSpec.of(exp), y, predictions, table.groups)
 
 
 def _centers(table: FeatureTable) -> np.ndarray | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import _thread
 import functools
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -29,7 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import mlflow
 import pandas as pd
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.exceptions import MlflowException, RestException
+from mlflow.tracking import MlflowClient
 
 from features.errors import CrsRiskError
 
@@ -120,8 +125,6 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
 
 def probe_server(uri: str, timeout: float = 10.0) -> None:
     """One authenticated MLflow call (search one experiment); CrsRiskError saying what failed."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
     env = {**PROBE_ENV, "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout)))}
     try:
@@ -163,12 +166,10 @@ def describe_server_error(uri: str, exc: BaseException) -> str:
 
 
 def _status_of(exc: BaseException, text: str) -> int | None:
-    import re
 
     m = re.search(r"error code (\d{3})|status code (\d{3})|HTTP (\d{3})", text)
     if m:
         return int(next(g for g in m.groups() if g))
-    from mlflow.exceptions import RestException
 
     if isinstance(exc, RestException):  # the server answered with an MLflow error body
         value = exc.get_http_status_code()
@@ -285,7 +286,6 @@ def connect(uri: str) -> Any:
     if _is_http(uri):
         use_fail_fast_http()
     check_reachable(uri)
-    import mlflow
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -374,8 +374,6 @@ def log_dataset(
     context: str = "training",
 ) -> None:
     """``mlflow.log_input`` of the cohort's profile with the cohort digest (never its rows)."""
-    import mlflow
-    from mlflow.data.code_dataset_source import CodeDatasetSource
 
     profile = dataset_profile(X, y)
     ds = mlflow.data.from_pandas(

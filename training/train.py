@@ -29,12 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from requests.exceptions import RequestException
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
+from features.build import build_landmarks, exclusion_report
+from features.catalog import catalog_for
 from features.errors import CrsRiskError
+from features.tasks import get_task
 from training.assessment import LandmarkAssessment, Skip, assess_landmark
+from training.card import log_model_card
 from training.champion import Candidate
 from training.cohort_source import (
     cohort_label,
@@ -43,42 +52,31 @@ from training.cohort_source import (
     oracle_auroc,
     read_truth,
 )
-from training.data_quality import log_data_quality
+from training.compare import format_leaderboard
+from training.data_quality import data_quality
 from training.experiment import Experiment, load_experiment
+from training.feature_sets import check_centres, check_feature_sets, feature_set_columns
 from training.metrics import MetricReport
+from training.paired import paired_auroc
 from training.promotion import Entry, Registration, register_and_promote
 from training.registry import registered_name, task_definition_digest
 from training.sink import (
-    ORACLE_NOTE,
-    PLOT_FILES,
     ArtifactHook,
     RunContext,
-    log_candidate,
+    log_data_quality,
     log_experiment_run_summary,
-    log_model,
-    log_procedure,
     mark_experiment_kind,
-    pip_requirements,
     random_keys,
 )
-
-__all__ = [
-    "ORACLE_NOTE",
-    "PLOT_FILES",
-    "RunOutcome",
-    "Skip",
-    "TrainHooks",
-    "TrainResult",
-    "check_feature_sets",
-    "experiment_cohort",
-    "feature_set_columns",
-    "log_model",
-    "oracle_auroc",
-    "pip_requirements",
-    "read_truth",
-    "register_champions",
-    "train",
-]
+from training.sink_runs import log_candidate, log_procedure
+from training.tracking import (
+    connect,
+    ensure_experiment,
+    experiment_name,
+    provenance_tags,
+    resolve_tracking_uri,
+    watch_store,
+)
 
 
 @dataclass
@@ -160,7 +158,6 @@ class TrainResult:
         return pd.DataFrame(rows)
 
     def render(self) -> str:
-        from training.compare import format_leaderboard
 
         lines = [f"experiment {self.experiment} → {self.tracking_uri}"]
         board = self.leaderboard()
@@ -176,32 +173,8 @@ class TrainResult:
         return "\n".join(lines)
 
 
-# --- feature sets ----------------------------------------------------------------------------
-def feature_set_columns(exp: Experiment, name: str, catalog: list[Any]) -> list[str]:
-    """Catalog columns of feature set ``name`` (``all`` = every column of the landmark)."""
-    spec = exp.feature_sets[name]
-    cols = []
-    groups = {s.group for s in catalog}
-    for g in [*(spec.include_groups or []), *spec.exclude_groups]:
-        if g not in groups:
-            raise CrsRiskError(
-                f"{exp.source_file}: feature_sets.{name}: unknown group {g!r} "
-                f"(groups: {', '.join(sorted(groups))})"
-            )
-    for s in catalog:
-        if spec.include_groups is not None and s.group not in spec.include_groups:
-            continue
-        if s.group in spec.exclude_groups or s.name in spec.exclude:
-            continue
-        cols.append(s.name)
-    if not cols:
-        raise CrsRiskError(f"{exp.source_file}: feature_sets.{name} selects no column")
-    return cols
-
-
 # --- the experiment --------------------------------------------------------------------------
 def _progress(console: Any) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
         TextColumn("{task.description}"),
@@ -230,9 +203,6 @@ def train(
     ``null_check`` = K outcome permutations of the whole procedure per landmark (None:
     the experiment's ``validation.null_check``, else automatic below 100 eligible patients).
     """
-    from rich.console import Console
-
-    from training.tracking import connect, resolve_tracking_uri, watch_store
 
     exp = load_experiment(experiment_file)
     console = console or Console(stderr=True)
@@ -287,27 +257,9 @@ def train(
     return result
 
 
-def check_centres(exp: Experiment, co: Any) -> None:
-    """Grouped CV needs at least as many centres as folds (exit 2 naming the key)."""
-    v = exp.validation
-    if not v.group_by_center or v.method != "repeated_cv":
-        return
-    patients = getattr(co, "patients", None)
-    if patients is None or "center" not in patients:
-        return
-    n = int(patients["center"].nunique())
-    if v.folds > n:
-        raise CrsRiskError(
-            f"{exp.source_file}: validation.folds: {v.folds} folds grouped by centre, but the "
-            f"cohort has only {n} centre(s)"
-        )
-
-
 def _as_user_error(exc: Exception, uri: str) -> Exception:
     """A tracking-store failure in the middle of a run → one line (runs already logged stay,
     marked FAILED by MLflow; nothing is registered). Other errors pass through unchanged."""
-    from mlflow.exceptions import MlflowException
-    from requests.exceptions import RequestException
 
     if isinstance(exc, CrsRiskError):
         return exc
@@ -315,16 +267,6 @@ def _as_user_error(exc: Exception, uri: str) -> Exception:
         first = (str(getattr(exc, "message", exc)) or type(exc).__name__).strip().splitlines()[0]
         return CrsRiskError(f"tracking store {uri} failed during training: {first[:300]}")
     return exc
-
-
-def check_feature_sets(exp: Experiment) -> None:
-    """Resolve every feature set at every landmark before training (errors name the key)."""
-    from features.catalog import catalog_for
-
-    for task, tspec in exp.tasks.items():
-        for lm in tspec.landmarks:
-            for fs in exp.feature_sets:
-                feature_set_columns(exp, fs, catalog_for(task, lm))
 
 
 def _train_tasks(
@@ -342,11 +284,6 @@ def _train_tasks(
     hooks: TrainHooks,
 ) -> None:
     """One parent run per task; per landmark: assess (pure), then log (sink)."""
-    import mlflow
-
-    from features.build import build_landmarks, exclusion_report
-    from features.catalog import catalog_for
-    from training.tracking import ensure_experiment, experiment_name, provenance_tags
 
     digest = co.digest
     for task, tspec in exp.tasks.items():
@@ -387,7 +324,7 @@ def _train_tasks(
                 }
             )
             mlflow.log_dict(exclusions, "exclusions.json")  # aggregate counts only
-            log_data_quality(co, task, tspec.landmarks)  # issue 17: aggregates only
+            log_data_quality(data_quality(co, {task: tuple(tspec.landmarks)}))  # issue 17
             overall = bar.add_task(f"{task}", total=len(tspec.landmarks))
             for lm in tspec.landmarks:
                 table = tables[lm]
@@ -447,7 +384,8 @@ def _log_landmark(
     p = la.procedure
     if p is None:
         return
-    run_id, model_id = log_procedure(p, ctx, catalog, table)
+    paired = paired_auroc(la, ctx.keys[la.landmark])  # read by the model card
+    run_id, model_id = log_procedure(p, ctx, catalog, table, paired)
     w = p.winner
     result.runs.append(
         RunOutcome(
@@ -481,8 +419,6 @@ def register_champions(
     cohort_digest: str = "",
 ) -> None:
     """Register every (task, landmark) winner; ``training.promotion`` decides the promotions."""
-    from features.tasks import get_task
-    from training.card import log_model_card  # the card travels with the version
 
     entries = []
     for p in result.procedures:
