@@ -205,9 +205,7 @@ def candidate_models(
         params = dict(mspec.params) if mspec else {}
         grid = dict(mspec.grid) if mspec else {}
         own = mspec.calibration if mspec else None
-        calibration = (
-            choose_method(own, len(y), int(y.sum())) if own is not None else None  # type: ignore[arg-type]
-        )
+        calibration = choose_method(own, len(y), int(y.sum())) if own is not None else None
         sets = list(feature_sets) if m in LEARNED_MODELS else ["published"]
         for fs in sets:
             if m in LEARNED_MODELS:

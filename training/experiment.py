@@ -232,9 +232,11 @@ class Experiment(_Strict):
     feature_sets: dict[str, FeatureSetSpec] = Field(
         default_factory=lambda: {"all": FeatureSetSpec()}
     )
-    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    validation: ValidationSpec = Field(default_factory=lambda: ValidationSpec.model_validate({}))
     thresholds: list[float] = Field(default_factory=lambda: list(DEFAULT_THRESHOLDS))
-    decision_curve: DecisionCurveSpec = Field(default_factory=DecisionCurveSpec)
+    decision_curve: DecisionCurveSpec = Field(
+        default_factory=lambda: DecisionCurveSpec.model_validate({})
+    )
     subgroups: list[str] = Field(
         default_factory=lambda: ["age_band", "product", "center", "marrow_burden"]
     )

@@ -305,7 +305,7 @@ def register_and_promote(
     rule: ChampionSpec,
     *,
     force: bool = False,
-    after_version: Callable[[Registration], None] | None = None,
+    after_version: Callable[[Registration], object] | None = None,
     before_aliases: Callable[[], None] | None = None,
 ) -> PromotionResult:
     """Register every entry's version, decide each promotion, then move the aliases.

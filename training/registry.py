@@ -48,7 +48,8 @@ def task_definition_digest(task: str, landmark: str) -> str:
     """
     card = dict(get_task(task).card())
     card.pop("landmarks", None)
-    params = dict(card.pop("parameters", {}))  # type: ignore[arg-type]
+    raw = card.pop("parameters", {})
+    params = dict(raw) if isinstance(raw, dict) else {}
     params.pop("landmark_hours", None)
     text = json.dumps({**card, "parameters": params, "landmark": landmark}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

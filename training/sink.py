@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import skops.io
 from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.models import infer_signature
 
 from training import plots
@@ -161,7 +162,7 @@ def log_feature_schema(
             "rows_logged": "0 (schema only: no patient rows leave the cohort folder)",
         }
     )
-    ds = mlflow.data.from_pandas(schema, source=source, name=name, digest=digest[:36])
+    ds = from_pandas(schema, source=source, name=name, digest=digest[:36])
     mlflow.log_input(ds, context=context)
     return ds
 

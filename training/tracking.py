@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 import mlflow
 import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracking import MlflowClient
 
@@ -202,11 +203,11 @@ def _env(values: dict[str, str], override: bool = False) -> Iterator[None]:
     try:
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
+        for k, before in old.items():
+            if before is None:
                 os.environ.pop(k, None)
             else:
-                os.environ[k] = v
+                os.environ[k] = before
 
 
 @contextmanager
@@ -376,7 +377,7 @@ def log_dataset(
     """``mlflow.log_input`` of the cohort's profile with the cohort digest (never its rows)."""
 
     profile = dataset_profile(X, y)
-    ds = mlflow.data.from_pandas(
+    ds = from_pandas(
         profile,
         source=CodeDatasetSource({"cohort": source, "profile_of": "feature table"}),
         name=name,

@@ -26,6 +26,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -340,7 +341,7 @@ def _train_tasks(
                     oracle=oracle_auroc(truth, table),
                     null_k=null_check,
                     n_jobs=n_jobs,
-                    progress=lambda k, t=step: bar.advance(t, k),
+                    progress=partial(bar.advance, step),
                 )
                 bar.update(step, visible=False)
                 for hook in hooks.on_landmark:
@@ -385,7 +386,7 @@ def _log_landmark(
     if p is None:
         return
     paired = paired_auroc(la, ctx.keys[la.landmark])  # read by the model card
-    run_id, model_id = log_procedure(p, ctx, catalog, table, paired)
+    run_id, procedure_model_id = log_procedure(p, ctx, catalog, table, paired)
     w = p.winner
     result.runs.append(
         RunOutcome(
@@ -394,7 +395,7 @@ def _log_landmark(
             w.model if w else "none",
             w.feature_set if w else "none",
             run_id,
-            model_id or "",
+            procedure_model_id or "",
             bool(w and w.calibrated),
             p.metrics(),
             p.report,
