@@ -27,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -233,6 +234,40 @@ def base_tags(ctx: RunContext, task: str, landmark: str) -> dict[str, str]:
 
 def explain(model: Any, X: pd.DataFrame, catalog: list[Any], title: str, ctx: RunContext) -> None:
     log_global_explanations(model, X, catalog, title=title, per_patient=ctx.synthetic)
+
+
+@contextmanager
+def experiment_run(ctx: RunContext, task: str, exclusions: dict[str, Any]) -> Iterator[None]:
+    """The parent run of one task in a ``train`` call (``experiment:<name>``): provenance tags,
+    the experiment's settings as params and ``exclusions.json`` (aggregate counts, issue 11)."""
+    exp = ctx.exp
+    with mlflow.start_run(
+        run_name=f"experiment:{exp.name}",
+        experiment_id=ctx.experiment_id,
+        tags={
+            **provenance_tags(),
+            "task": task,
+            "run_type": "experiment",
+            "crs_risk_experiment": exp.name,
+            "experiment_file": exp.source_file.name if exp.source_file else "",
+            "cohort_digest": ctx.cohort_digest,
+            "validation_method": exp.validation.method,
+        },
+    ):
+        mlflow.log_params(
+            {
+                "experiment": exp.name,
+                "experiment_file": exp.source_file.name if exp.source_file else "",
+                "cohort": ctx.cohort_label,
+                "cohort_digest": ctx.cohort_digest,
+                "validation_method": exp.validation.method,
+                "champion_rule": exp.champion.describe(),
+                "primary": exp.primary or "none (selection by the rule)",
+                "seed": exp.seed,
+            }
+        )
+        mlflow.log_dict(exclusions, "exclusions.json")
+        yield
 
 
 def log_experiment_run_summary(la: list[LandmarkAssessment], skipped: list[Skip]) -> None:

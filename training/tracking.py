@@ -31,9 +31,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import mlflow
-import pandas as pd
-from mlflow.data.code_dataset_source import CodeDatasetSource
-from mlflow.data.pandas_dataset import from_pandas
 from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracking import MlflowClient
 
@@ -346,41 +343,3 @@ def git_commit() -> str:
 def provenance_tags() -> dict[str, str]:
     """Tags every run carries besides task/landmark/model/cohort."""
     return {"code_version": code_version(), "git_commit": git_commit(), "project": "crs-risk"}
-
-
-def dataset_profile(X: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
-    """Per-feature profile logged instead of the data: counts and missingness, no values."""
-    n = len(X)
-    rows = [
-        {
-            "feature": col,
-            "n_present": int(X[col].notna().sum()),
-            "missing_pct": round(100.0 * float(X[col].isna().mean()), 1) if n else 0.0,
-        }
-        for col in X.columns
-    ]
-    rows.append({"feature": "(outcome events)", "n_present": int(y.sum()), "missing_pct": 0.0})
-    rows.append({"feature": "(patients)", "n_present": n, "missing_pct": 0.0})
-    # float counts: MLflow warns that integer columns cannot hold missing values
-    return pd.DataFrame(rows).astype({"n_present": "float64"})
-
-
-def log_dataset(
-    X: pd.DataFrame,
-    y: pd.Series,
-    *,
-    name: str,
-    digest: str,
-    source: str,
-    context: str = "training",
-) -> None:
-    """``mlflow.log_input`` of the cohort's profile with the cohort digest (never its rows)."""
-
-    profile = dataset_profile(X, y)
-    ds = from_pandas(
-        profile,
-        source=CodeDatasetSource({"cohort": source, "profile_of": "feature table"}),
-        name=name,
-        digest=digest[:36],
-    )
-    mlflow.log_input(ds, context=context)

@@ -30,7 +30,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -64,6 +63,7 @@ from training.registry import registered_name, task_definition_digest
 from training.sink import (
     ArtifactHook,
     RunContext,
+    experiment_run,
     log_data_quality,
     log_experiment_run_summary,
     mark_experiment_kind,
@@ -74,7 +74,6 @@ from training.tracking import (
     connect,
     ensure_experiment,
     experiment_name,
-    provenance_tags,
     resolve_tracking_uri,
     watch_store,
 )
@@ -296,35 +295,7 @@ def _train_tasks(
         ctx = RunContext(exp, exp_id, digest, label, synthetic, extra_artifacts=hooks.artifacts)
         task_assessments: list[LandmarkAssessment] = []
         task_skips: list[Skip] = []
-        with (
-            mlflow.start_run(
-                run_name=f"experiment:{exp.name}",
-                experiment_id=exp_id,
-                tags={
-                    **provenance_tags(),
-                    "task": task,
-                    "run_type": "experiment",
-                    "crs_risk_experiment": exp.name,
-                    "experiment_file": exp.source_file.name if exp.source_file else "",
-                    "cohort_digest": digest,
-                    "validation_method": exp.validation.method,
-                },
-            ),
-            _progress(console) as bar,
-        ):
-            mlflow.log_params(
-                {
-                    "experiment": exp.name,
-                    "experiment_file": exp.source_file.name if exp.source_file else "",
-                    "cohort": label,
-                    "cohort_digest": digest,
-                    "validation_method": exp.validation.method,
-                    "champion_rule": exp.champion.describe(),
-                    "primary": exp.primary or "none (selection by the rule)",
-                    "seed": exp.seed,
-                }
-            )
-            mlflow.log_dict(exclusions, "exclusions.json")  # aggregate counts only
+        with experiment_run(ctx, task, exclusions), _progress(console) as bar:
             log_data_quality(data_quality(co, {task: tuple(tspec.landmarks)}))  # issue 17
             overall = bar.add_task(f"{task}", total=len(tspec.landmarks))
             for lm in tspec.landmarks:
