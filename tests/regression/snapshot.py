@@ -208,22 +208,36 @@ def snapshot(folder: Path) -> dict[str, Any]:
     }
 
 
-def differences(old: Any, new: Any, path: str = "$") -> list[str]:
-    """Every path at which two snapshots differ (readable, at most a few per list)."""
+def _close(old: Any, new: Any, rtol: float) -> bool:
+    """Equal, or (rtol > 0) two hex floats within ``rtol`` of each other."""
+    if old == new:
+        return True
+    if rtol <= 0 or not (isinstance(old, str) and isinstance(new, str)):
+        return False
+    try:
+        a, b = float.fromhex(old), float.fromhex(new)
+    except ValueError:
+        return False
+    return math.isclose(a, b, rel_tol=rtol, abs_tol=rtol)
+
+
+def differences(old: Any, new: Any, path: str = "$", rtol: float = 0.0) -> list[str]:
+    """Every path at which two snapshots differ; ``rtol`` > 0 lets floats differ that much
+    (another CPU may round a BLAS sum differently; on one machine the check is exact)."""
     if isinstance(old, dict) and isinstance(new, dict):
         out = [f"{path}.{k}: only before" for k in old.keys() - new.keys()]
         out += [f"{path}.{k}: only after" for k in new.keys() - old.keys()]
         for k in sorted(old.keys() & new.keys()):
-            out += differences(old[k], new[k], f"{path}.{k}")
+            out += differences(old[k], new[k], f"{path}.{k}", rtol)
         return out
     if isinstance(old, list) and isinstance(new, list):
         if len(old) != len(new):
             return [f"{path}: {len(old)} items before, {len(new)} after"]
         out = []
         for i, (a, b) in enumerate(zip(old, new, strict=True)):
-            out += differences(a, b, f"{path}[{i}]")
+            out += differences(a, b, f"{path}[{i}]", rtol)
         return out
-    return [] if old == new else [f"{path}: {old!r} → {new!r}"]
+    return [] if _close(old, new, rtol) else [f"{path}: {old!r} → {new!r}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", type=Path, help="record the snapshot into this JSON file")
     mode.add_argument("--check", type=Path, help="compare with this recorded snapshot")
+    parser.add_argument("--rtol", type=float, default=0.0, help="float tolerance (default exact)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="crs-risk-snapshot-") as tmp:
         snap = json.loads(json.dumps(snapshot(Path(tmp)), sort_keys=True))
@@ -238,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         args.write.write_text(json.dumps(snap, indent=1, sort_keys=True) + "\n")
         print(f"snapshot written to {args.write}")
         return 0
-    diffs = differences(json.loads(args.check.read_text()), snap)
+    diffs = differences(json.loads(args.check.read_text()), snap, rtol=args.rtol)
     for line in diffs[:200]:
         print(line)
     print(f"{len(diffs)} difference(s)" if diffs else "identical")
