@@ -35,7 +35,7 @@ def one(n: int, seed: int = 7) -> dict[str, object]:
     from features.synth import synth_to_folder
     from training.assessment import assess_landmark
     from training.experiment import load_experiment
-    from training.runner import feature_set_columns
+    from training.feature_sets import feature_set_columns
 
     exp = load_experiment(REPO / "experiments" / "quickstart.yaml")
     exp = exp.model_copy(

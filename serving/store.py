@@ -455,7 +455,7 @@ class RegistryState:
 
 
 def _unreachable(exc: BaseException) -> bool:
-    from training.registry import _unreachable as unreachable
+    from training.registry import unreachable
 
     return unreachable(exc)
 

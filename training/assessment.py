@@ -37,9 +37,11 @@ from features.sample_size import SampleSize, riley_sample_size
 from features.table import FeatureTable
 from training.calibration import choose_method
 from training.experiment import LEARNED_MODELS, Experiment
-from training.metrics import MetricReport, auroc, evaluate_predictions, paired_difference
+from training.measure import MeasureSpec, measure_predictions
+from training.metrics import MetricReport, auroc, paired_difference
 from training.models import BuiltModel, build_model, n_parameters
 from training.parsimony import ColumnChoice, resolve_columns, uninformative
+from training.resampling import ValidationPlan, ValidationResult, selection_metrics, validate
 from training.selection import (
     CandidateFolds,
     ProcedurePredictions,
@@ -48,8 +50,6 @@ from training.selection import (
     null_summary,
     pick,
 )
-from training.subgroups import subgroup_table
-from training.validate import ValidationPlan, ValidationResult, selection_metrics, validate
 
 COMPACT_BASELINE = "cytokine_max"
 INTERVAL_COVERS = (
@@ -205,9 +205,7 @@ def candidate_models(
         params = dict(mspec.params) if mspec else {}
         grid = dict(mspec.grid) if mspec else {}
         own = mspec.calibration if mspec else None
-        calibration = (
-            choose_method(own, len(y), int(y.sum())) if own is not None else None  # type: ignore[arg-type]
-        )
+        calibration = choose_method(own, len(y), int(y.sum())) if own is not None else None
         sets = list(feature_sets) if m in LEARNED_MODELS else ["published"]
         for fs in sets:
             if m in LEARNED_MODELS:
@@ -256,27 +254,8 @@ def measure(
     exp: Experiment, table: FeatureTable, predictions: np.ndarray
 ) -> tuple[MetricReport, pd.DataFrame]:
     """Metrics with CIs and the subgroup table of out-of-fold predictions (R, n)."""
-    v = exp.validation
     y = table.y.to_numpy(dtype=int)
-    report = evaluate_predictions(
-        y,
-        predictions,
-        thresholds=exp.thresholds,
-        decision_thresholds=exp.decision_curve.grid(),
-        n_boot=v.bootstrap_ci,
-        seed=exp.seed,
-        level=v.ci_level,
-    )
-    subgroups = subgroup_table(
-        y,
-        predictions,
-        table.groups,
-        exp.subgroups,
-        n_boot=v.subgroup_bootstrap_ci,
-        seed=exp.seed,
-        level=v.ci_level,
-    )
-    return report, subgroups
+    return measure_predictions(MeasureSpec.of(exp), y, predictions, table.groups)
 
 
 def _centers(table: FeatureTable) -> np.ndarray | None:

@@ -59,7 +59,7 @@ def train_command(
     ] = False,
 ) -> None:
     """Train and validate every model of an experiment, log to MLflow, register champions."""
-    from training.runner import train
+    from training.train import train
 
     result = train(
         experiment,
@@ -126,7 +126,7 @@ def evaluate_command(
 def quickstart(out: Path, tracking_uri: str | None, jobs: int = 1) -> str:
     """Synthesise the seed-sized cohort into OUT/cohort, train quickstart.yaml, return the text."""
     from features.synth import synth_to_folder
-    from training.runner import train
+    from training.train import train
 
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)

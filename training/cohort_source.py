@@ -19,8 +19,11 @@ import numpy as np
 import pandas as pd
 
 from features.errors import CrsRiskError
+from features.importer import import_cohort
+from features.io import load_cohort
 from features.manifest import is_synthetic as manifest_is_synthetic
 from features.manifest import read_manifest
+from features.synth import synth_to_folder
 from features.table import FeatureTable
 from training.experiment import Experiment
 from training.metrics import auroc
@@ -29,7 +32,6 @@ from training.metrics import auroc
 @contextmanager
 def experiment_cohort(exp: Experiment, override: Path | None) -> Iterator[tuple[Any, Path]]:
     """Load the experiment's cohort (or ``override``); synthesised/imported ones in a temp dir."""
-    from features.io import load_cohort
 
     with tempfile.TemporaryDirectory(prefix="crs-risk-cohort-") as tmp:
         if override is not None:
@@ -37,8 +39,6 @@ def experiment_cohort(exp: Experiment, override: Path | None) -> Iterator[tuple[
         elif exp.cohort.path is not None:
             folder = exp.resolve(exp.cohort.path)
         elif exp.cohort.synth is not None:
-            from features.synth import synth_to_folder
-
             s = exp.cohort.synth
             folder = Path(tmp) / "cohort"
             synth_to_folder(
@@ -50,8 +50,6 @@ def experiment_cohort(exp: Experiment, override: Path | None) -> Iterator[tuple[
                 center_shift=s.center_shift,
             )
         else:
-            from features.importer import import_cohort
-
             spec = exp.cohort.import_
             assert spec is not None
             folder = Path(tmp) / "cohort"

@@ -18,9 +18,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from features.errors import CrsRiskError
+from training.registry import registered_name
+from training.tracking import connect, resolve_tracking_uri
 
 KEY_COLUMNS = ("task", "landmark", "model", "feature_set")
 # Parameters that are already columns, or are identical by construction within one experiment.
@@ -55,7 +59,6 @@ def _num(row: pd.Series, col: str) -> float:
 
 def _champion_runs(client: Any, names: set[str]) -> dict[str, str]:
     """run_id → registered name for each ``champion`` alias of the given registered models."""
-    from mlflow.exceptions import MlflowException
 
     out: dict[str, str] = {}
     for name in names:
@@ -79,10 +82,6 @@ def leaderboard(
 ) -> pd.DataFrame:
     """Training runs of ``experiment`` (latest per task/landmark/role/model/feature set, of the
     latest experiment file and cohort digest unless given)."""
-    import mlflow
-
-    from training.registry import registered_name
-    from training.tracking import connect, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     client = connect(uri)

@@ -1,30 +1,49 @@
-"""External validation of a registered model on a new cohort (e.g. a synthetic "new centre").
+"""External validation: wiring that scores a new cohort with a registered model and logs it.
+
+E.g. a synthetic "new centre".
 
 ``evaluate("models:/crs-severe-48h@champion", cohort_dir)`` loads the registered model, builds
 the same landmark feature table on the new cohort with the same code as training, scores it, and
-logs an *evaluation* run (``run_type=evaluation``) in the task's experiment with the same
-metrics and CIs as training runs plus calibration-in-the-large (observed − expected risk) and
-the O/E ratio — the first things to look at when a model moves to a new centre (Riley RD et al.
-2024, BMJ 384:e074819 on external validation). No refitting happens here.
+logs an *evaluation* run (``run_type=evaluation``, through ``training.sink``) in the task's
+experiment with the same measurement step as training (``training.measure``: metrics and CIs,
+decision curve on the experiments' default grid, subgroups) plus calibration-in-the-large
+(observed − expected risk) and the O/E ratio — the first things to look at when a model moves
+to a new centre (Riley RD et al. 2024, BMJ 384:e074819 on external validation). No refitting
+happens here.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import mlflow
 
+from features.build import build_features
 from features.errors import CrsRiskError
-from training.metrics import MetricReport, evaluate_predictions
+from features.io import load_cohort
+from training.cohort_source import oracle_auroc, read_truth
+from training.experiment import DEFAULT_THRESHOLDS, DecisionCurveSpec, ValidationSpec
+from training.measure import MeasureSpec, measure_predictions
+from training.metrics import MetricReport
+from training.registry import model_id_of, resolve_version
+from training.sink import log_evaluation
+from training.tracking import (
+    connect,
+    ensure_experiment,
+    experiment_name,
+    provenance_tags,
+    resolve_tracking_uri,
+)
 
-_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+# Centre first: how a model moves to a new centre is the first thing an external validation
+# looks at; the other subgroups are the experiments' defaults.
+SUBGROUPS: tuple[str, ...] = ("center", "age_band", "product", "marrow_burden")
 
 
 @dataclass
@@ -73,32 +92,9 @@ def allow_model_loading() -> Iterator[None]:
             os.environ[key] = old
 
 
-def resolve_version(client: Any, model_uri: str) -> Any:
-    """The registry ModelVersion behind ``models:/NAME@alias`` or ``models:/NAME/VERSION``."""
-    from mlflow.exceptions import MlflowException
-
-    match = _URI.match(model_uri)
-    if not match:
-        raise CrsRiskError(
-            f"--model {model_uri!r}: use models:/NAME@ALIAS or models:/NAME/VERSION "
-            "(e.g. models:/crs-severe-48h@champion)"
-        )
-    name = match["name"]
-    try:
-        if match["alias"]:
-            return client.get_model_version_by_alias(name, match["alias"])
-        return client.get_model_version(name, match["version"])
-    except MlflowException as exc:
-        raise CrsRiskError(
-            f"--model {model_uri!r}: not found in the registry ({exc.error_code})"
-        ) from None
-
-
 def _training_thresholds(client: Any, run_id: str | None) -> tuple[float, ...]:
-    """The thresholds declared for the model's training run (default 0.1, 0.2, 0.3)."""
-    import json
-
-    default = (0.1, 0.2, 0.3)
+    """The thresholds declared for the model's training run (the experiment default if none)."""
+    default = DEFAULT_THRESHOLDS
     if not run_id:
         return default
     try:
@@ -124,22 +120,6 @@ def evaluate(
     metrics are linked to the registered LoggedModel (``model_id``) and to the evaluation
     dataset (the feature table's schema, zero rows, with counts and digest).
     """
-    import mlflow
-
-    from features.build import build_features
-    from features.io import load_cohort
-    from training.card import model_id_of
-    from training.cohort_source import oracle_auroc, read_truth
-    from training.sink import PLOT_FILES, log_feature_schema, random_keys
-    from training.subgroups import subgroup_table
-    from training.tracking import (
-        connect,
-        ensure_experiment,
-        experiment_name,
-        provenance_tags,
-        resolve_tracking_uri,
-    )
-
     folder = Path(cohort_dir)
     if not folder.is_dir():
         raise CrsRiskError(f"cohort folder not found: {folder}")
@@ -164,27 +144,20 @@ def evaluate(
     expected = list(getattr(model, "feature_names_in_", table.X.columns))
     X = table.X.reindex(columns=expected).astype("float64")
     p = model.predict_proba(X)[:, 1]
-    report = evaluate_predictions(
-        y,
-        p,
+    spec = MeasureSpec(
         thresholds=list(thresholds),
-        decision_thresholds=[round(0.02 * i, 2) for i in range(1, 31)],
+        decision_thresholds=DecisionCurveSpec.model_validate({}).grid(),
+        subgroups=list(SUBGROUPS),
         n_boot=n_boot,
+        subgroup_n_boot=ValidationSpec.model_validate({}).subgroup_bootstrap_ci,
         seed=seed,
     )
+    report, groups = measure_predictions(spec, y, p, table.groups)
     metrics = report.flat()
     oracle = oracle_auroc(read_truth(folder), table)
     if oracle is not None:
         metrics["oracle_auroc"] = oracle
         metrics["oracle_gap"] = oracle - metrics["auroc"]
-    groups = subgroup_table(
-        y,
-        p,
-        table.groups,
-        ["center", "age_band", "product", "marrow_burden"],
-        n_boot=200,
-        seed=seed,
-    )
     exp_id = ensure_experiment(client, experiment_name(task), uri)
     tags = {
         **provenance_tags(),
@@ -199,69 +172,46 @@ def evaluate(
         "source_run_id": mv.run_id or "",
         "cohort_digest": cohort.digest,
     }
-    from training import plots
-
-    with mlflow.start_run(
-        run_name=f"evaluate {mv.name} v{mv.version}", experiment_id=exp_id, tags=tags
-    ) as run:
-        mlflow.log_params(
-            {
-                "task": task,
-                "landmark": landmark,
-                "model": mv.tags.get("model", ""),
-                "evaluated_model": model_uri,
-                "registered_version": str(mv.version),
-                "cohort_digest": cohort.digest,
-                "code_version": tags["code_version"],
-                "git_commit": tags["git_commit"],
-                "bootstrap_ci": n_boot,
-            }
-        )
-        ds = log_feature_schema(
-            X,
-            table.y,
-            name=f"{task}@{landmark}",
-            cohort_label=folder.name,
-            cohort_digest=cohort.digest,
-            context="evaluation",
-        )
-        mlflow.log_metrics(
-            {k: float(v) for k, v in metrics.items()}, model_id=model_id_of(mv), dataset=ds
-        )
-        with tempfile.TemporaryDirectory(prefix="crs-risk-eval-") as tmp:
-            out = Path(tmp)
-            title = f"{mv.name} v{mv.version} · external"
-            plots.roc_plot(y, p, title, out / PLOT_FILES["roc"])
-            plots.pr_plot(y, p, title, out / PLOT_FILES["pr"])
-            plots.calibration_plot(y, p, title, out / PLOT_FILES["calibration"])
-            plots.decision_curve_plot(report.decision, title, out / PLOT_FILES["decision"])
-            if not groups.empty:
-                plots.subgroup_forest_plot(groups, title, out / PLOT_FILES["subgroups"])
-            (out / "predictions").mkdir()
-            keyed = pd.DataFrame({"key": random_keys(len(y)), "y": y, "p": p})
-            keyed.sort_values("key").to_csv(out / "predictions" / "evaluation.csv", index=False)
-            groups.to_csv(out / "subgroups.csv", index=False)
-            import json
-
-            (out / "metrics.json").write_text(
-                json.dumps(
-                    {
-                        "model": model_uri,
-                        "version": str(mv.version),
-                        "metrics": report.to_dict(),
-                        "oracle_auroc": oracle,
-                        "participants": {
-                            "eligible": len(y),
-                            "events": int(y.sum()),
-                            "exclusions": table.summary.get("exclusions", {}),
-                        },
-                    },
-                    indent=2,
-                ),
-                encoding="utf-8",
-            )
-            mlflow.log_artifacts(tmp)
-        run_id = run.info.run_id
+    run_id = log_evaluation(
+        experiment_id=exp_id,
+        run_name=f"evaluate {mv.name} v{mv.version}",
+        tags=tags,
+        params={
+            "task": task,
+            "landmark": landmark,
+            "model": mv.tags.get("model", ""),
+            "evaluated_model": model_uri,
+            "registered_version": str(mv.version),
+            "cohort_digest": cohort.digest,
+            "code_version": tags["code_version"],
+            "git_commit": tags["git_commit"],
+            "bootstrap_ci": n_boot,
+        },
+        X=X,
+        y=table.y,
+        predictions=p,
+        report=report,
+        metrics=metrics,
+        subgroups=groups,
+        summary={
+            "model": model_uri,
+            "version": str(mv.version),
+            "metrics": report.to_dict(),
+            "oracle_auroc": oracle,
+            "participants": {
+                "eligible": len(y),
+                "events": int(y.sum()),
+                "exclusions": table.summary.get("exclusions", {}),
+            },
+        },
+        dataset={
+            "name": f"{task}@{landmark}",
+            "cohort_label": folder.name,
+            "cohort_digest": cohort.digest,
+        },
+        model_id=model_id_of(mv),
+        title=f"{mv.name} v{mv.version} · external",
+    )
     return EvaluationResult(
         model_uri, mv.name, str(mv.version), task, landmark, run_id, metrics, report
     )

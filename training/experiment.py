@@ -15,10 +15,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.errors import CrsRiskError
+from training.models import parameter_problem
 
 TASKS: tuple[str, ...] = ("severe_crs", "toci_refractory")
 SEVERE_LANDMARKS: tuple[str, ...] = ("0h", "24h", "48h", "72h")  # the default list
 TOCI_LANDMARKS: tuple[str, ...] = ("decision", "first_toci")
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3)  # risk thresholds reported
 MAX_LANDMARK_HOURS = 336  # features.tasks.MAX_LANDMARK_HOURS (day 14)
 MODEL_NAMES: tuple[str, ...] = (
     "logreg",
@@ -230,9 +232,11 @@ class Experiment(_Strict):
     feature_sets: dict[str, FeatureSetSpec] = Field(
         default_factory=lambda: {"all": FeatureSetSpec()}
     )
-    validation: ValidationSpec = Field(default_factory=ValidationSpec)
-    thresholds: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3])
-    decision_curve: DecisionCurveSpec = Field(default_factory=DecisionCurveSpec)
+    validation: ValidationSpec = Field(default_factory=lambda: ValidationSpec.model_validate({}))
+    thresholds: list[float] = Field(default_factory=lambda: list(DEFAULT_THRESHOLDS))
+    decision_curve: DecisionCurveSpec = Field(
+        default_factory=lambda: DecisionCurveSpec.model_validate({})
+    )
     subgroups: list[str] = Field(
         default_factory=lambda: ["age_band", "product", "center", "marrow_burden"]
     )
@@ -340,7 +344,6 @@ def load_experiment(path: Path | str) -> Experiment:
         exp = Experiment.model_validate({k: v for k, v in raw.items() if k != "source_file"})
     except ValidationError as exc:
         raise CrsRiskError(_format_error(file, exc)) from None
-    from training.models import parameter_problem
 
     for name, spec in exp.models.items():
         problem = parameter_problem(name, spec.params, spec.grid)

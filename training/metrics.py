@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 from scipy.special import expit, logit
@@ -375,9 +376,19 @@ def threshold_metrics(thresholds: Sequence[float]) -> dict[str, Callable[[Array,
     for t in thresholds:
         tag = f"{t:.2f}"
         for attr in ("sensitivity", "specificity", "ppv", "npv"):
-            out[f"{attr}_at_{tag}"] = lambda y, p, t=t, a=attr: getattr(confusion_at(y, p, t), a)
-        out[f"net_benefit_at_{tag}"] = lambda y, p, t=t: float(net_benefit(y, p, [t])[0])
+            out[f"{attr}_at_{tag}"] = partial(_confusion_measure, t=t, attr=attr)
+        out[f"net_benefit_at_{tag}"] = partial(_net_benefit_at, t=t)
     return out
+
+
+def _confusion_measure(y: Array, p: Array, *, t: float, attr: str) -> float:
+    """One attribute of :func:`confusion_at` (sensitivity, specificity, PPV, NPV) at ``t``."""
+    value: float = getattr(confusion_at(y, p, t), attr)
+    return value
+
+
+def _net_benefit_at(y: Array, p: Array, *, t: float) -> float:
+    return float(net_benefit(y, p, [t])[0])
 
 
 @dataclass(frozen=True)

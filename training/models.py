@@ -31,7 +31,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
+from features.transformers import make_preprocessor
 from training.baselines import LogLogisticBaseline, ThresholdRuleBaseline
+from training.parsimony import CYTOKINE_MAX, uninformative
 from training.tuned import TunedCalibratedClassifier
 
 # Small-data defaults (n ≈ 100–500, tens of events): shallow trees, shrinkage, subsampling.
@@ -118,7 +120,6 @@ def _preprocessor(
     columns: list[str], catalog: list[Any], all_columns: list[str] | None, scale: bool
 ) -> list[tuple[str, BaseEstimator]]:
     """Steps before the estimator: column selection (feature subsets) + learned transforms."""
-    from features.transformers import make_preprocessor
 
     steps: list[tuple[str, BaseEstimator]] = []
     if all_columns is not None and list(all_columns) != list(columns):
@@ -305,8 +306,6 @@ def build_model(
             _untuned({**XGB_DEFAULTS, **params, "monotone": monotone}, g),
         )
     if name == "cytokine_max":
-        from training.parsimony import CYTOKINE_MAX, uninformative
-
         present = [c for c in CYTOKINE_MAX if c in X.columns]
         dropped = uninformative(X, present)
         cols = [c for c in present if c not in dropped]

@@ -7,7 +7,7 @@ cross-validated estimates and reporting that estimate is optimistic: on pure noi
 events the best of six candidates read AUROC 0.63.
 
 The champion procedure is: tune every candidate, apply the experiment's champion rule
-(``training.registry.choose_champion``) to each candidate's *inner* cross-validated predictions
+(``training.champion.choose_champion``) to each candidate's *inner* cross-validated predictions
 on the data given, refit the winner. ``champion_predictions`` runs that choice inside every outer
 fold from the candidates' fold results (the outer splits are shared, so each fold's winner
 predicts that fold's held-out patients); ``choose_on_cohort`` runs the same choice on the whole
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from training.champion import Candidate, choose_champion
 from training.experiment import ChampionSpec
-from training.registry import Candidate, choose_champion
-from training.validate import FoldSelection, ValidationResult
+from training.resampling import FoldSelection, ValidationResult
 
 NO_MODEL = "(no candidate passed the rule: training event rate)"
 

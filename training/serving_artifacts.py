@@ -14,6 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from training.distribution import training_distribution
+from training.interval import fit_interval
+
 DISTRIBUTION_PATH = "serving/distribution.json"
 INTERVAL_PATH = "serving/interval.json"
 
@@ -22,8 +25,6 @@ def serving_artifacts(
     X: pd.DataFrame, centers: Sequence[Any] | None, folds: pd.DataFrame, seed: int = 0
 ) -> dict[str, dict[str, Any]]:
     """Artifact path → JSON document (aggregates only: no rows, no identifiers)."""
-    from training.distribution import training_distribution
-    from training.interval import fit_interval
 
     out = {DISTRIBUTION_PATH: training_distribution(X, centers)}
     if {"y", "p"} <= set(folds.columns):

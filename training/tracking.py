@@ -19,6 +19,7 @@ from __future__ import annotations
 import _thread
 import functools
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -29,7 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import pandas as pd
+import mlflow
+from mlflow.exceptions import MlflowException, RestException
+from mlflow.tracking import MlflowClient
 
 from features.errors import CrsRiskError
 
@@ -120,8 +123,6 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
 
 def probe_server(uri: str, timeout: float = 10.0) -> None:
     """One authenticated MLflow call (search one experiment); CrsRiskError saying what failed."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
     env = {**PROBE_ENV, "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout)))}
     try:
@@ -163,12 +164,10 @@ def describe_server_error(uri: str, exc: BaseException) -> str:
 
 
 def _status_of(exc: BaseException, text: str) -> int | None:
-    import re
 
     m = re.search(r"error code (\d{3})|status code (\d{3})|HTTP (\d{3})", text)
     if m:
         return int(next(g for g in m.groups() if g))
-    from mlflow.exceptions import RestException
 
     if isinstance(exc, RestException):  # the server answered with an MLflow error body
         value = exc.get_http_status_code()
@@ -201,11 +200,11 @@ def _env(values: dict[str, str], override: bool = False) -> Iterator[None]:
     try:
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
+        for k, before in old.items():
+            if before is None:
                 os.environ.pop(k, None)
             else:
-                os.environ[k] = v
+                os.environ[k] = before
 
 
 @contextmanager
@@ -285,7 +284,6 @@ def connect(uri: str) -> Any:
     if _is_http(uri):
         use_fail_fast_http()
     check_reachable(uri)
-    import mlflow
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -345,43 +343,3 @@ def git_commit() -> str:
 def provenance_tags() -> dict[str, str]:
     """Tags every run carries besides task/landmark/model/cohort."""
     return {"code_version": code_version(), "git_commit": git_commit(), "project": "crs-risk"}
-
-
-def dataset_profile(X: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
-    """Per-feature profile logged instead of the data: counts and missingness, no values."""
-    n = len(X)
-    rows = [
-        {
-            "feature": col,
-            "n_present": int(X[col].notna().sum()),
-            "missing_pct": round(100.0 * float(X[col].isna().mean()), 1) if n else 0.0,
-        }
-        for col in X.columns
-    ]
-    rows.append({"feature": "(outcome events)", "n_present": int(y.sum()), "missing_pct": 0.0})
-    rows.append({"feature": "(patients)", "n_present": n, "missing_pct": 0.0})
-    # float counts: MLflow warns that integer columns cannot hold missing values
-    return pd.DataFrame(rows).astype({"n_present": "float64"})
-
-
-def log_dataset(
-    X: pd.DataFrame,
-    y: pd.Series,
-    *,
-    name: str,
-    digest: str,
-    source: str,
-    context: str = "training",
-) -> None:
-    """``mlflow.log_input`` of the cohort's profile with the cohort digest (never its rows)."""
-    import mlflow
-    from mlflow.data.code_dataset_source import CodeDatasetSource
-
-    profile = dataset_profile(X, y)
-    ds = mlflow.data.from_pandas(
-        profile,
-        source=CodeDatasetSource({"cohort": source, "profile_of": "feature table"}),
-        name=name,
-        digest=digest[:36],
-    )
-    mlflow.log_input(ds, context=context)

@@ -22,7 +22,7 @@ needs no wrapper: ``model_.calibrated_classifiers_[0].estimator`` is the fitted 
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
 
 from features.errors import CrsRiskError
-from training.calibration import choose_method
+from training.calibration import CalibrationChoice, choose_method
 
 
 def grid_size(grid: dict[str, list[Any]] | None) -> int:
@@ -133,7 +133,8 @@ class TunedCalibratedClassifier(ClassifierMixin, BaseEstimator):
             best = grid_combinations(self.param_grid)[0]
         if best:
             est.set_params(**best)
-        method = choose_method(self.calibration, y_arr.size, int(y_arr.sum()))  # type: ignore[arg-type]
+        choice = cast(CalibrationChoice, self.calibration)  # a str hyper-parameter (sklearn)
+        method = choose_method(choice, y_arr.size, int(y_arr.sum()))
         self.calibration_clamped_ = False
         if method == "none":
             model = est.fit(X, y_arr)

@@ -79,7 +79,7 @@ def test_permuted_car22_champion_reads_chance(car22_dir):
     from training.assessment import assess_landmark
     from training.cohort_source import experiment_cohort
     from training.experiment import load_experiment
-    from training.runner import feature_set_columns
+    from training.feature_sets import feature_set_columns
 
     exp = load_experiment(REPO / "experiments" / "car22.yaml")
     lm = "120h"  # a landmark of the experiment where car22's CRS unfolds

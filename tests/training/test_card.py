@@ -59,7 +59,7 @@ REQUIRED_TRIPOD = {
 def store(tmp_path_factory):
     """A real experiment (3 models at 48 h) trained, logged and registered in a SQLite store."""
     from features.synth import synth_to_folder
-    from training.runner import train
+    from training.train import train
 
     root = tmp_path_factory.mktemp("card")
     cohort = root / "cohort"

@@ -47,7 +47,7 @@ champion:
 def trained(tmp_path_factory):
     """A cohort folder whose IL-6 carries an unqualified ceiling, trained into SQLite."""
     from features.synth import synth_to_folder
-    from training.runner import train
+    from training.train import train
 
     root = tmp_path_factory.mktemp("dq")
     cohort = root / "cohort"

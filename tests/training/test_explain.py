@@ -328,7 +328,7 @@ def test_log_global_explanations_needs_a_run(models, table, catalog):
 def test_cli_explain_writes_a_local_report(tmp_path, cli, models, table, cohort_dir):
     import mlflow
 
-    from training.runner import log_model
+    from training.sink import log_model
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri, uri)

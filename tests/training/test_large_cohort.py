@@ -20,7 +20,7 @@ def large(tmp_path_factory, _store_template):
     import shutil
 
     from features.synth import synth_to_folder
-    from training.runner import train
+    from training.train import train
 
     root = tmp_path_factory.mktemp("large")
     synth_to_folder(root / "cohort", n=2000, seed=2024)

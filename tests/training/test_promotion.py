@@ -11,18 +11,10 @@ import pytest
 from requests.exceptions import ConnectionError as RequestsConnectionError
 
 from features.errors import CrsRiskError
+from training.champion import Candidate, decide
 from training.experiment import ChampionSpec
-from training.registry import (
-    CHAMPION,
-    PROMOTION_TAG,
-    Candidate,
-    Entry,
-    alias_history,
-    decide,
-    register_and_promote,
-    set_alias_with_history,
-    task_definition_digest,
-)
+from training.promotion import Entry, register_and_promote, set_alias_with_history
+from training.registry import CHAMPION, PROMOTION_TAG, alias_history, task_definition_digest
 
 RULE = ChampionSpec(slope_band=(0.5, 2.0))
 NAMES = ("crs-severe-24h", "crs-severe-48h")

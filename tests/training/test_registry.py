@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from training.champion import Candidate, choose_champion
 from training.experiment import ChampionSpec
+from training.promotion import RegistrationBatch, set_alias_with_history
 from training.registry import (
-    Candidate,
-    RegistrationBatch,
     alias_history,
-    choose_champion,
     registered_name,
-    set_alias_with_history,
 )
 
 

@@ -11,8 +11,8 @@ import pytest
 from features.catalog import catalog_for
 from training.assessment import Skip, assess_landmark, candidate_models, validation_plan
 from training.experiment import ChampionSpec, Experiment
+from training.resampling import FoldSelection, ValidationResult
 from training.selection import NO_MODEL, CandidateFolds, champion_predictions
-from training.validate import FoldSelection, ValidationResult
 
 from .noise import noise_table
 

@@ -1,4 +1,7 @@
-"""Internal validation for small cohorts: nothing is tuned on the data it is scored on.
+"""Model resampling (nested CV) for internal validation: nothing is tuned on the data it scores.
+
+Not cohort validation (``features.validate`` checks input files); this is the outer loop.
+
 
 - ``repeated_cv``: repeated stratified k-fold (or ``StratifiedGroupKFold`` by centre when
   ``group_by_center``). The estimator passed in is the whole modelling procedure

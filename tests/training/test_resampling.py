@@ -10,8 +10,8 @@ from sklearn.linear_model import LogisticRegression
 
 from features.errors import CrsRiskError
 from training.metrics import auroc
+from training.resampling import ValidationPlan, cross_validate, n_steps
 from training.tuned import TunedCalibratedClassifier
-from training.validate import ValidationPlan, cross_validate, n_steps
 
 from .helpers import random_table
 

@@ -5,7 +5,7 @@ find and load the cohort → check the tracking store → for each task and land
 assessment (``training.assessment``: every candidate, the champion procedure, its null check) →
 the tracking sink writes it (``training.sink``: one parent run per task, a ``candidate:`` run
 per candidate and a ``champion:procedure@<landmark>`` run) → only then register the champions
-(``training.registry.register_and_promote``: versions first, aliases last, rolled back on
+(``training.promotion.register_and_promote``: versions first, aliases last, rolled back on
 failure; ``@champion`` moves only by the promotion rule or ``--promote``). A champion is
 registered only when the procedure that chose it shows usable signal out of sample; its version
 points at the
@@ -26,15 +26,25 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from requests.exceptions import RequestException
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
+from features.build import build_landmarks, exclusion_report
+from features.catalog import catalog_for
 from features.errors import CrsRiskError
+from features.tasks import get_task
 from training.assessment import LandmarkAssessment, Skip, assess_landmark
+from training.card import log_model_card
+from training.champion import Candidate
 from training.cohort_source import (
     cohort_label,
     experiment_cohort,
@@ -42,41 +52,31 @@ from training.cohort_source import (
     oracle_auroc,
     read_truth,
 )
-from training.data_quality import log_data_quality
+from training.compare import format_leaderboard
+from training.data_quality import data_quality
 from training.experiment import Experiment, load_experiment
+from training.feature_sets import check_centres, check_feature_sets, feature_set_columns
 from training.metrics import MetricReport
-from training.registry import Candidate, Registration, registered_name
+from training.paired import paired_auroc
+from training.promotion import Entry, Registration, register_and_promote
+from training.registry import registered_name, task_definition_digest
 from training.sink import (
-    ORACLE_NOTE,
-    PLOT_FILES,
     ArtifactHook,
     RunContext,
-    log_candidate,
+    experiment_run,
+    log_data_quality,
     log_experiment_run_summary,
-    log_model,
-    log_procedure,
     mark_experiment_kind,
-    pip_requirements,
     random_keys,
 )
-
-__all__ = [
-    "ORACLE_NOTE",
-    "PLOT_FILES",
-    "RunOutcome",
-    "Skip",
-    "TrainHooks",
-    "TrainResult",
-    "check_feature_sets",
-    "experiment_cohort",
-    "feature_set_columns",
-    "log_model",
-    "oracle_auroc",
-    "pip_requirements",
-    "read_truth",
-    "register_champions",
-    "train",
-]
+from training.sink_runs import log_candidate, log_procedure
+from training.tracking import (
+    connect,
+    ensure_experiment,
+    experiment_name,
+    resolve_tracking_uri,
+    watch_store,
+)
 
 
 @dataclass
@@ -158,7 +158,6 @@ class TrainResult:
         return pd.DataFrame(rows)
 
     def render(self) -> str:
-        from training.compare import format_leaderboard
 
         lines = [f"experiment {self.experiment} → {self.tracking_uri}"]
         board = self.leaderboard()
@@ -174,32 +173,8 @@ class TrainResult:
         return "\n".join(lines)
 
 
-# --- feature sets ----------------------------------------------------------------------------
-def feature_set_columns(exp: Experiment, name: str, catalog: list[Any]) -> list[str]:
-    """Catalog columns of feature set ``name`` (``all`` = every column of the landmark)."""
-    spec = exp.feature_sets[name]
-    cols = []
-    groups = {s.group for s in catalog}
-    for g in [*(spec.include_groups or []), *spec.exclude_groups]:
-        if g not in groups:
-            raise CrsRiskError(
-                f"{exp.source_file}: feature_sets.{name}: unknown group {g!r} "
-                f"(groups: {', '.join(sorted(groups))})"
-            )
-    for s in catalog:
-        if spec.include_groups is not None and s.group not in spec.include_groups:
-            continue
-        if s.group in spec.exclude_groups or s.name in spec.exclude:
-            continue
-        cols.append(s.name)
-    if not cols:
-        raise CrsRiskError(f"{exp.source_file}: feature_sets.{name} selects no column")
-    return cols
-
-
 # --- the experiment --------------------------------------------------------------------------
 def _progress(console: Any) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
         TextColumn("{task.description}"),
@@ -228,9 +203,6 @@ def train(
     ``null_check`` = K outcome permutations of the whole procedure per landmark (None:
     the experiment's ``validation.null_check``, else automatic below 100 eligible patients).
     """
-    from rich.console import Console
-
-    from training.tracking import connect, resolve_tracking_uri, watch_store
 
     exp = load_experiment(experiment_file)
     console = console or Console(stderr=True)
@@ -285,27 +257,9 @@ def train(
     return result
 
 
-def check_centres(exp: Experiment, co: Any) -> None:
-    """Grouped CV needs at least as many centres as folds (exit 2 naming the key)."""
-    v = exp.validation
-    if not v.group_by_center or v.method != "repeated_cv":
-        return
-    patients = getattr(co, "patients", None)
-    if patients is None or "center" not in patients:
-        return
-    n = int(patients["center"].nunique())
-    if v.folds > n:
-        raise CrsRiskError(
-            f"{exp.source_file}: validation.folds: {v.folds} folds grouped by centre, but the "
-            f"cohort has only {n} centre(s)"
-        )
-
-
 def _as_user_error(exc: Exception, uri: str) -> Exception:
     """A tracking-store failure in the middle of a run → one line (runs already logged stay,
     marked FAILED by MLflow; nothing is registered). Other errors pass through unchanged."""
-    from mlflow.exceptions import MlflowException
-    from requests.exceptions import RequestException
 
     if isinstance(exc, CrsRiskError):
         return exc
@@ -313,16 +267,6 @@ def _as_user_error(exc: Exception, uri: str) -> Exception:
         first = (str(getattr(exc, "message", exc)) or type(exc).__name__).strip().splitlines()[0]
         return CrsRiskError(f"tracking store {uri} failed during training: {first[:300]}")
     return exc
-
-
-def check_feature_sets(exp: Experiment) -> None:
-    """Resolve every feature set at every landmark before training (errors name the key)."""
-    from features.catalog import catalog_for
-
-    for task, tspec in exp.tasks.items():
-        for lm in tspec.landmarks:
-            for fs in exp.feature_sets:
-                feature_set_columns(exp, fs, catalog_for(task, lm))
 
 
 def _train_tasks(
@@ -340,11 +284,6 @@ def _train_tasks(
     hooks: TrainHooks,
 ) -> None:
     """One parent run per task; per landmark: assess (pure), then log (sink)."""
-    import mlflow
-
-    from features.build import build_landmarks, exclusion_report
-    from features.catalog import catalog_for
-    from training.tracking import ensure_experiment, experiment_name, provenance_tags
 
     digest = co.digest
     for task, tspec in exp.tasks.items():
@@ -356,36 +295,8 @@ def _train_tasks(
         ctx = RunContext(exp, exp_id, digest, label, synthetic, extra_artifacts=hooks.artifacts)
         task_assessments: list[LandmarkAssessment] = []
         task_skips: list[Skip] = []
-        with (
-            mlflow.start_run(
-                run_name=f"experiment:{exp.name}",
-                experiment_id=exp_id,
-                tags={
-                    **provenance_tags(),
-                    "task": task,
-                    "run_type": "experiment",
-                    "crs_risk_experiment": exp.name,
-                    "experiment_file": exp.source_file.name if exp.source_file else "",
-                    "cohort_digest": digest,
-                    "validation_method": exp.validation.method,
-                },
-            ),
-            _progress(console) as bar,
-        ):
-            mlflow.log_params(
-                {
-                    "experiment": exp.name,
-                    "experiment_file": exp.source_file.name if exp.source_file else "",
-                    "cohort": label,
-                    "cohort_digest": digest,
-                    "validation_method": exp.validation.method,
-                    "champion_rule": exp.champion.describe(),
-                    "primary": exp.primary or "none (selection by the rule)",
-                    "seed": exp.seed,
-                }
-            )
-            mlflow.log_dict(exclusions, "exclusions.json")  # aggregate counts only
-            log_data_quality(co, task, tspec.landmarks)  # issue 17: aggregates only
+        with experiment_run(ctx, task, exclusions), _progress(console) as bar:
+            log_data_quality(data_quality(co, {task: tuple(tspec.landmarks)}))  # issue 17
             overall = bar.add_task(f"{task}", total=len(tspec.landmarks))
             for lm in tspec.landmarks:
                 table = tables[lm]
@@ -401,7 +312,7 @@ def _train_tasks(
                     oracle=oracle_auroc(truth, table),
                     null_k=null_check,
                     n_jobs=n_jobs,
-                    progress=lambda k, t=step: bar.advance(t, k),
+                    progress=partial(bar.advance, step),
                 )
                 bar.update(step, visible=False)
                 for hook in hooks.on_landmark:
@@ -445,7 +356,8 @@ def _log_landmark(
     p = la.procedure
     if p is None:
         return
-    run_id, model_id = log_procedure(p, ctx, catalog, table)
+    paired = paired_auroc(la, ctx.keys[la.landmark])  # read by the model card
+    run_id, procedure_model_id = log_procedure(p, ctx, catalog, table, paired)
     w = p.winner
     result.runs.append(
         RunOutcome(
@@ -454,7 +366,7 @@ def _log_landmark(
             w.model if w else "none",
             w.feature_set if w else "none",
             run_id,
-            model_id or "",
+            procedure_model_id or "",
             bool(w and w.calibrated),
             p.metrics(),
             p.report,
@@ -478,10 +390,7 @@ def register_champions(
     cohort_kind: str = "",
     cohort_digest: str = "",
 ) -> None:
-    """Register every (task, landmark) winner; ``training.registry`` decides the promotions."""
-    from features.tasks import get_task
-    from training.card import log_model_card  # the card travels with the version
-    from training.registry import Entry, register_and_promote, task_definition_digest
+    """Register every (task, landmark) winner; ``training.promotion`` decides the promotions."""
 
     entries = []
     for p in result.procedures:
