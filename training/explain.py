@@ -191,6 +191,23 @@ def _column_positions(spec: Any, names_in: list[str]) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _is_passthrough(trans: Any) -> bool:
+    """A ``ColumnTransformer`` part that returns its columns unchanged: ``"passthrough"`` as
+    declared, or the identity ``FunctionTransformer`` that scikit-learn ≥ 1.6 puts in its place
+    in the fitted ``transformers_`` (``_get_transformer_list``: ``FunctionTransformer(
+    accept_sparse=True, check_inverse=False, feature_names_out="one-to-one")``)."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    if isinstance(trans, str):
+        return trans == "passthrough"
+    return (
+        type(trans) is FunctionTransformer
+        and trans.func is None
+        and trans.kw_args is None
+        and trans.feature_names_out == "one-to-one"
+    )
+
+
 def _compile_step(step: Any, names_in: list[str]) -> list[Op]:
     """NumPy operations reproducing one fitted step (bit-identical to its ``transform``)."""
     from sklearn.compose import ColumnTransformer
@@ -214,8 +231,8 @@ def _compile_step(step: Any, names_in: list[str]) -> list[Op]:
         for _, trans, cols in step.transformers_:
             if isinstance(trans, str) and trans == "drop":
                 continue
-            if not (isinstance(trans, str) and trans == "passthrough"):
-                raise _Unsupported(type(trans).__name__)
+            if not _is_passthrough(trans):
+                raise _Unsupported(f"ColumnTransformer part {type(trans).__name__}")
             idx.append(_column_positions(cols, names_in))
         sel = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
         return [lambda X, sel=sel: X[:, sel]]
