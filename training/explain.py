@@ -395,6 +395,7 @@ class ModelExplainer:
         est = self.estimator
         self._rule: dict[str, Any] | None = None
         self._design: Op | None = None
+        self.unsupported = ""  # the preprocessing step without a NumPy version, if any
         if isinstance(est, Pipeline):
             final = est.steps[-1][1]
             pre = est[:-1]
@@ -403,8 +404,9 @@ class ModelExplainer:
             self._pre = pre
             try:
                 self._ops = _compile_step(pre, self.input_columns)
-            except _Unsupported:
+            except _Unsupported as exc:  # transform() then runs the pipeline's own steps
                 self._ops = None
+                self.unsupported = str(exc)
             if isinstance(final, XGBModel):
                 import shap
 
