@@ -32,7 +32,9 @@ class Explained:
     base_value: float | None = None
     log_odds: float | None = None
     other: float | None = None
-    contributions: tuple[Any, ...] = field(default_factory=tuple)  # training.explain.Contribution
+    contributions: tuple[Any, ...] = field(
+        default_factory=tuple
+    )  # training.explain_attribution.Contribution
     effects: dict[str, float] | None = None  # every variable's SHAP log-odds
     explainer: Any = None
 

@@ -325,7 +325,7 @@ def _comparison(
 
 
 def _importance_rows(table: pd.DataFrame, top: int = 10) -> list[dict[str, Any]]:
-    from training.explain import direction_text
+    from training.explain_global import direction_text
 
     out = []
     for r in table.head(top).itertuples():

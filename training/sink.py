@@ -232,9 +232,24 @@ def _base_tags(ctx: RunContext, task: str, landmark: str) -> dict[str, str]:
 
 
 def _explain(model: Any, X: pd.DataFrame, catalog: list[Any], title: str, ctx: RunContext) -> None:
-    from training.explain import log_global_explanations
-
     log_global_explanations(model, X, catalog, title=title, per_patient=ctx.synthetic)
+
+
+def log_global_explanations(
+    model: Any, X: pd.DataFrame, catalog: Any = None, **options: Any
+) -> pd.DataFrame:
+    """Log a model's global SHAP files (``training.explain_global.write_global_explanations``,
+    same ``options``) to the active MLflow run; return the importance table."""
+    import mlflow
+
+    from training.explain_global import write_global_explanations
+
+    if mlflow.active_run() is None:
+        raise RuntimeError("log_global_explanations needs an active MLflow run")
+    with tempfile.TemporaryDirectory(prefix="crs-risk-shap-") as tmp:
+        table = write_global_explanations(model, X, Path(tmp), catalog, **options)
+        mlflow.log_artifacts(tmp)
+    return table
 
 
 # --- candidate run ---------------------------------------------------------------------------

@@ -17,14 +17,11 @@ from features.catalog import CATALOG, after_tocilizumab_note, catalog_for, varia
 from features.errors import CrsRiskError
 from features.io import load_cohort, write_cohort
 from features.synth import simulate
-from training.explain import (
-    ADDITIVITY_TOL,
-    ModelExplainer,
-    format_value,
-    global_importance,
-    log_global_explanations,
-)
+from training.explain import ADDITIVITY_TOL, ModelExplainer
+from training.explain_attribution import format_value
+from training.explain_global import global_importance
 from training.models import build_model
+from training.sink import log_global_explanations
 
 LANDMARK = "48h"
 DRIVER = "il6"  # the variable that drives risk in the known-driver cohort
