@@ -84,10 +84,18 @@ def compile_step(step: Any, names_in: list[str]) -> list[Op]:
                 raise Unsupported(f"ColumnTransformer part {type(trans).__name__}")
             idx.append(column_positions(cols, names_in))
         sel = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
-        return [lambda X, sel=sel: X[:, sel]]
+
+        def select(X: np.ndarray, sel: np.ndarray = sel) -> np.ndarray:
+            return X[:, sel]
+
+        return [select]
     if isinstance(step, CatalogWinsorizer):
         lo, hi = step.lower_, step.upper_
-        return [lambda X, lo=lo, hi=hi: np.clip(X, lo, hi)]
+
+        def clip(X: np.ndarray, lo: np.ndarray = lo, hi: np.ndarray = hi) -> np.ndarray:
+            return np.clip(X, lo, hi)
+
+        return [clip]
     if isinstance(step, LogTransformer):
         cols = step.columns_
 
