@@ -159,7 +159,10 @@ def fast_path_problem(model: Any, explainer: Any, columns: tuple[str, ...]) -> s
     if explainer is None:
         return "no explainer (unsupported model type)"
     if getattr(explainer, "_ops", None) is None and explainer.family != "log_logistic":
-        return f"a preprocessing step has no NumPy version: {getattr(explainer, 'unsupported', '')}"
+        step = getattr(explainer, "unsupported", "")
+        if step:
+            return f"a preprocessing step has no NumPy version: {step}"
+        return f"no array path for a {explainer.family} model"
     k = len(columns)
     probe = probe_rows(model, explainer, k)
     _compile_trees(model, explainer, probe)
