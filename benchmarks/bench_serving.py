@@ -8,6 +8,8 @@ Measured in one run on one machine, client on the same box (numbers go in the RE
 3. batch scoring of 10,000 synthetic patients without explanations (``/v1/risk/batch``, JSON
    and the same patients as CSV), patients per second, plus an in-process breakdown
    (decode → score: tables, validation, features, predictions, texts, digests → audit);
+   per champion, in process: µs of one probability and one explanation, and whether the
+   load-time check let the array path serve it (``serving.explaining.fast_path_problem``);
 4. the HTTP floor: do-nothing FastAPI endpoints under the same uvicorn and client (what no
    scoring code can beat on the machine);
 5. 32 concurrent clients — errors.
@@ -204,7 +206,41 @@ def single_breakdown(store_uri: str, body: dict, n: int) -> dict[str, float]:
         "features_all_landmarks_ms": with_features - validate,
         "models_explanations_response_ms": total - with_features,
         "score_request_ms": total,
+        "per_model_us": per_model_us(snap, n),
     }
+
+
+def per_model_us(snap: object, n: int) -> dict[str, dict[str, object]]:
+    """Median µs of one patient's probability and of its explanation (top 5) per champion, and
+    whether the load-time check let the array path serve it (else why not)."""
+    from serving.explaining import explain_top, fast_path_problem, probabilities
+
+    rng = np.random.default_rng(1)
+    out: dict[str, dict[str, object]] = {}
+    for m in snap.models.values():  # type: ignore[attr-defined]
+        k = len(m.columns)
+        x = np.where(rng.random((1, k)) < 0.3, np.nan, rng.lognormal(1, 1, (1, k)))
+
+        def us(f: object, reps: int = n) -> float:
+            for _ in range(20):
+                f()  # type: ignore[operator]
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                f()  # type: ignore[operator]
+                times.append(time.perf_counter() - t)
+            return float(np.median(times) * 1e6)
+
+        out[m.name] = {
+            "array_path": fast_path_problem(m.model, m.explainer, m.columns) or "yes",
+            "probabilities_us": us(
+                lambda m=m, x=x: probabilities(m.model, m.explainer, x, m.columns)
+            ),
+            "explain_top_us": us(
+                lambda m=m, x=x: explain_top(m.model, m.explainer, x[0], 5, m.columns)
+            ),
+        }
+    return out
 
 
 def in_process_breakdown(store_uri: str, raw: bytes, csv: bytes) -> dict[str, float]:

@@ -209,13 +209,31 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
             results[slot][i] = r
     refs = fields["patient_ref"]
     per_patient = [[results[k][i] for k in slots] for i in range(n)]
+    # Each result dict is encoded once: results without a probability are shared dicts
+    # (``serving.results.empty``: most patients' toci results), so most of the 3·n results are
+    # a handful of objects. Keyed by id(): every result stays referenced until the end.
     encode = msgspec.json.encode
+    full: dict[int, str] = {}
+    kept: dict[int, str] = {}
+
+    def as_json(r: dict[str, Any] | None) -> str:
+        text = full.get(id(r))
+        if text is None:
+            text = full[id(r)] = encode(r).decode()
+        return text
+
+    def as_output(r: dict[str, Any]) -> str:  # what the audit log keeps of a result
+        text = kept.get(id(r))
+        if text is None:
+            text = kept[id(r)] = encode({k: r[k] for k in OUTPUT_KEYS}).decode()
+        return text
+
     items = [
         f'{{"index":{i},"patient_ref":{"null" if ref is None else _text(ref)},'
-        f'"landmark":"{lm}","results":{encode(rs).decode()},"errors":[]}}'
+        f'"landmark":"{lm}","results":[{",".join([as_json(r) for r in rs])}],"errors":[]}}'
         for i, (ref, lm, rs) in enumerate(zip(refs, chosen, per_patient, strict=True))
     ]
-    outputs = [encode([{k: r[k] for k in OUTPUT_KEYS} for r in rs]).decode() for rs in per_patient]
+    outputs = ["[" + ",".join([as_output(r) for r in rs]) + "]" for rs in per_patient]
     cache: dict[tuple[Any, ...], str] = {}
     versions = []
     for rs in per_patient:

@@ -1,12 +1,17 @@
 """Probabilities and explanations of one loaded model: one probability path for every route.
 
 Every probability the service returns — a single request, a trend point, a batch row, with or
-without an explanation — comes from :func:`probabilities`: the model's own scikit-learn /
-XGBoost code on the patients' feature rows (``predict_proba`` of the logged model, or the same
-arithmetic on the explainer's NumPy transform of the rows, evaluated row by row so a patient
-gets the same bits alone and in a batch, within 1e-12 of ``predict_proba``). SHAP
-(``training.explain``) supplies the reasons only; its log-odds (float32 sums) never decide a
-probability or a band, so a patient near a threshold gets the same band on every route.
+without an explanation — comes from :func:`probabilities`. When the load-time check
+(:func:`fast_path_problem`) passes, that is the *array path*: the pipeline's transform by the
+explainer's compiled NumPy operations (``training.explain``), the final estimator's own
+arithmetic on the result (one BLAS dot per row for logistic regression, the booster's margin by
+the checked tree walk of ``serving.trees`` or ``inplace_predict``) and the calibrator's own
+formula — evaluated row by row, so a patient gets the same bits alone, in a trend and in a
+batch, and exactly the bits of the logged model's own ``predict_proba`` for that patient alone
+(checked on adversarial probe rows). Otherwise ``predict_proba`` on a DataFrame serves the
+model (correct, ~10 ms a call). SHAP (``training.explain``) supplies the reasons only; its
+log-odds (float32 sums) never decide a probability or a band, so a patient near a threshold
+gets the same band on every route.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ class Explained:
     base_value: float | None = None
     log_odds: float | None = None
     other: float | None = None
-    contributions: tuple[Any, ...] = field(default_factory=tuple)  # training.explain.Contribution
+    contributions: tuple[Any, ...] = field(
+        default_factory=tuple
+    )  # training.explain_attribution.Contribution
     effects: dict[str, float] | None = None  # every variable's SHAP log-odds
     explainer: Any = None
 
@@ -56,56 +63,182 @@ def input_columns(model: Any, explainer: Any) -> tuple[str, ...]:
 
 _FAST: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 _BOOSTERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_TREES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 AGREEMENT = 1e-12
-"""Largest difference from the logged model's ``predict_proba`` accepted for the array path
-(float rounding of a different summation order; bands and intervals never see it)."""
+"""Largest difference from the logged model's ``predict_proba`` *on a whole batch* accepted for
+the array path (that call's BLAS product sums in another order for many rows than for one);
+for one row the array path must equal ``predict_proba`` bit for bit."""
+WALK_ROWS = 32
+"""Up to this many rows the compiled tree walk is faster than ``inplace_predict``'s call
+overhead; above, XGBoost's own predictor (both give the same bits: ``serving.trees``)."""
+PROBE_ALONE = 24  # probe rows also compared one at a time with the model's one-row predict_proba
+
+
+def probe_rows(model: Any, explainer: Any, k: int, seed: int = 0) -> np.ndarray:
+    """Adversarial model inputs for the load-time check: empty rows, zeros, -0.0, values at,
+    just inside and beyond the winsorising bounds, huge and tiny magnitudes, negatives on log
+    columns, random scales with gaps (float64, finite or NaN as the feature builder makes)."""
+    rng = np.random.default_rng(seed)
+    lo, hi = _bounds(explainer, k)
+    fin_lo = np.where(np.isfinite(lo), lo, -1e6)
+    fin_hi = np.where(np.isfinite(hi), hi, 1e6)
+    rows = [
+        np.full(k, np.nan),
+        np.zeros(k),
+        np.full(k, -0.0),
+        fin_lo,
+        fin_hi,
+        np.nextafter(fin_lo, -np.inf),
+        np.nextafter(fin_hi, np.inf),
+        fin_lo - 1.0,
+        fin_hi + 1.0,
+        np.full(k, 1e300),
+        np.full(k, -1e300),
+        np.full(k, 5e-324),
+        -rng.lognormal(1, 2, size=k),
+    ]
+    mix = np.where(rng.random((24, k)) < 0.5, fin_lo, fin_hi)
+    mix[rng.random((24, k)) < 0.3] = np.nan
+    return np.vstack(
+        [
+            *rows,
+            mix,
+            rng.lognormal(2, 2, size=(24, k)),
+            np.where(rng.random((24, k)) < 0.5, np.nan, rng.normal(0, 50, size=(24, k))),
+            rng.integers(0, 2, size=(8, k)).astype(np.float64),
+        ]
+    )
+
+
+def _bounds(explainer: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Winsorising bounds of the model inputs (±inf where the model has none)."""
+    from sklearn.pipeline import Pipeline
+
+    from features.transformers import CatalogWinsorizer
+
+    lo, hi = np.full(k, -np.inf), np.full(k, np.inf)
+    pre = getattr(explainer, "_pre", None)
+    if pre is None:
+        return lo, hi
+    where = {c: i for i, c in enumerate(explainer.input_columns)}
+    stack = [pre]
+    while stack:
+        step = stack.pop()
+        if isinstance(step, Pipeline):
+            stack += [s for _, s in step.steps]
+        elif isinstance(step, CatalogWinsorizer):
+            names = getattr(step, "feature_names_in_", None)
+            if names is None:
+                continue
+            for name, a, b in zip(names, step.lower_, step.upper_, strict=True):
+                if str(name) in where:
+                    lo[where[str(name)]], hi[where[str(name)]] = a, b
+    return lo, hi
 
 
 def _fast_ok(model: Any, explainer: Any, columns: tuple[str, ...]) -> bool:
-    """Whether :func:`_array_path` serves this model: checked once per loaded model on probe
-    rows (empty rows, zeros, extremes, gaps) — every row's probability the same alone and in a
-    batch (bit for bit), and within :data:`AGREEMENT` of ``predict_proba``; else
-    ``predict_proba`` on a DataFrame serves the model."""
-    if explainer is None or (
-        getattr(explainer, "_ops", None) is None and explainer.family != "log_logistic"
-    ):
+    """Whether :func:`_array_path` serves this model, decided once per loaded model on
+    :func:`probe_rows`: every row's probability the same alone and in a batch (bit for bit),
+    equal bit for bit to the model's own ``predict_proba`` on that row alone (for
+    :data:`PROBE_ALONE` rows), and within :data:`AGREEMENT` of ``predict_proba`` on the whole
+    probe; else ``predict_proba`` on a DataFrame serves the model. :func:`fast_path_problem`
+    says why not."""
+    if explainer is None:
         return False
     try:
         return _FAST[explainer]
     except KeyError:
         pass
-    rng = np.random.default_rng(0)
-    k = len(columns)
-    probe = np.vstack(
-        [
-            np.full(k, np.nan),
-            np.zeros(k),
-            rng.lognormal(2, 2, size=(30, k)),
-            np.where(rng.random((30, k)) < 0.5, np.nan, rng.normal(0, 50, size=(30, k))),
-        ]
-    )
-    try:
-        together = _array_path(model, explainer, probe)
-        alone = np.concatenate([_array_path(model, explainer, row[None, :]) for row in probe])
-        close = np.max(np.abs(together - _model_path(model, probe, columns))) <= AGREEMENT
-        ok = bool(np.array_equal(together, alone) and close)
-    except Exception:
-        ok = False
+    ok = fast_path_problem(model, explainer, columns) is None
     _FAST[explainer] = ok
     return ok
 
 
-def _lr_decision(lr: Any, xt: np.ndarray) -> np.ndarray:
-    """``LogisticRegression.decision_function`` of a binary model, summed row by row.
+def fast_path_problem(model: Any, explainer: Any, columns: tuple[str, ...]) -> str | None:
+    """Why the array path cannot serve ``model`` (None: it can) — the load-time check."""
+    if explainer is None:
+        return "no explainer (unsupported model type)"
+    if getattr(explainer, "_ops", None) is None and explainer.family != "log_logistic":
+        step = getattr(explainer, "unsupported", "")
+        if step:
+            return f"a preprocessing step has no NumPy version: {step}"
+        return f"no array path for a {explainer.family} model"
+    k = len(columns)
+    probe = probe_rows(model, explainer, k)
+    _compile_trees(model, explainer, probe)
+    try:
+        together = _array_path(model, explainer, probe)
+        alone = np.concatenate([_array_path(model, explainer, row[None, :]) for row in probe])
+        if not np.array_equal(together, alone):
+            return "a row's probability differs alone and in a batch"
+        own = np.concatenate(
+            [_model_path(model, row[None, :], columns) for row in probe[:PROBE_ALONE]]
+        )
+        if not np.array_equal(alone[:PROBE_ALONE], own):
+            i = int(np.flatnonzero(alone[:PROBE_ALONE] != own)[0])
+            return f"probe row {i}: {alone[i]!r} ≠ the model's own predict_proba {own[i]!r}"
+        gap = float(np.max(np.abs(together - _model_path(model, probe, columns))))
+        if not gap <= AGREEMENT:
+            return f"{gap:.3g} from predict_proba on the probe batch (> {AGREEMENT:g})"
+    except Exception as exc:  # any failure of the array path: the model's own code serves
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
-    scikit-learn's ``X @ coef.T`` goes through BLAS, whose summation order depends on the
-    number and layout of the rows: the same patient can get a different last bit alone and in
-    a batch. Each row's products summed by NumPy's reduction along the row (the same order for
-    any number of rows) makes a patient's probability the same on every route; it differs from
-    ``predict_proba`` by float rounding only (checked ≤ 1e-12 at load time).
+
+def _compile_trees(model: Any, explainer: Any, probe: np.ndarray) -> None:
+    """Compile the XGBoost trees of the model (``serving.trees``, itself checked bit for bit
+    against the booster on rows around every split and the transformed probe rows)."""
+    from xgboost import XGBClassifier
+
+    from serving.trees import compile_trees
+
+    final = getattr(explainer, "_final", None)
+    if not isinstance(final, XGBClassifier) or final in _TREES:
+        return
+    try:
+        rows = explainer.transform(probe)
+    except Exception:
+        rows = None
+    _TREES[final] = compile_trees(_booster(final), rows)
+
+
+def _booster(final: Any) -> Any:
+    booster = _BOOSTERS.get(final)
+    if booster is None:  # get_booster() reads attributes through JSON: once per model
+        booster = _BOOSTERS.setdefault(final, final.get_booster())
+    return booster
+
+
+def _lr_decision(lr: Any, xt: np.ndarray) -> np.ndarray:
+    """``LogisticRegression.decision_function`` of a binary model, one BLAS product per row.
+
+    scikit-learn computes ``X @ coef_.T + intercept_``; NumPy hands a one-row product to BLAS's
+    dot and a many-row one to gemv, whose summation order differs: the same patient can get a
+    different last bit alone and in a batch. A stacked ``(n, 1, p) @ (p, 1)`` product makes
+    NumPy's matmul loop call the one-row kernel for every row, so each row gets exactly what
+    ``predict_proba`` gives that patient alone (checked at load time) in one C loop.
     """
     xt = np.ascontiguousarray(xt)
-    return np.add.reduce(xt * lr.coef_[0], axis=1) + lr.intercept_[0]
+    scores = xt[:, None, :] @ lr.coef_.T + lr.intercept_
+    return scores.reshape(-1)
+
+
+def _margin(final: Any, xt: np.ndarray) -> np.ndarray:
+    """The booster's margin (float32 values as float64): for a few rows the compiled NumPy tree
+    walk when it reproduced the booster at load time, else ``inplace_predict``."""
+    trees = _TREES.get(final)
+    if trees is not None and xt.shape[0] <= WALK_ROWS:
+        return trees.margins(xt)
+    return np.asarray(
+        _booster(final).inplace_predict(
+            xt,
+            iteration_range=final._get_iteration_range(None),
+            predict_type="margin",
+            missing=final.missing,
+            validate_features=False,
+        ),
+        dtype=np.float64,
+    )
 
 
 def _final_proba(final: Any, xt: np.ndarray) -> np.ndarray:
@@ -117,13 +250,14 @@ def _final_proba(final: Any, xt: np.ndarray) -> np.ndarray:
 
     if type(final) is LogisticRegression:
         return expit(_lr_decision(final, xt))
-    if type(final) is XGBClassifier:
-        booster = _BOOSTERS.get(final)
-        if booster is None:  # get_booster() reads attributes through JSON: once per model
-            booster = _BOOSTERS.setdefault(final, final.get_booster())
+    if isinstance(final, XGBClassifier):
         return np.asarray(
-            booster.inplace_predict(
-                xt, predict_type="value", missing=final.missing, validate_features=False
+            _booster(final).inplace_predict(
+                xt,
+                iteration_range=final._get_iteration_range(None),
+                predict_type="value",
+                missing=final.missing,
+                validate_features=False,
             )
         )
     return np.asarray(final.predict_proba(xt)[:, 1])
@@ -131,14 +265,17 @@ def _final_proba(final: Any, xt: np.ndarray) -> np.ndarray:
 
 def _final_response(final: Any, xt: np.ndarray) -> np.ndarray:
     """What ``CalibratedClassifierCV`` calibrates: the decision function if the estimator has
-    one, else the positive-class probability (``sklearn.utils._response``'s choice)."""
+    one, else the positive-class probability (``sklearn.utils._response``'s choice) — for
+    ``training.models.MonotoneXGBClassifier`` the booster's margin (Platt on the log-odds)."""
     from sklearn.linear_model import LogisticRegression
     from xgboost import XGBClassifier
 
     if type(final) is LogisticRegression:
         return _lr_decision(final, xt)
-    if type(final) is XGBClassifier:  # no decision function: its probability is calibrated
-        return _final_proba(final, xt)
+    if isinstance(final, XGBClassifier):
+        if hasattr(final, "decision_function"):  # MonotoneXGBClassifier: the margin
+            return _margin(final, xt)
+        return _final_proba(final, xt)  # no decision function: its probability is calibrated
     if hasattr(final, "decision_function"):
         from sklearn.utils._response import _get_response_values
 

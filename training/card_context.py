@@ -21,7 +21,7 @@ from features.errors import CrsRiskError
 from features.tasks import get_task
 from training.card_gather import FIGURES, CardSources, Sibling
 from training.card_tripod import tripod_rows
-from training.explain import direction_text
+from training.explain_global import direction_text
 from training.registry import model_id_of
 
 BASELINES: tuple[str, ...] = ("m_easix", "cytokine3", "fever_mcp1", "high_burden", "cytokine_max")

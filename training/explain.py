@@ -1,4 +1,4 @@
-"""SHAP explanations in clinical language: one patient's reasons, and a model's global picture.
+"""The explainer: SHAP values of a fitted model's log-odds, per row and per clinical variable.
 
 What is explained, per model family — always the *uncalibrated model's log-odds* (its margin):
 
@@ -22,141 +22,49 @@ pipeline's output to the reported probability by a monotone function (Platt sigm
 the reasons are in the pipeline's log-odds and the calibrated probability is reported beside
 them, so contribution sizes are on the uncalibrated scale while their order and direction hold.
 
-Contributions are reported per *clinical variable*: Shapley values are additive, so the values of
-the columns derived from one variable (summaries, missing indicators, one-hot levels, log
-transforms) are summed to the variable the catalog names (``features.catalog.variable_of``), and
-shown with its label, unit and the patient's value in original units before any learned
-transform: "IL-6, maximum: 1,250 pg/mL → +0.84 log-odds".
-
 :class:`ModelExplainer` is built once per loaded model. ``explain_row`` is the per-request path
 for the service: the fitted preprocessing steps are compiled to NumPy operations (no pandas on one
 row, which is where most single-row time goes) and give bit-identical output to the pipeline.
-``explain`` does a batch; :func:`log_global_explanations` logs the global artifacts of a run
-(``shap/importance.png``, ``shap/beeswarm.png``, ``shap/dependence.png``,
-``shap/importance.csv``) — aggregates and plots only, never per-patient values or identifiers.
+``explain`` does a batch. Wording per clinical variable: ``training.explain_attribution``;
+NumPy versions of the fitted steps: ``training.explain_fast``; a model's global picture:
+``training.explain_global`` (its files are logged by ``training.sink``).
 """
 
 from __future__ import annotations
 
-import math
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
+from sklearn.calibration import CalibratedClassifierCV
 
-from features.catalog import CATALOG, FeatureSpec, after_tocilizumab_note, variable_of
+from features.catalog import FeatureSpec, variable_of
 from features.errors import CrsRiskError
-from features.vocabulary import ANALYTES
+from training.explain_attribution import (
+    M_EASIX_PARTS,
+    PatientExplanation,
+    contribution,
+    one_hot_prefix,
+    specs_of,
+    variable_label,
+)
+from training.explain_fast import Op, Unsupported, calibrator_predict, compile_step, log_design
 
 ADDITIVITY_TOL = 1e-4  # |base + Σ SHAP − model log-odds| allowed (XGBoost computes in float32)
 MISSING_SUFFIX = "_was_missing"  # features.transformers.MissingIndicatorImputer
-SHAP_DIR = "shap"
-IMPORTANCE_CSV = f"{SHAP_DIR}/importance.csv"
-IMPORTANCE_PNG = f"{SHAP_DIR}/importance.png"
-BEESWARM_PNG = f"{SHAP_DIR}/beeswarm.png"
-DEPENDENCE_PNG = f"{SHAP_DIR}/dependence.png"
 EPS = 1e-12
 
-# Labels of clinical variables that are neither one analyte nor one feature.
-VARIABLE_LABELS: dict[str, str] = {
-    "product": "CAR T product",
-    "lymphodepletion": "Lymphodepletion",
-    "crs_grade": "CRS grade",
-    "crs_onset": "CRS onset",
-    "toci_time": "Time of first tocilizumab",
-    "marrow_blasts": "Marrow blasts",
-    "sex": "Sex",
-    "temperature": "Temperature / fever",
-    "m_easix": "m-EASIX",
-    "easix": "EASIX",
-}
-M_EASIX_PARTS = ("ldh_last", "crp_last", "platelets_last")
 
-
-# --- formatting ------------------------------------------------------------------------------
-def format_number(value: float) -> str:
-    """Clinical rounding: 1,250 · 312 · 38.9 · 2.35 · 0.0412."""
-    a = abs(value)
-    if a >= 1000:
-        return f"{value:,.0f}"
-    if a >= 100:
-        return f"{value:.0f}"
-    if a >= 10:
-        return f"{value:.1f}"
-    if a == 0:
-        return "0"
-    return f"{value:.3g}"
-
-
-def format_log_odds(value: float) -> str:
-    """Signed with a true minus sign: ``+0.84`` / ``−0.12``."""
-    return f"{value:+.2f}".replace("-", "−")
-
-
-def format_value(spec: FeatureSpec | None, value: float | None) -> str:
-    """A raw feature value in its catalog unit ("1,250 pg/mL", "yes", "grade 2", "×12.0")."""
-    if value is None or not math.isfinite(value):
-        return "not measured" if spec is not None and spec.source_analyte else "unknown"
-    if spec is None:
-        return format_number(value)
-    if spec.kind == "binary" or spec.unit == "yes/no":
-        return "yes" if value >= 0.5 else "no"
-    if spec.unit == "ASTCT grade":
-        return f"grade {value:.0f}"
-    if spec.unit == "count":
-        return f"{value:.0f}"
-    if spec.unit == "ratio":
-        return f"×{format_number(value)}"
-    if spec.unit == "score":
-        return format_number(value)
-    return f"{format_number(value)} {spec.unit}"
-
-
-# --- catalog helpers -------------------------------------------------------------------------
-def _specs(catalog: Sequence[FeatureSpec] | Mapping[str, FeatureSpec] | None) -> dict:
-    base = dict(CATALOG)
-    if catalog is None:
-        return base
-    if isinstance(catalog, Mapping):
-        return {**base, **catalog}
-    return {**base, **{s.name: s for s in catalog}}
-
-
-def variable_label(name: str, specs: Mapping[str, FeatureSpec]) -> str:
-    """Display label of a clinical variable ("IL-6", "CAR T product", "Age")."""
-    if name in VARIABLE_LABELS:
-        return VARIABLE_LABELS[name]
-    if name in ANALYTES:
-        return ANALYTES[name].label
-    members = [s for s in specs.values() if s.variable == name]
-    if len(members) == 1:
-        return members[0].label
-    return name.replace("_", " ")
-
-
-def _one_hot_prefix(members: Sequence[FeatureSpec | None]) -> bool:
-    """Members are the levels of one categorical variable ("Product: X", "Product: Y")."""
-    return (
-        len(members) > 1
-        and all(s is not None and s.kind == "binary" and ": " in s.label for s in members)
-        and len({s.label.split(": ")[0] for s in members if s is not None}) == 1
-    )
-
-
-# --- model unwrapping and the NumPy fast path ------------------------------------------------
+# --- model unwrapping ------------------------------------------------------------------------
 def unwrap(model: Any) -> tuple[Any, Any]:
     """(fitted estimator, calibrated wrapper or None) of a logged model.
 
     Accepts the ``TunedCalibratedClassifier``, its ``model_`` (the pipeline or a
     ``CalibratedClassifierCV(ensemble=False)`` around it) or a bare estimator.
     """
-    from sklearn.calibration import CalibratedClassifierCV
-
     inner = getattr(model, "model_", None)
     if inner is not None and not hasattr(model, "calibrated_classifiers_"):
         model = inner
@@ -171,164 +79,7 @@ def unwrap(model: Any) -> tuple[Any, Any]:
     return model, None
 
 
-class _Unsupported(Exception):
-    """A preprocessing step the NumPy fast path does not know (use the pipeline instead)."""
-
-
-Op = Callable[[np.ndarray], np.ndarray]
-
-
-def _column_positions(spec: Any, names_in: list[str]) -> np.ndarray:
-    if isinstance(spec, slice):
-        return np.arange(len(names_in))[spec]
-    items = list(np.atleast_1d(spec))
-    if items and isinstance(items[0], str):
-        where = {n: i for i, n in enumerate(names_in)}
-        return np.asarray([where[c] for c in items], dtype=np.int64)
-    arr = np.asarray(items)
-    if arr.dtype == bool:
-        return np.flatnonzero(arr)
-    return arr.astype(np.int64)
-
-
-def _compile_step(step: Any, names_in: list[str]) -> list[Op]:
-    """NumPy operations reproducing one fitted step (bit-identical to its ``transform``)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from features.transformers import CatalogWinsorizer, LogTransformer, MissingIndicatorImputer
-
-    if step is None or (isinstance(step, str) and step == "passthrough"):
-        return []
-    if isinstance(step, Pipeline):
-        ops: list[Op] = []
-        names = list(names_in)
-        for _, sub in step.steps:
-            ops += _compile_step(sub, names)
-            if sub is not None and sub != "passthrough":
-                names = list(sub.get_feature_names_out(names))
-        return ops
-    if isinstance(step, ColumnTransformer):
-        idx = []
-        for _, trans, cols in step.transformers_:
-            if isinstance(trans, str) and trans == "drop":
-                continue
-            if not (isinstance(trans, str) and trans == "passthrough"):
-                raise _Unsupported(type(trans).__name__)
-            idx.append(_column_positions(cols, names_in))
-        sel = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
-        return [lambda X, sel=sel: X[:, sel]]
-    if isinstance(step, CatalogWinsorizer):
-        lo, hi = step.lower_, step.upper_
-        return [lambda X, lo=lo, hi=hi: np.clip(X, lo, hi)]
-    if isinstance(step, LogTransformer):
-        cols = step.columns_
-
-        def log(X: np.ndarray, cols: np.ndarray = cols) -> np.ndarray:
-            c = X[:, cols]
-            X[:, cols] = np.sign(c) * np.log1p(np.abs(c))
-            return X
-
-        return [log]
-    if isinstance(step, MissingIndicatorImputer):
-        stats, ind = step.statistics_, np.asarray(step.indicator_features_, dtype=np.int64)
-
-        def impute(X: np.ndarray, stats: np.ndarray = stats, ind: np.ndarray = ind) -> np.ndarray:
-            missing = np.isnan(X)
-            out = np.where(missing, stats, X)
-            if ind.size:
-                out = np.hstack([out, missing[:, ind].astype(np.float64)])
-            return out
-
-        return [impute]
-    if isinstance(step, StandardScaler):
-        mean = step.mean_ if step.with_mean else None
-        scale = step.scale_ if step.with_std else None
-
-        def standardise(X: np.ndarray, mean: Any = mean, scale: Any = scale) -> np.ndarray:
-            if mean is not None:
-                X -= mean
-            if scale is not None:
-                X /= scale
-            return X
-
-        return [standardise]
-    raise _Unsupported(type(step).__name__)
-
-
 # --- results ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Contribution:
-    """One clinical variable's share of a patient's log-odds, in words and numbers."""
-
-    variable: str
-    label: str  # clinical variable ("IL-6")
-    feature: str  # the input column shown ("il6_max")
-    feature_label: str  # its label ("IL-6, maximum")
-    value: float | None  # raw value in the catalog unit; None = missing
-    value_text: str  # "1,250 pg/mL"
-    unit: str
-    log_odds: float
-
-    @property
-    def text(self) -> str:
-        """'IL-6, maximum: 1,250 pg/mL → +0.84 log-odds'."""
-        change = format_log_odds(self.log_odds)
-        return f"{self.feature_label}: {self.value_text} → {change} log-odds"
-
-
-@dataclass(frozen=True)
-class PatientExplanation:
-    """One patient's risk and its reasons (the service returns ``to_dict()``).
-
-    ``log_odds = base_value + Σ contributions + other_log_odds`` (the uncalibrated model's
-    margin); ``probability`` is what the logged (calibrated) model returns for the patient.
-    """
-
-    probability: float
-    log_odds: float
-    base_value: float
-    contributions: tuple[Contribution, ...]
-    other_log_odds: float
-    n_other: int
-    family: str
-    calibrated: bool
-
-    @property
-    def model_probability(self) -> float:
-        """Uncalibrated probability expit(log-odds)."""
-        return float(expit(self.log_odds))
-
-    @property
-    def base_probability(self) -> float:
-        return float(expit(self.base_value))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "probability": self.probability,
-            "log_odds": self.log_odds,
-            "base_value": self.base_value,
-            "base_probability": self.base_probability,
-            "model_probability": self.model_probability,
-            "contributions": [{**asdict(c), "text": c.text} for c in self.contributions],
-            "other_log_odds": self.other_log_odds,
-            "n_other": self.n_other,
-            "family": self.family,
-            "calibrated": self.calibrated,
-        }
-
-    def lines(self) -> list[str]:
-        """The reasons as sentences, largest first, then the rest summed."""
-        out = [c.text for c in self.contributions]
-        if self.n_other:
-            out.append(
-                f"{self.n_other} other variables together → "
-                f"{format_log_odds(self.other_log_odds)} log-odds"
-            )
-        return out
-
-
 @dataclass
 class ShapResult:
     """SHAP values of a batch: per explained column and summed per clinical variable."""
@@ -374,10 +125,11 @@ class ModelExplainer:
 
         self.model = model
         self.estimator, self.calibrated_classifier = unwrap(model)
-        self.specs = _specs(catalog)
+        self.specs = specs_of(catalog)
         est = self.estimator
         self._rule: dict[str, Any] | None = None
         self._design: Op | None = None
+        self.unsupported = ""  # the preprocessing step without a NumPy version, if any
         if isinstance(est, Pipeline):
             final = est.steps[-1][1]
             pre = est[:-1]
@@ -385,9 +137,10 @@ class ModelExplainer:
             self.columns = [str(c) for c in pre.get_feature_names_out()]
             self._pre = pre
             try:
-                self._ops = _compile_step(pre, self.input_columns)
-            except _Unsupported:
+                self._ops = compile_step(pre, self.input_columns)
+            except Unsupported as exc:  # transform() then runs the pipeline's own steps
                 self._ops = None
+                self.unsupported = str(exc)
             if isinstance(final, XGBModel):
                 import shap
 
@@ -485,7 +238,7 @@ class ModelExplainer:
         self._members = {v: np.asarray(m, dtype=np.int64) for v, m in members.items()}
         self.variable_labels = {v: variable_label(v, self.specs) for v in self.variables}
         self._one_hot = {
-            v: _one_hot_prefix([self.specs.get(self.input_columns[i]) for i in m])
+            v: one_hot_prefix([self.specs.get(self.input_columns[i]) for i in m])
             for v, m in self._members.items()
         }
 
@@ -506,18 +259,16 @@ class ModelExplainer:
     def calibrated(self) -> bool:
         return self.calibrated_classifier is not None
 
-    # -- transforms --
+    # -- NumPy versions of the model's own steps (training.explain_fast) --
     def _log_design(self, X: np.ndarray) -> np.ndarray:
         """LogLogisticBaseline's standardised design, as in its ``predict_proba``."""
-        est = self.estimator
-        logs = np.log10(np.clip(X, est.floor, None))
-        logs[np.isnan(X)] = np.nan
-        if est.signs:
-            sign = np.asarray(est.signs, dtype=float)[None, :]
-            logs = (logs * sign).sum(axis=1, keepdims=True)
-        z = np.where(np.isnan(logs), est.medians_, logs)
-        return (z - est.mean_) / est.scale_
+        return log_design(self.estimator, X)
 
+    def _calibrator_predict(self, pred: np.ndarray) -> np.ndarray:
+        """The calibrator's ``predict`` without per-call checks (bit-identical)."""
+        return calibrator_predict(self._calibrator, pred)
+
+    # -- transforms --
     def as_array(self, rows: Any) -> np.ndarray:
         """Model inputs as a float64 (n, inputs) array from a DataFrame, Series, dict or array."""
         if isinstance(rows, pd.DataFrame):
@@ -611,34 +362,8 @@ class ModelExplainer:
             frame = pd.DataFrame(X, columns=self.input_columns)
             return np.asarray(self.model.predict_proba(frame)[:, 1], dtype=np.float64)
         pred = lo if self._calibrate_on == "log_odds" else expit(lo)
-        p = np.asarray(self._calibrator_predict(pred), dtype=np.float64)
+        p = np.asarray(calibrator_predict(self._calibrator, pred), dtype=np.float64)
         return np.clip(p, 0.0, 1.0)
-
-    def _calibrator_predict(self, pred: np.ndarray) -> np.ndarray:
-        """``self._calibrator.predict(pred)`` without scikit-learn's per-call input checks
-        (≈ 50 µs a call, more than the arithmetic on one row).
-
-        The same operations on the fitted parameters, in the same order, as scikit-learn
-        1.9's ``_SigmoidCalibration.predict`` (``expit(-(a_ * T + b_))``) and
-        ``IsotonicRegression._transform`` (clip to ``[X_min_, X_max_]``, then the fitted
-        interpolator ``f_``), so the values are bit-identical; any other calibrator, or input
-        the checks would convert, goes through its own ``predict``.
-        """
-        from sklearn.calibration import _SigmoidCalibration
-        from sklearn.isotonic import IsotonicRegression
-
-        cal = self._calibrator
-        if pred.ndim == 1 and pred.dtype == np.float64 and np.isfinite(pred).all():
-            if type(cal) is _SigmoidCalibration:
-                return expit(-(cal.a_ * pred + cal.b_))
-            if (
-                type(cal) is IsotonicRegression
-                and getattr(cal, "X_thresholds_", None) is not None
-                and cal.X_thresholds_.dtype == np.float64
-            ):
-                t = np.clip(pred, cal.X_min_, cal.X_max_) if cal.out_of_bounds == "clip" else pred
-                return np.asarray(cal.f_(t)).astype(np.float64)
-        return cal.predict(pred)
 
     # -- public API --
     def explain(self, X: pd.DataFrame | np.ndarray) -> ShapResult:
@@ -687,7 +412,7 @@ class ModelExplainer:
         order = np.argsort(-np.abs(grouped), kind="stable")[:k]
         per_input = np.bincount(self._col_input, weights=phi, minlength=len(self.input_columns) + 1)
         contributions = tuple(
-            self._contribution(self.variables[v], float(grouped[v]), x[0], per_input) for v in order
+            contribution(self, self.variables[v], float(grouped[v]), x[0], per_input) for v in order
         )
         other = float(grouped.sum() - grouped[order].sum())
         explanation = PatientExplanation(
@@ -701,212 +426,3 @@ class ModelExplainer:
             calibrated=self.calibrated,
         )
         return explanation, grouped
-
-    # -- words --
-    def headline(self, variable: str, x: np.ndarray, per_input: np.ndarray) -> int:
-        """Input column shown for a variable: the level that is 1 for one-hot variables, else
-        the member carrying the largest share of the variable's contribution."""
-        members = self._members[variable]
-        if self._one_hot[variable]:
-            on = [i for i in members if x[i] >= 0.5]
-            if on:
-                return int(on[0])
-        shares = np.abs(per_input[members])
-        return int(members[int(np.argmax(shares))])
-
-    def _contribution(
-        self, variable: str, value: float, x: np.ndarray, per_input: np.ndarray
-    ) -> Contribution:
-        label = self.variable_labels[variable]
-        if variable == "m_easix" and "m_easix_score" in self.columns:
-            ldh, crp, plt = (x[self.input_columns.index(c)] for c in M_EASIX_PARTS)
-            ok = all(math.isfinite(v) for v in (ldh, crp, plt)) and plt > 0
-            score = ldh * (crp / 10.0) / plt if ok else None
-            parts = ", ".join(
-                f"{self.specs[c].label.split(',')[0]} "
-                f"{format_value(self.specs[c], x[self.input_columns.index(c)])}"
-                for c in M_EASIX_PARTS
-            )
-            text = (format_number(score) if score is not None else "not computable") + (
-                f" ({parts})"
-            )
-            return Contribution(
-                variable,
-                label,
-                "m_easix_score",
-                "m-EASIX (LDH × CRP[mg/dL] / platelets, latest values)",
-                score,
-                text,
-                "score",
-                value,
-            )
-        i = self.headline(variable, x, per_input)
-        name = self.input_columns[i]
-        spec = self.specs.get(name)
-        raw = float(x[i])
-        if self._one_hot[variable]:
-            on = [j for j in self._members[variable] if x[j] >= 0.5]
-            level = self.specs[self.input_columns[on[0]]].label.split(": ", 1)[1] if on else "other"
-            return Contribution(variable, label, name, label, raw, level, "", value)
-        text = format_value(spec, raw)
-        # issue 11 §5 (features.catalog): a cytokine measured after tocilizumab says so
-        flag = f"{spec.source_analyte}_after_toci" if spec is not None else ""
-        if flag in self.input_columns:
-            text += after_tocilizumab_note(name, {flag: x[self.input_columns.index(flag)]})
-        if self._rule is not None:
-            t = self._rule["thresholds"][self.input_columns.index(name)]
-            met = math.isfinite(raw) and raw >= t
-            text += f" (rule ≥{format_number(float(t))}: {'met' if met else 'not met'})"
-        return Contribution(
-            variable,
-            label,
-            name,
-            spec.label if spec is not None else name,
-            raw if math.isfinite(raw) else None,
-            text,
-            spec.unit if spec is not None else "",
-            value,
-        )
-
-
-# --- global explanations ---------------------------------------------------------------------
-def _direction(x: np.ndarray, phi: np.ndarray) -> tuple[int, float]:
-    """Sign of Spearman's ρ between a variable's value and its contribution (0 if |ρ| < 0.1)."""
-    from scipy.stats import spearmanr
-
-    ok = np.isfinite(x)
-    if ok.sum() < 5 or np.ptp(x[ok]) == 0 or np.ptp(phi[ok]) == 0:
-        return 0, float("nan")
-    rho = float(spearmanr(x[ok], phi[ok]).statistic)
-    if not math.isfinite(rho) or abs(rho) < 0.1:
-        return 0, rho
-    return (1 if rho > 0 else -1), rho
-
-
-def global_importance(explainer: ModelExplainer, result: ShapResult) -> pd.DataFrame:
-    """One row per clinical variable, by mean |SHAP|: label, shown feature, unit, direction
-    (observed, and expected from the catalog), and the share of patients with it missing."""
-    X = result.data.to_numpy(dtype=np.float64)
-    per_input = np.zeros((X.shape[0], len(explainer.input_columns) + 1))
-    np.add.at(per_input.T, explainer._col_input, result.values.T)
-    mean_abs_input = np.abs(per_input).mean(axis=0)
-    rows = []
-    for v_idx, v in enumerate(result.variables):
-        phi = result.grouped[:, v_idx]
-        members = explainer._members[v]
-        composite = v == "m_easix" and "m_easix_score" in explainer.columns
-        if composite:
-            parts = [explainer.input_columns.index(c) for c in M_EASIX_PARTS]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                x = X[:, parts[0]] * X[:, parts[1]] / 10.0 / X[:, parts[2]]
-            feature, unit, kind = "m_easix_score", "score", "continuous"
-            expected = 1
-        else:
-            head = int(members[int(np.argmax(mean_abs_input[members]))])
-            feature = explainer.input_columns[head]
-            spec = explainer.specs.get(feature)
-            x = X[:, head]
-            unit = spec.unit if spec is not None else ""
-            kind = spec.kind if spec is not None else "continuous"
-            dirs = {
-                int(explainer.specs[explainer.input_columns[i]].direction)
-                for i in members
-                if explainer.input_columns[i] in explainer.specs
-                and not explainer.input_columns[i].endswith("_missing")
-            } - {0}
-            expected = dirs.pop() if len(dirs) == 1 else 0
-        if explainer._one_hot[v]:
-            direction, rho = 0, float("nan")  # levels: no single "higher value" direction
-        else:
-            direction, rho = _direction(x, phi)
-        rows.append(
-            {
-                "variable": v,
-                "label": explainer.variable_labels[v],
-                "feature": feature,
-                "unit": unit,
-                "kind": kind,
-                "mean_abs_log_odds": float(np.abs(phi).mean()) if len(phi) else 0.0,
-                "mean_log_odds": float(phi.mean()) if len(phi) else 0.0,
-                "direction": direction,
-                "spearman_rho": rho,
-                "expected_direction": expected,
-                "agrees": (direction == expected) if direction and expected else None,
-                "missing_pct": float(100.0 * np.isnan(x).mean()) if len(x) else 0.0,
-                "n_patients": len(phi),
-            }
-        )
-    table = pd.DataFrame(rows).sort_values(
-        ["mean_abs_log_odds", "variable"], ascending=[False, True], kind="stable"
-    )
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
-    return table.reset_index(drop=True)
-
-
-def direction_text(direction: int, kind: str) -> str:
-    """'higher → higher risk' / 'present → lower risk' / 'no consistent direction'."""
-    if direction == 0:
-        return "no consistent direction"
-    what = "present" if kind == "binary" else "higher"
-    return f"{what} → {'higher' if direction > 0 else 'lower'} risk"
-
-
-def log_global_explanations(
-    model: Any,
-    X: pd.DataFrame,
-    catalog: Sequence[FeatureSpec] | Mapping[str, FeatureSpec] | None = None,
-    *,
-    title: str = "",
-    n_dependence: int = 3,
-    max_rows: int = 5000,
-    seed: int = 0,
-    per_patient: bool = True,
-) -> pd.DataFrame:
-    """Log the run's global SHAP artifacts to the active MLflow run; return the importance table.
-
-    ``per_patient=False`` (a real cohort) logs only aggregate views: the importance table and
-    bar chart, no beeswarm or dependence plot (one point per patient). SHAP values of the final
-    model on its own training patients are *apparent* (in-sample) — the figures say so.
-
-    ``X`` is the training feature table (no identifiers; ``features.table.FeatureTable.X``).
-    Writes ``shap/importance.csv`` (per clinical variable: mean |SHAP|, mean SHAP, observed and
-    expected direction, missingness — aggregates only), ``shap/importance.png``,
-    ``shap/beeswarm.png`` and ``shap/dependence.png`` (one panel for each of the top
-    ``n_dependence`` variables). Above ``max_rows`` patients a random subsample is explained
-    (plots stay legible, large synthetic cohorts stay fast). Raises when SHAP values do not add
-    up to the model's log-odds within ``ADDITIVITY_TOL``.
-    """
-    import mlflow
-
-    from training import explain_plots
-
-    if mlflow.active_run() is None:
-        raise RuntimeError("log_global_explanations needs an active MLflow run")
-    data = X.astype("float64")
-    if len(data) > max_rows:
-        data = data.sample(n=max_rows, random_state=seed)
-    explainer = ModelExplainer(model, catalog)
-    result = explainer.explain(data)
-    err = result.additivity_error()
-    if not err <= ADDITIVITY_TOL:
-        raise RuntimeError(
-            f"SHAP additivity failed for a {explainer.family} model: |base + Σφ − log-odds| = "
-            f"{err:.2e} > {ADDITIVITY_TOL:g}"
-        )
-    table = global_importance(explainer, result)
-    with tempfile.TemporaryDirectory(prefix="crs-risk-shap-") as tmp:
-        out = Path(tmp)
-        (out / SHAP_DIR).mkdir()
-        table.to_csv(out / IMPORTANCE_CSV, index=False, float_format="%.6g")
-        title = f"{title} (apparent: final model on its training data)" if title else title
-        explain_plots.importance_plot(table, out / IMPORTANCE_PNG, title)
-        if per_patient:
-            explain_plots.beeswarm_plot(explainer, result, table, out / BEESWARM_PNG, title)
-            top = table.head(n_dependence)
-            panels = [(r.variable, r.feature) for r in top.itertuples() if r.mean_abs_log_odds > 0]
-            if panels:
-                explain_plots.dependence_plot(
-                    explainer, result, panels, out / DEPENDENCE_PNG, title
-                )
-        mlflow.log_artifacts(tmp)
-    return table

@@ -22,8 +22,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from training.explain import ModelExplainer, PatientExplanation, ShapResult
+from training.explain_attribution import format_log_odds
+
+if TYPE_CHECKING:  # types only: the explainer imports nothing from here
+    from training.explain import ModelExplainer, ShapResult
+    from training.explain_attribution import PatientExplanation
 
 DPI = 90
 UP, DOWN, FLAT = "#c0392b", "#2471a3", "#7f8c8d"  # raises / lowers risk / neither
@@ -170,8 +173,6 @@ def dependence_plot(
 def waterfall_plot(explanation: PatientExplanation, path: Path, title: str = "") -> Path:
     """One patient: from the base value through each variable's contribution to the log-odds;
     the calibrated probability in the title."""
-    from training.explain import format_log_odds
-
     items = [(c.text.split(" → ")[0], c.log_odds) for c in explanation.contributions]
     if explanation.n_other:
         items.append((f"{explanation.n_other} other variables", explanation.other_log_odds))

@@ -17,7 +17,8 @@ import numpy as np
 
 from features.errors import CrsRiskError
 from features.manifest import is_synthetic
-from training.explain import ModelExplainer, PatientExplanation, format_log_odds
+from training.explain import ModelExplainer
+from training.explain_attribution import PatientExplanation, format_log_odds
 
 OUTCOME_PHRASES: dict[str, str] = {
     "severe_crs": "severe CRS (ASTCT grade ≥3) after {landmark}",

@@ -48,7 +48,7 @@ from training.data_quality import ARTIFACT as DATA_QUALITY_ARTIFACT
 from training.data_quality import metrics_of as data_quality_metrics
 from training.data_quality import tags_of as data_quality_tags
 from training.experiment import Experiment
-from training.explain import log_global_explanations
+from training.explain_global import write_global_explanations
 from training.metrics import MetricReport
 from training.tracking import provenance_tags
 
@@ -234,6 +234,19 @@ def base_tags(ctx: RunContext, task: str, landmark: str) -> dict[str, str]:
 
 def explain(model: Any, X: pd.DataFrame, catalog: list[Any], title: str, ctx: RunContext) -> None:
     log_global_explanations(model, X, catalog, title=title, per_patient=ctx.synthetic)
+
+
+def log_global_explanations(
+    model: Any, X: pd.DataFrame, catalog: Any = None, **options: Any
+) -> pd.DataFrame:
+    """Log a model's global SHAP files (``training.explain_global.write_global_explanations``,
+    same ``options``) to the active MLflow run; return the importance table."""
+    if mlflow.active_run() is None:
+        raise RuntimeError("log_global_explanations needs an active MLflow run")
+    with tempfile.TemporaryDirectory(prefix="crs-risk-shap-") as tmp:
+        table = write_global_explanations(model, X, Path(tmp), catalog, **options)
+        mlflow.log_artifacts(tmp)
+    return table
 
 
 @contextmanager

@@ -84,7 +84,7 @@ def test_malformed_manifest_is_a_clear_error(tmp_path, text, message):
 
 
 def test_explanation_report_carries_the_synthetic_banner():
-    from training.explain import PatientExplanation
+    from training.explain_attribution import PatientExplanation
     from training.explain_report import SYNTHETIC_BANNER, PatientReport
 
     e = PatientExplanation(0.3, -0.8, -1.5, (), 0.7, 0, "logreg", False)

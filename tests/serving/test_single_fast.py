@@ -2,8 +2,10 @@
 
 Every probability the service returns comes from ``serving.explaining.probabilities``: the
 model's own arithmetic on the explainer's NumPy transform, row by row, so a patient gets the
-same bits alone, in a trend and in a batch, within 1e-12 of the logged model's
-``predict_proba`` (which itself sums in another order for 10⁴ rows than for one). SHAP
+same bits alone, in a trend and in a batch — the bits of the logged model's own
+``predict_proba`` for that patient alone (which itself sums in another order for 10⁴ rows than
+for one). Models take the shapes training gives them (compact-set selection step, Platt on the
+XGBoost margin). SHAP
 supplies the reasons only: the explained log-odds and base value are a fresh
 ``training.explain.ModelExplainer``'s. Batch results equal the single route's field for field
 (statuses, reasons, warnings, intervals, sentences). Models are fitted here (no MLflow store).
@@ -31,26 +33,30 @@ from tests.training.test_explain import fit
 from training.distribution import training_distribution
 from training.explain import ModelExplainer
 from training.interval import fit_interval
+from training.parsimony import compact_columns
 
-# landmark → model; 72h has no champion (the "not registered" path)
+# landmark → (model, calibration, compact set); 72h has no champion (the "not registered" path).
+# Compact sets as training uses them (``training.parsimony``): a column-selection step first.
 PLAN = {
-    ("severe_crs", "0h"): ("xgboost", "auto"),
-    ("severe_crs", "24h"): ("xgboost", "none"),
-    ("severe_crs", "48h"): ("logreg", None),
-    ("toci_refractory", "first_toci"): ("logreg", None),
+    ("severe_crs", "0h"): ("xgboost", "auto", True),
+    ("severe_crs", "24h"): ("xgboost", "none", False),
+    ("severe_crs", "48h"): ("logreg", None, True),
+    ("toci_refractory", "first_toci"): ("logreg", None, True),
 }
 
 
-def _fit(name: str, table, task: str, landmark: str, calibration: str | None):
+def _fit(name: str, table, task: str, landmark: str, calibration: str | None, compact: bool):
+    catalog = catalog_for(task, landmark)
     return fit(
         name,
         table.X,
         table.y.to_numpy(dtype=int),
-        catalog_for(task, landmark),
+        catalog,
         calibration,
         landmark=landmark,
         n_estimators=40,
         max_depth=3,
+        columns=compact_columns(task, landmark, catalog) if compact else None,
     )
 
 
@@ -89,9 +95,9 @@ def snapshot(tmp_path_factory) -> Snapshot:
     write_cohort(folder, sc.patients, sc.measurements, sc.events)
     cohort = load_cohort(folder)
     models = {}
-    for (task, lm), (name, calibration) in PLAN.items():
+    for (task, lm), (name, calibration, compact) in PLAN.items():
         table = build_features(cohort, task, lm)
-        model = _fit(name, table, task, lm, calibration)
+        model = _fit(name, table, task, lm, calibration, compact)
         models[(task, lm)] = _loaded(task, lm, model, table.X, table.y.to_numpy(dtype=int))
     return Snapshot(
         models=models,
@@ -150,7 +156,7 @@ def test_single_responses_come_from_the_one_probability_path(snapshot, requests_
             assert (
                 r.probability == probabilities(model.model, model.explainer, big, model.columns)[1]
             )
-            assert abs(r.probability - model.model.predict_proba(X)[0, 1]) <= 1e-12
+            assert r.probability == model.model.predict_proba(X)[0, 1]  # the model's own
             assert r.band == model.band(r.probability)[0]
             assert r.interval is not None and 0 <= r.interval.low <= r.interval.high <= 1
             assert "in 100" in r.summary

@@ -17,14 +17,11 @@ from features.catalog import CATALOG, after_tocilizumab_note, catalog_for, varia
 from features.errors import CrsRiskError
 from features.io import load_cohort, write_cohort
 from features.synth import simulate
-from training.explain import (
-    ADDITIVITY_TOL,
-    ModelExplainer,
-    format_value,
-    global_importance,
-    log_global_explanations,
-)
+from training.explain import ADDITIVITY_TOL, ModelExplainer
+from training.explain_attribution import format_value
+from training.explain_global import global_importance
 from training.models import build_model
+from training.sink import log_global_explanations
 
 LANDMARK = "48h"
 DRIVER = "il6"  # the variable that drives risk in the known-driver cohort
@@ -66,8 +63,13 @@ def fit(
     landmark: str = LANDMARK,
     n_estimators: int = 60,
     max_depth: int = 2,
+    columns: list[str] | None = None,
 ):
-    """The logged object (``TunedCalibratedClassifier.model_``) of a quickly tuned model."""
+    """The logged object (``TunedCalibratedClassifier.model_``) of a quickly tuned model.
+
+    ``columns``: the subset the model uses (as ``training.parsimony`` restricts models to the
+    compact clinical set): the pipeline then starts with a column-selection step and still
+    takes every column of ``X``."""
     params = {"n_estimators": n_estimators} if name == "xgboost" else {}
     grid = (
         {"C": [0.1]}
@@ -81,8 +83,8 @@ def fit(
         X=X,
         catalog=catalog,
         landmark=landmark,
-        columns=list(X.columns),
-        feature_set="all",
+        columns=list(X.columns) if columns is None else list(columns),
+        feature_set="all" if columns is None else "compact",
         params=params,
         grid=grid,
         calibration=calibration,
@@ -176,6 +178,24 @@ def test_numpy_fast_path_equals_the_pipeline(name, models, table, catalog):
     assert got.shape == expected.shape
     assert np.array_equal(got, expected, equal_nan=True)
     assert ex.columns == list(pipe[:-1].get_feature_names_out())
+
+
+@pytest.mark.parametrize("name", ["logreg", "xgboost"])
+def test_numpy_fast_path_covers_the_compact_set_selection(name, table, catalog):
+    """Models restricted to the compact clinical set (``training.parsimony``) select their
+    columns in a fitted ``ColumnTransformer``, whose 'passthrough' scikit-learn stores as an
+    identity ``FunctionTransformer``: the NumPy path must still compile and be bit-identical."""
+    from training.parsimony import compact_columns
+
+    cols = compact_columns("severe_crs", LANDMARK, catalog)
+    model = fit(name, table.X, table.y.to_numpy(dtype=int), catalog, "sigmoid", columns=cols)
+    ex = ModelExplainer(model, catalog)
+    assert ex._ops is not None, ex.unsupported
+    assert ex.input_columns == list(table.X.columns) and len(ex.input_columns) > len(cols)
+    pipe = model.calibrated_classifiers_[0].estimator
+    assert pipe.steps[0][0] == "select"
+    expected = pipe[:-1].transform(table.X).to_numpy(dtype=float)
+    assert np.array_equal(ex.transform(table.X.to_numpy(dtype=float)), expected, equal_nan=True)
 
 
 @pytest.mark.parametrize("name", [*FAMILIES])
