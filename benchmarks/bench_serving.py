@@ -213,8 +213,8 @@ def in_process_breakdown(store_uri: str, raw: bytes, csv: bytes) -> dict[str, fl
 
     from serving.audit import open_audit
     from serving.batch import BatchInput, score_batch
-    from serving.fastcsv import csv_frames
-    from serving.fastjson import decode_batch
+    from serving.batch_csv import csv_frames
+    from serving.batch_json import decode_batch
     from serving.store import load_snapshot
 
     snap = load_snapshot(store_uri)

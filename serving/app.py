@@ -666,20 +666,20 @@ def _parse_and_score(state: State, raw: bytes, ctype: str, rid: str, token: str 
 def _parse_and_score_now(state: State, raw: bytes, ctype: str, rid: str, token: str | None) -> Any:
     """Validate a batch body (JSON or CSV) and score it.
 
-    CSV is read column-wise by Arrow (``serving.fastcsv``); a body that path does not decide
-    goes to ``serving.csvbatch``, whose line/column messages or records decide.
+    CSV is read column-wise by Arrow (``serving.batch_csv``); a body that path does not decide
+    goes to ``serving.batch_csv_exact``, whose line/column messages or records decide.
     JSON is decoded by the msgspec structs generated from ``BatchRequest``
-    (``serving.fastjson``); a body they reject is validated by pydantic
+    (``serving.batch_json``); a body they reject is validated by pydantic
     (``serving.schemas.batch_records``), whose errors (or records) decide.
     """
-    from serving.csvbatch import unknown_csv_columns
-    from serving.fastjson import decode_batch
+    from serving.batch_csv_exact import unknown_csv_columns
+    from serving.batch_json import decode_batch
     from serving.schemas import batch_records
 
     if ctype in ("text/csv", "application/csv"):
         from serving.batch import BatchInput
-        from serving.csvbatch import parse_csv_records
-        from serving.fastcsv import csv_frames
+        from serving.batch_csv import csv_frames
+        from serving.batch_csv_exact import parse_csv_records
 
         unknown = unknown_csv_columns(raw)
         if unknown:

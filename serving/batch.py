@@ -9,7 +9,7 @@ the ``BatchItem`` shape encoded by msgspec (10⁴ pydantic objects cost more tha
 itself); the audit log's input digests come from the validated columns (``serving.digest``).
 
 ``reqs`` may be plain dicts (``serving.schemas.batch_records``), request models or the structs of
-``serving.fastjson``: every per-patient field is read with one C-level getter over the batch.
+``serving.batch_json``: every per-patient field is read with one C-level getter over the batch.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ FIELDS = ("patient_ref", "landmark", "as_of_hours", "explain", "top_k")
 class BatchInput:
     """A batch as the cohort tables (``serving.scoring.Frames``) and, per patient, the request
     fields of :data:`FIELDS` — from request records (:func:`batch_input`) or straight from CSV
-    columns (``serving.fastcsv``)."""
+    columns (``serving.batch_csv``)."""
 
     frames: Frames
     fields: dict[str, list[Any]]

@@ -22,11 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from features.errors import CrsRiskError
 from serving.app import _collector_paused
 from serving.batch import BatchInput, batch_input, column, landmarks
-from serving.csvbatch import parse_csv_records
+from serving.batch_csv import csv_frames
+from serving.batch_csv_exact import parse_csv_records
+from serving.batch_json import decode_batch, struct_type
 from serving.digest import input_digests
 from serving.examples import example_patients
-from serving.fastcsv import csv_frames
-from serving.fastjson import decode_batch, struct_type
 from serving.schemas import EXAMPLE_REQUEST, PATIENT_FIELDS, RiskRequest, batch_records
 from serving.scoring import (
     choose_landmark,

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from features.errors import CrsRiskError
 from serving.app import Settings, create_app
 from serving.audit import AuditRecord, open_audit
-from serving.csvbatch import parse_csv
+from serving.batch_csv_exact import parse_csv
 from serving.examples import example_patients
 from serving.schemas import EXAMPLE_REQUEST, BatchRequest, RiskRequest
 from serving.scoring import RequestProblems, choose_landmark, validate_requests
