@@ -318,7 +318,7 @@ def main() -> None:
         store = tmp / "store"
         print("running the quickstart (minutes)…", flush=True)
         subprocess.run(
-            [str(BIN / "crs-risk"), "quickstart", "--out", str(store)],
+            [str(BIN / "crs-risk"), "demo", "--out", str(store)],
             check=True,
             capture_output=True,
         )

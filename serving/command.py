@@ -1,4 +1,9 @@
-"""``crs-risk serve``: the Typer command (thin; heavy imports happen when it runs)."""
+"""``crs-risk serve``, ``crs-risk audit verify``, ``crs-risk token add``: thin wiring over serving.
+
+Registered on the root app by the one table of ``serving.cli``. ``serve`` imports the service
+(FastAPI, uvicorn) only when it runs, so ``crs-risk --help`` stays fast; the audit and token
+modules are standard library only and imported at the top.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from serving.audit import verify
+from serving.auth import add_token
 
 
 def serve_command(
@@ -62,7 +70,7 @@ def serve_command(
     the page and the documentation load without one, and the page asks for a token. Only
     admin tokens reload models.
     """
-    from serving.server import serve
+    from serving.server import serve  # noqa: PLC0415 - keeps crs-risk --help fast
 
     serve(
         host,
@@ -96,8 +104,6 @@ def audit_verify(
 ) -> None:
     """Check the audit log's hash chains: exit 0 when intact, 1 naming what was deleted or
     changed."""
-    from serving.audit import verify
-
     result = verify(audit_db, key_file)
     if result.ok:
         typer.echo(
@@ -122,6 +128,4 @@ def token_add(
     role: Annotated[str, typer.Option(help="score or admin.")] = "score",
 ) -> None:
     """Create a named token; prints it once (only its SHA-256 digest is stored)."""
-    from serving.auth import add_token
-
     typer.echo(add_token(token_file, name, role))

@@ -576,7 +576,7 @@ class ModelStore:
         if not snap.models:
             raise CrsRiskError(
                 f"no registered champion (models:/<name>@{ALIAS}) in {self.tracking_uri}: "
-                f"looked for {', '.join(snap.missing)}; run `crs-risk quickstart` or "
+                f"looked for {', '.join(snap.missing)}; run `crs-risk demo` or "
                 "`crs-risk train` first"
             )
         self._snapshot = snap
