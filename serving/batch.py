@@ -24,26 +24,24 @@ import numpy as np
 import pandas as pd
 from pydantic_core import to_json
 
+from features.build import feature_matrix, patient_features
+from features.errors import CrsRiskError
+from features.tasks import assign
 from serving.audit import OUTPUT_KEYS
+from serving.conversion import Frames, Request, column, request_index, to_frames, validate_frames_of
 from serving.digest import input_digests
+from serving.loading import Snapshot
 from serving.results import empty, task_of, task_results
 from serving.schemas import NOTICE
 from serving.scoring import (
     SEVERE,
     TOCI,
-    Frames,
-    Request,
     _n_features,
     after_reason,
-    column,
     reached_reasons,
-    request_index,
     severe_hours,
-    to_frames,
     toci_landmarks,
-    validate_frames_of,
 )
-from serving.store import Snapshot
 
 
 @dataclass
@@ -136,10 +134,6 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
     """Vectorised scoring of many patients (raises ``RequestProblems`` for contract problems):
     per (task, landmark) one assignment, one feature matrix and one probability call, then
     ``serving.results.task_results`` — the single route's statuses, warnings and wording."""
-    from features.build import feature_matrix, patient_features
-    from features.errors import CrsRiskError
-    from features.tasks import assign
-
     if not isinstance(batch, BatchInput):
         batch = batch_input(batch)
     frames, fields = batch.frames, batch.fields

@@ -37,6 +37,7 @@ from serving.batch_csv_exact import (
     CSV_COLUMNS,
     RECORDS,
 )
+from serving.conversion import Frames, patient_key
 from serving.schemas import (
     BATCH_DEFAULTS,
     MAX_BATCH,
@@ -46,7 +47,6 @@ from serving.schemas import (
     MeasurementIn,
     PatientIn,
 )
-from serving.scoring import Frames, patient_key
 
 
 @dataclass(frozen=True)
@@ -73,15 +73,20 @@ def rule_of(model: type[BaseModel], name: str) -> Rule:
         annotation = members[0]
     bounds: dict[str, Any] = {}
     for m in f.metadata:
-        key = {at.Ge: "ge", at.Le: "le", at.MinLen: "min_length", at.MaxLen: "max_length"}.get(
-            type(m)  # type: ignore[arg-type]
-        )
+        bound_of: dict[Any, str] = {
+            at.Ge: "ge",
+            at.Le: "le",
+            at.MinLen: "min_length",
+            at.MaxLen: "max_length",
+        }
+        key = bound_of.get(type(m))
         if key is None:
             raise TypeError(f"{model.__name__}.{name}: constraint {m!r} not translated")
         bounds[key] = getattr(m, key)
     if get_origin(annotation) is Literal:
         return Rule("text", f.is_required(), choices=frozenset(get_args(annotation)), **bounds)
-    kind = {float: "number", int: "integer", bool: "boolean", str: "text"}.get(annotation)
+    kinds: dict[Any, str] = {float: "number", int: "integer", bool: "boolean", str: "text"}
+    kind = kinds.get(annotation)
     if kind is None:
         raise TypeError(f"{model.__name__}.{name}: type {annotation!r} not translated")
     return Rule(kind, f.is_required(), **bounds)

@@ -151,8 +151,8 @@ def _bodies(raw: bytes) -> dict[str, Any]:
             conv = parsed.get((c, how))
             if conv is None:
                 conv = parsed[(c, how)] = _Column(cells[c], how, c)
-            for i in np.flatnonzero(rows & (conv.errors != None)):  # noqa: E711 (elementwise)
-                problems.append((int(i), order, str(conv.errors[i])))
+            for k in np.flatnonzero(rows & (conv.errors != None)).tolist():  # noqa: E711 (elementwise)
+                problems.append((k, order, str(conv.errors[k])))
     if problems:
         problems.sort(key=lambda x: (x[0], x[1]))
         listed = [f"line {i + 2}, {text}" for i, _, text in problems[:MAX_PROBLEMS]]

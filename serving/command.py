@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from serving.audit import verify
+from serving.audit_verify import verify
 from serving.auth import add_token
 
 

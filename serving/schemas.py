@@ -74,7 +74,7 @@ def _patient_field(c: Column) -> tuple[Any, Any]:
     if c.dtype == "bool":
         return bool | None, Field(None, description=desc)
     allowed = {"sex": SEXES, "product": PRODUCTS, "lymphodepletion": LYMPHODEPLETION}[c.name]
-    return Literal[allowed] | None, Field(None, description=desc)  # type: ignore[valid-type]
+    return Literal[allowed] | None, Field(None, description=desc)
 
 
 class _Base(BaseModel):
@@ -204,7 +204,7 @@ class RiskRequest(_Base):
     patient: PatientIn = Field(default_factory=PatientIn)  # type: ignore[valid-type]
     measurements: list[MeasurementIn] = Field(default_factory=list, max_length=MAX_MEASUREMENTS)
     events: list[EventIn] = Field(default_factory=list, max_length=MAX_EVENTS)
-    landmark: LandmarkName | None = Field(  # type: ignore[valid-type]
+    landmark: LandmarkName | None = Field(
         None,
         description="Severe-CRS landmark to score (whole hours 0–336 with a registered model, "
         "e.g. '48h'); default: the latest registered landmark the data support "
@@ -263,7 +263,7 @@ WarningCode = Literal[
 
 
 class InputWarning(BaseModel):
-    code: WarningCode  # type: ignore[valid-type]
+    code: WarningCode
     field: str | None = None
     message: str
 
@@ -449,9 +449,10 @@ def record_type(model: type[BaseModel], records: dict[type, Any]) -> Any:
     for name, f in model.model_fields.items():
         annotation = _plain(f.annotation, records)
         if f.metadata:
-            annotation = Annotated[(annotation, *f.metadata)]  # type: ignore[valid-type]
+            annotation = Annotated[(annotation, *f.metadata)]
         fields[name] = annotation if f.is_required() else NotRequired[annotation]
-    typed = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[operator]
+    # a TypedDict built at run time from the model's fields (mypy wants a literal name)
+    typed = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[misc]
     typed.__pydantic_config__ = ConfigDict(**_STRICT)  # type: ignore[attr-defined]
     return typed
 

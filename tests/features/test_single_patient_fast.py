@@ -80,8 +80,8 @@ def request_tables(body: dict[str, Any]) -> dict[str, dict[str, np.ndarray]]:
     reject the body first (so the validator's own rules are reached)."""
     from pydantic import ValidationError
 
+    from serving.conversion import to_frames
     from serving.schemas import RiskRequest
-    from serving.scoring import to_frames
 
     try:
         return to_frames([RiskRequest.model_validate(body)]).tables

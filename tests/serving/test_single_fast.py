@@ -22,11 +22,14 @@ from features.catalog import catalog_for
 from features.io import load_cohort, write_cohort
 from features.synth import simulate
 from serving.audit import OUTPUT_KEYS
+from serving.bands import DEFAULT_THRESHOLDS, band_evidence
+from serving.conversion import validate_requests
 from serving.examples import to_request
 from serving.explaining import _FAST, input_columns, make_explainer, prepare, probabilities
+from serving.loading import LoadedModel, Snapshot
+from serving.registry_names import model_name
 from serving.schemas import RiskRequest
-from serving.scoring import score_request, validate_requests
-from serving.store import DEFAULT_THRESHOLDS, LoadedModel, Snapshot, band_evidence, model_name
+from serving.scoring import score_request
 from tests.training.test_explain import fit
 from training.distribution import training_distribution
 from training.explain import ModelExplainer
