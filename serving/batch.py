@@ -1,6 +1,6 @@
 """Scoring many patients at once: the single-patient steps vectorised over the batch.
 
-The request's patients become the cohort tables once (``serving.scoring.to_frames``), are
+The request's patients become the cohort tables once (``serving.conversion.to_frames``), are
 validated once by the contract's code, and each severe-CRS landmark and the toci task get one
 assignment, one feature matrix and one probability call over their patients; the results are
 built by ``serving.results.task_results`` exactly as for a single request (statuses, warnings,
@@ -117,7 +117,7 @@ FIELDS = ("patient_ref", "landmark", "as_of_hours", "explain", "top_k")
 
 @dataclass
 class BatchInput:
-    """A batch as the cohort tables (``serving.scoring.Frames``) and, per patient, the request
+    """A batch as the cohort tables (``serving.conversion.Frames``) and, per patient, the request
     fields of :data:`FIELDS` — from request records (:func:`batch_input`) or straight from CSV
     columns (``serving.batch_csv``)."""
 

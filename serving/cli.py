@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from importlib.metadata import version as package_version
 from typing import Any
 
 import typer
@@ -80,7 +79,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"crs-risk {package_version('crs-risk')}")
+        from importlib.metadata import version  # noqa: PLC0415 - keeps crs-risk --help fast
+
+        typer.echo(f"crs-risk {version('crs-risk')}")
         raise typer.Exit()
 
 

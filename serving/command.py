@@ -1,8 +1,8 @@
 """``crs-risk serve``, ``crs-risk audit verify``, ``crs-risk token add``: thin wiring over serving.
 
-Registered on the root app by the one table of ``serving.cli``. ``serve`` imports the service
-(FastAPI, uvicorn) only when it runs, so ``crs-risk --help`` stays fast; the audit and token
-modules are standard library only and imported at the top.
+Registered on the root app by the one table of ``serving.cli``. Each command imports what it
+runs (the service with FastAPI and uvicorn; the audit log's SQLite and hashing) only when it
+runs, so ``crs-risk --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from serving.audit_verify import verify
-from serving.auth import add_token
 
 
 def serve_command(
@@ -104,6 +101,8 @@ def audit_verify(
 ) -> None:
     """Check the audit log's hash chains: exit 0 when intact, 1 naming what was deleted or
     changed."""
+    from serving.audit_verify import verify  # noqa: PLC0415 - keeps crs-risk --help fast
+
     result = verify(audit_db, key_file)
     if result.ok:
         typer.echo(
@@ -128,4 +127,6 @@ def token_add(
     role: Annotated[str, typer.Option(help="score or admin.")] = "score",
 ) -> None:
     """Create a named token; prints it once (only its SHA-256 digest is stored)."""
+    from serving.auth import add_token  # noqa: PLC0415 - keeps crs-risk --help fast
+
     typer.echo(add_token(token_file, name, role))

@@ -58,7 +58,7 @@ def _fit(name: str, table, task: str, landmark: str, calibration: str | None):
 
 
 def _loaded(task: str, landmark: str, model, X: pd.DataFrame, y: np.ndarray) -> LoadedModel:
-    """A champion as ``serving.store.load_one`` describes it (explainer built and prepared,
+    """A champion as ``serving.loading.load_one`` describes it (explainer built and prepared,
     training distribution and interval table as the runner stores them)."""
     explainer = make_explainer(model)
     columns = input_columns(model, explainer)
