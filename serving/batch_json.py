@@ -63,7 +63,7 @@ def _translate(annotation: Any, structs: dict[type, Any]) -> Any:
     if origin is Literal:
         return annotation
     if origin is list:
-        return list[_translate(get_args(annotation)[0], structs)]  # type: ignore[misc]
+        return list[_translate(get_args(annotation)[0], structs)]  # type: ignore[misc]  # run-time
     if origin in (Union, types.UnionType):
         return Union[tuple(_translate(a, structs) for a in get_args(annotation))]  # noqa: UP007
     raise TypeError(f"no msgspec equivalent for the type {annotation!r}")

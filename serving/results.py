@@ -200,7 +200,7 @@ def task_results(
                         "band": names[int(bands[r])],
                         "version": model.version,
                     }
-                return out  # type: ignore[return-value]
+                return out  # type: ignore[return-value]  # every slot filled above
             lows, highs = (None, None)
             if model.interval is not None:
                 lows, highs = model.interval.at(p)
@@ -222,7 +222,7 @@ def task_results(
                 row["probability"] = prob
                 lo = hi = None
                 if low_list is not None:
-                    lo, hi = low_list[r], high_list[r]  # type: ignore[index]
+                    lo, hi = low_list[r], high_list[r]  # type: ignore[index]  # set together
                     row["interval"] = {**row["interval"], "low": lo, "high": hi}
                 row["summary"] = wording.summary_text(
                     prob,
@@ -247,7 +247,7 @@ def task_results(
                 out[i] = row
                 if explain[i]:
                     _explain(row, model, X[r], int(top_k[i]), prob)
-    return out  # type: ignore[return-value]
+    return out  # type: ignore[return-value]  # every slot filled above
 
 
 def _scored_template(

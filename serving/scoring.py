@@ -187,7 +187,9 @@ def patient_rows(
             raise ValueError("patient_rows on records needs the baseline patient features")
     else:
         prepared = prepare(cohort)
-        records = prepared.records  # type: ignore[assignment]
+        if prepared.records is None:  # prepare() always builds them
+            raise ValueError("features.build.prepare returned a cohort without records")
+        records = prepared.records
         if baseline is None:
             baseline = patient_features(prepared.patients)
     if records.n != 1:
