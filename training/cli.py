@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from features.errors import CrsRiskError
 from training.presets import experiment_path, preset_names, preset_path
 
 DEMO_PRESET = "quickstart"  # package data (training/presets), so an installed wheel has it
@@ -136,7 +137,8 @@ def run_demo(out: Path, tracking_uri: str | None, jobs: int = 1) -> str:
     from training.runner import train  # noqa: PLC0415 - keeps crs-risk --help fast
 
     preset = preset_path(DEMO_PRESET)
-    assert preset is not None, "the quickstart preset is package data"
+    if preset is None:  # package data: missing only from a broken installation
+        raise CrsRiskError(f"the {DEMO_PRESET} preset is missing from training/presets")
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     cohort_dir = out / "cohort"
