@@ -1,11 +1,12 @@
 """Benchmark: ``make demo``'s main job — ``crs-risk demo --out DIR`` from nothing.
 
 Target (issue): under 3 minutes after set-up on 2 cores. Runs the real command in a fresh
-process on a fresh folder (synthesise the n=118 cohort, train ``experiments/quickstart.yaml``
-— every model at every landmark with nested CV, plots, SHAP summaries, model cards — into a
-new SQLite store, register the champions, print the leaderboard), and records wall time, CPU
-time and peak RSS of the whole process, plus the machine's load average (the project machine
-is shared: CPU time is the figure that does not depend on the neighbours).
+process on a fresh folder (synthesise the n=118 cohort, train the ``quickstart`` preset
+(``training/presets``) — every model at every landmark with nested CV, plots, SHAP summaries,
+model cards — into a new SQLite store, register the champions, print the leaderboard), and
+records wall time, CPU time and peak RSS of the whole process, plus the machine's load
+average (the project machine is shared: CPU time is the figure that does not depend on the
+neighbours).
 
 Usage: ``python benchmarks/bench_demo.py [--jobs 1] [--keep DIR] [--out results_demo.json]``
 """

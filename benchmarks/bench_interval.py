@@ -39,7 +39,7 @@ def main() -> None:
     from features.io import load_cohort, write_cohort
     from features.synth import simulate
     from serving.explaining import probabilities
-    from serving.store import load_snapshot
+    from serving.loading import load_snapshot
 
     snap = load_snapshot(f"sqlite:///{args.store / 'mlflow.db'}")
     sim = simulate(args.n, seed=args.seed)

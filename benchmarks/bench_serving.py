@@ -87,8 +87,8 @@ def feature_row(store_uri: str, body: dict, name: str) -> tuple[dict, str]:
     """The registered model's input row for ``body`` (built in process, for MLflow serving)."""
     import mlflow
 
+    from serving.conversion import validate_requests
     from serving.schemas import RiskRequest
-    from serving.scoring import validate_requests
     from training.explain import ModelExplainer
 
     mlflow.set_tracking_uri(store_uri)
@@ -174,9 +174,10 @@ def csv_body(bodies: list[dict]) -> bytes:
 def single_breakdown(store_uri: str, body: dict, n: int) -> dict[str, float]:
     """Median milliseconds of one request's stages in process (no HTTP), same body."""
     from features.build import patient_features
+    from serving.conversion import validate_requests
+    from serving.loading import load_snapshot
     from serving.schemas import RiskRequest
-    from serving.scoring import choose_landmark, patient_rows, score_request, validate_requests
-    from serving.store import load_snapshot
+    from serving.scoring import choose_landmark, patient_rows, score_request
 
     snap = load_snapshot(store_uri)
     req = RiskRequest.model_validate(body)
@@ -249,14 +250,14 @@ def in_process_breakdown(store_uri: str, raw: bytes, csv: bytes) -> dict[str, fl
 
     from serving.audit import open_audit
     from serving.batch import BatchInput, score_batch
-    from serving.fastcsv import csv_frames
-    from serving.fastjson import decode_batch
-    from serving.store import load_snapshot
+    from serving.batch_csv import csv_frames
+    from serving.batch_json import decode_batch
+    from serving.loading import load_snapshot
 
     snap = load_snapshot(store_uri)
     audit = open_audit(Path(tempfile.mkdtemp()) / "audit.sqlite")
     gc.collect()
-    gc.disable()  # as the route does (serving.app._collector_paused)
+    gc.disable()  # as the route does (serving.batch_body.collector_paused)
     try:
         t0 = time.perf_counter()
         structs = decode_batch(raw)
@@ -354,7 +355,7 @@ def main() -> None:
         store = tmp / "store"
         print("running the quickstart (minutes)…", flush=True)
         subprocess.run(
-            [str(BIN / "crs-risk"), "quickstart", "--out", str(store)],
+            [str(BIN / "crs-risk"), "demo", "--out", str(store)],
             check=True,
             capture_output=True,
         )

@@ -1,6 +1,6 @@
 """Benchmark: the team stack vs the embedded default, and two service replicas vs one.
 
-1. ``crs-risk quickstart`` (synthesise n=118, train ``experiments/quickstart.yaml``, register)
+1. ``crs-risk demo`` (synthesise n=118, train the ``quickstart`` preset, register)
    into a fresh SQLite store and against the team stack (PostgreSQL + ``mlflow server`` with
    basic-auth, from ``make team-up``; ``$CRS_RISK_TEAM_ENV`` or ``team-stack/team.env``):
    wall time of each and the ratio team / embedded.
@@ -48,14 +48,14 @@ def clean_env() -> dict[str, str]:
 def quickstart(out: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
     proc = subprocess.run(
-        [str(BIN / "crs-risk"), "quickstart", "--out", str(out)],
+        [str(BIN / "crs-risk"), "demo", "--out", str(out)],
         env=env,
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit("crs-risk quickstart failed")
+        raise SystemExit("crs-risk demo failed")
     return time.perf_counter() - start
 
 

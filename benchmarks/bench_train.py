@@ -2,8 +2,9 @@
 
 For each size a synthetic cohort is simulated, its severe-CRS 48 h table built, and the pure
 assessment step (``training.assessment.assess_landmark``: every candidate of
-``experiments/quickstart.yaml`` with nested CV, the champion rule applied inside every outer
-fold, the refits on the whole cohort, bootstrap CIs; no MLflow writes, no null check) is timed.
+the ``quickstart`` preset (``training/presets``) with nested CV, the champion rule applied
+inside every outer fold, the refits on the whole cohort, bootstrap CIs; no MLflow writes, no
+null check) is timed.
 Repeats follow the experiment defaults (5 below 500 patients, 2 from 500). Records wall and CPU
 seconds (the machine is shared: CPU time is the figure that does not depend on neighbours).
 
@@ -36,8 +37,9 @@ def one(n: int, seed: int = 7) -> dict[str, object]:
     from training.assessment import assess_landmark
     from training.experiment import load_experiment
     from training.feature_sets import feature_set_columns
+    from training.presets import preset_path
 
-    exp = load_experiment(REPO / "experiments" / "quickstart.yaml")
+    exp = load_experiment(preset_path("quickstart"))
     exp = exp.model_copy(
         update={"validation": exp.validation.model_copy(update={"repeats": None, "null_check": 0})}
     )

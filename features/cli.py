@@ -1,7 +1,8 @@
 """``crs-risk cohort …`` and ``crs-risk features …``: thin wiring over the features package.
 
 Each command only parses options, calls one library function and prints its report; the logic
-lives in the module named for its step. Heavy imports happen inside the commands so that
+lives in the module named for its step. The two groups are registered on the root app by the
+one table of ``serving.cli``. Heavy imports happen inside the commands so that
 ``crs-risk --help`` stays fast. Problems a user can fix raise ``CrsRiskError`` (exit code 2).
 """
 
@@ -18,7 +19,7 @@ cohort_app = typer.Typer(
 features_app = typer.Typer(help="Build model-ready feature tables.", no_args_is_help=True)
 
 
-# --- cohort validate (features.validate / features.io) ---------------------------------------
+# --- cohort validate (features.validation / features.io) ---------------------------------------
 @cohort_app.command("validate")
 def validate_command(
     directory: Annotated[

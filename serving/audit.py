@@ -31,9 +31,7 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -44,6 +42,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from features.errors import CrsRiskError
+from serving.audit_key import GENESIS, KEY_ENV, chain, default_key_file, load_key, subkey
 
 OUTPUT_KEYS = (
     "task",
@@ -56,11 +55,10 @@ OUTPUT_KEYS = (
     "model",
     "version",
 )
-KEY_ENV = "CRS_RISK_AUDIT_KEY"
+"""What the log keeps of each task result (no inputs, no explanations)."""
 BUSY_MS = 250
 """How long a write waits for a lock held by another process before the log counts as not
 writable (the request then gets 503; /healthz is never blocked)."""
-"""What the log keeps of each task result (no inputs, no explanations)."""
 _KEEP = {"__all__": set(OUTPUT_KEYS)}
 
 SCHEMA = """
@@ -94,18 +92,6 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON service_events
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 """
-SCORE_FIELDS = (
-    "id",
-    "time",
-    "request_id",
-    "patient_hash",
-    "model_versions",
-    "input_digest",
-    "outputs",
-    "token_name",
-)
-EVENT_FIELDS = ("id", "time", "event", "detail")
-GENESIS = "0" * 64
 
 
 def _now() -> str:
@@ -124,63 +110,6 @@ class AuditRecord:
     input_digest: str
     outputs: list[dict[str, Any]]
     token_name: str | None = None
-
-
-# --- the key ----------------------------------------------------------------------------------
-def default_key_file(audit_db: Path) -> Path:
-    """Where the key lives when none is given: beside the log, never inside it."""
-    return audit_db.with_name(audit_db.name + ".key")
-
-
-def load_key(key_file: Path | None, create: bool = True) -> bytes:
-    """The pseudonymisation key: ``CRS_RISK_AUDIT_KEY`` (hex) if set, else the key file
-    (mode 0600; created with a random key when ``create`` and absent). CrsRiskError when the
-    key is malformed or the file readable by group or others."""
-    env = os.environ.get(KEY_ENV)
-    if env:
-        try:
-            key = bytes.fromhex(env.strip())
-        except ValueError:
-            raise CrsRiskError(f"{KEY_ENV} must be hexadecimal (64 digits)") from None
-        if len(key) < 32:
-            raise CrsRiskError(f"{KEY_ENV} must hold at least 32 bytes (64 hex digits)")
-        return key
-    if key_file is None:
-        raise CrsRiskError(f"no audit key: give a key file or set {KEY_ENV}")
-    if not key_file.exists():
-        if not create:
-            raise CrsRiskError(f"audit key file {key_file} does not exist")
-        try:
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError as exc:
-            raise CrsRiskError(
-                f"audit key file {key_file} cannot be created ({type(exc).__name__})"
-            ) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-    mode = stat.S_IMODE(key_file.stat().st_mode)
-    if mode & 0o077:
-        raise CrsRiskError(
-            f"audit key file {key_file} has mode {mode:04o}: it must be readable by its owner "
-            "only (chmod 600)"
-        )
-    try:
-        key = bytes.fromhex(key_file.read_text(encoding="ascii").strip())
-    except (ValueError, UnicodeDecodeError):
-        raise CrsRiskError(f"audit key file {key_file} does not hold a hexadecimal key") from None
-    if len(key) < 32:
-        raise CrsRiskError(f"audit key file {key_file} must hold at least 32 bytes")
-    return key
-
-
-def _subkey(key: bytes, purpose: bytes) -> bytes:
-    return hmac.new(key, b"crs-risk audit " + purpose, hashlib.sha256).digest()
-
-
-def _chain(chain_key: bytes, prev: str, values: Sequence[Any]) -> str:
-    """HMAC of the previous hash and one record's fields (canonical JSON)."""
-    text = json.dumps([prev, *values], ensure_ascii=True, separators=(",", ":"))
-    return hmac.new(chain_key, text.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 CHECKPOINT_ROWS = 5000
@@ -253,8 +182,8 @@ class AuditLog:
         _add_missing_columns(self._conn)
         self._checkpointer = _Checkpointer(path)
         self._unchecked = 0
-        self._key = _subkey(key, b"pseudonym")
-        self._chain_key = _subkey(key, b"chain")
+        self._key = subkey(key, b"pseudonym")
+        self._chain_key = subkey(key, b"chain")
         self._check = hmac.new(self._chain_key, b"key check", hashlib.sha256).hexdigest()
         row = self._conn.execute("SELECT value FROM meta WHERE key='key_check'").fetchone()
         if row is None:
@@ -291,7 +220,7 @@ class AuditLog:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 rid = self._next_id("service_events")
-                h = _chain(self._chain_key, self._event_head[1], [rid, now, event, text])
+                h = chain(self._chain_key, self._event_head[1], [rid, now, event, text])
                 self._conn.execute(
                     "INSERT INTO service_events(id, time, event, detail, prev_hash, row_hash) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -370,7 +299,7 @@ class AuditLog:
                 prev = self._head[1]
                 chained = []
                 for k, row in enumerate(rows):
-                    h = _chain(self._chain_key, prev, [first + k, *row])
+                    h = chain(self._chain_key, prev, [first + k, *row])
                     chained.append((first + k, *row, prev, h))
                     prev = h
                 self._conn.executemany(
@@ -455,84 +384,3 @@ def open_audit(path: Path | str, key_file: Path | None = None) -> AuditLog:
             "does not start without an audit log"
         ) from None
     return log
-
-
-# --- verification -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Verification:
-    """What ``crs-risk audit verify`` found."""
-
-    scores: int
-    events: int
-    unchained: int  # rows written before the chain existed
-    problems: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def _verify_table(
-    conn: sqlite3.Connection, chain_key: bytes, table: str, fields: tuple[str, ...]
-) -> tuple[int, int, list[str], int]:
-    cols = ", ".join(fields)
-    rows = conn.execute(f"SELECT {cols}, prev_hash, row_hash FROM {table} ORDER BY id").fetchall()
-    problems: list[str] = []
-    prev = GENESIS
-    last_id = None
-    unchained = 0
-    chained = 0
-    for row in rows:
-        rid, values, prev_hash, row_hash = row[0], list(row[: len(fields)]), row[-2], row[-1]
-        if row_hash is None:
-            unchained += 1
-            continue
-        chained += 1
-        if last_id is not None and rid != last_id + 1:
-            problems.append(f"{table}: records {last_id + 1}–{rid - 1} are missing (deleted)")
-        if prev_hash != prev:
-            problems.append(f"{table}: record {rid} does not follow the record before it")
-        if _chain(chain_key, prev_hash or GENESIS, values) != row_hash:
-            problems.append(f"{table}: record {rid} was changed after it was written")
-        prev, last_id = row_hash, rid
-        if len(problems) >= 20:
-            break
-    return chained, unchained, problems, (last_id or 0)
-
-
-def verify(path: Path, key_file: Path | None = None) -> Verification:
-    """Check both hash chains of an audit file (read-only). CrsRiskError when the file or key
-    cannot be read or the key is not the log's."""
-    path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise CrsRiskError(f"audit log {path} does not exist")
-    key = load_key(key_file or default_key_file(path), create=False)
-    chain_key = _subkey(key, b"chain")
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            check = conn.execute("SELECT value FROM meta WHERE key='key_check'").fetchone()
-            expected = hmac.new(chain_key, b"key check", hashlib.sha256).hexdigest()
-            if check is None or check[0] != expected:
-                raise CrsRiskError(f"audit log {path}: the key given is not this log's key")
-            n_s, u_s, p_s, last_score = _verify_table(conn, chain_key, "scores", SCORE_FIELDS)
-            n_e, u_e, p_e, _ = _verify_table(conn, chain_key, "service_events", EVENT_FIELDS)
-            seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='scores'").fetchone()
-            heads = [
-                json.loads(d).get("scores_head")
-                for (d,) in conn.execute("SELECT detail FROM service_events ORDER BY id")
-            ]
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise CrsRiskError(f"audit log {path} cannot be read ({type(exc).__name__})") from None
-    problems = [*p_s, *p_e]
-    if seq is not None and int(seq[0]) > last_score:
-        problems.append(f"scores: records {last_score + 1}–{seq[0]} are missing (deleted)")
-    recorded = max((h[0] for h in heads if h), default=0)
-    if recorded > last_score:
-        problems.append(
-            f"scores: a service event recorded {recorded} records but the log ends at "
-            f"{last_score} (records cut off the end)"
-        )
-    return Verification(n_s, n_e, u_s + u_e, tuple(problems))

@@ -1,6 +1,6 @@
 """Scoring many patients at once: the single-patient steps vectorised over the batch.
 
-The request's patients become the cohort tables once (``serving.scoring.to_frames``), are
+The request's patients become the cohort tables once (``serving.conversion.to_frames``), are
 validated once by the contract's code, and each severe-CRS landmark and the toci task get one
 assignment, one feature matrix and one probability call over their patients; the results are
 built by ``serving.results.task_results`` exactly as for a single request (statuses, warnings,
@@ -9,7 +9,7 @@ the ``BatchItem`` shape encoded by msgspec (10⁴ pydantic objects cost more tha
 itself); the audit log's input digests come from the validated columns (``serving.digest``).
 
 ``reqs`` may be plain dicts (``serving.schemas.batch_records``), request models or the structs of
-``serving.fastjson``: every per-patient field is read with one C-level getter over the batch.
+``serving.batch_json``: every per-patient field is read with one C-level getter over the batch.
 """
 
 from __future__ import annotations
@@ -24,26 +24,24 @@ import numpy as np
 import pandas as pd
 from pydantic_core import to_json
 
+from features.build import feature_matrix, patient_features
+from features.errors import CrsRiskError
+from features.tasks import assign
 from serving.audit import OUTPUT_KEYS
+from serving.conversion import Frames, Request, column, request_index, to_frames, validate_frames_of
 from serving.digest import input_digests
+from serving.loading import Snapshot
 from serving.results import empty, task_of, task_results
 from serving.schemas import NOTICE
 from serving.scoring import (
     SEVERE,
     TOCI,
-    Frames,
-    Request,
     _n_features,
     after_reason,
-    column,
     reached_reasons,
-    request_index,
     severe_hours,
-    to_frames,
     toci_landmarks,
-    validate_frames_of,
 )
-from serving.store import Snapshot
 
 
 @dataclass
@@ -67,7 +65,7 @@ class BatchScores:
         return (head + ",".join(self.items) + f'],"notice":{_text(NOTICE)}}}').encode()
 
 
-_text = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # C: a JSON string
+_text = json.encoder.encode_basestring_ascii  # C: a JSON string
 
 
 def _json(value: Any, include: Any = None) -> str:
@@ -94,7 +92,7 @@ def landmarks(
     hours = np.array([hours for _, hours in served])
     supported = hours[None, :] <= (h + 1e-9)[:, None]
     last = len(names) - 1 - np.argmax(supported[:, ::-1], axis=1)
-    ok = supported.any(axis=1).tolist()
+    ok: list[bool] = np.any(supported, axis=1).tolist()
     latest = [names[j] if k else names[0] for j, k in zip(last.tolist(), ok, strict=True)]
     chosen = [a if a is not None else lm for a, lm in zip(asked, latest, strict=True)]
     return chosen, until
@@ -119,9 +117,9 @@ FIELDS = ("patient_ref", "landmark", "as_of_hours", "explain", "top_k")
 
 @dataclass
 class BatchInput:
-    """A batch as the cohort tables (``serving.scoring.Frames``) and, per patient, the request
+    """A batch as the cohort tables (``serving.conversion.Frames``) and, per patient, the request
     fields of :data:`FIELDS` — from request records (:func:`batch_input`) or straight from CSV
-    columns (``serving.fastcsv``)."""
+    columns (``serving.batch_csv``)."""
 
     frames: Frames
     fields: dict[str, list[Any]]
@@ -136,10 +134,6 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
     """Vectorised scoring of many patients (raises ``RequestProblems`` for contract problems):
     per (task, landmark) one assignment, one feature matrix and one probability call, then
     ``serving.results.task_results`` — the single route's statuses, warnings and wording."""
-    from features.build import feature_matrix, patient_features
-    from features.errors import CrsRiskError
-    from features.tasks import assign
-
     if not isinstance(batch, BatchInput):
         batch = batch_input(batch)
     frames, fields = batch.frames, batch.fields
@@ -222,9 +216,10 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
             text = full[id(r)] = encode(r).decode()
         return text
 
-    def as_output(r: dict[str, Any]) -> str:  # what the audit log keeps of a result
+    def as_output(r: dict[str, Any] | None) -> str:  # what the audit log keeps of a result
         text = kept.get(id(r))
         if text is None:
+            assert r is not None, "every slot of every patient holds a result"
             text = kept[id(r)] = encode({k: r[k] for k in OUTPUT_KEYS}).decode()
         return text
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from features.catalog import CATALOG
 from serving.wording import value_words
+from training.distribution import PRODUCT_PREFIX
 
 Warning_ = dict[str, Any]
 
@@ -64,8 +65,6 @@ def model_checks(
     columns: Sequence[str], distribution: dict[str, Any] | None, used: frozenset[str] | None
 ) -> ModelChecks:
     """The checks of a model with input ``columns`` (``distribution`` None: catalog ranges)."""
-    from training.distribution import PRODUCT_PREFIX
-
     specs = [CATALOG.get(c) for c in columns]
     if distribution is not None:
         cols = distribution.get("columns", {})
@@ -146,8 +145,8 @@ def row_warnings(
             "message": "this model was registered without its training distribution: inputs "
             "are checked against the catalog's plausible ranges only",
         }
-        for w in out:
-            w.append(note)
+        for row in out:
+            row.append(note)
     with np.errstate(invalid="ignore"):
         outside = (checks.low > X) | (checks.high < X)
     # one warning per clinical variable (its first column outside), not one per summary
@@ -197,14 +196,14 @@ def row_warnings(
         texts: dict[bytes, Warning_] = {}  # one warning per distinct pattern of gaps
         for i in np.flatnonzero(missing.any(axis=1)).tolist():
             key = packed[i].tobytes()
-            w = texts.get(key)
-            if w is None:
+            gaps = texts.get(key)
+            if gaps is None:
                 names = [checks.group_labels[g] for g in np.flatnonzero(missing[i]).tolist()]
-                texts[key] = w = {
+                texts[key] = gaps = {
                     "code": "missing_imputed",
                     "field": None,
                     "message": f"not known at {landmark}, the model assumed typical values "
                     f"for: {', '.join(names)}",
                 }
-            out[i].append(w)
+            out[i].append(gaps)
     return out

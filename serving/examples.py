@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.synth import simulate
 from serving.schemas import MAX_MEASUREMENTS, PATIENT_FIELDS
 
 SEED = 2026
@@ -67,8 +68,6 @@ def to_request(
 
 def example_patients(n_simulated: int = N_SIMULATED, seed: int = SEED) -> list[dict[str, Any]]:
     """Titled synthetic request bodies (deterministic)."""
-    from features.synth import simulate
-
     s = simulate(n_simulated, seed=seed)
     pats = s.patients.reset_index(drop=True)
     ev = s.events
@@ -98,7 +97,7 @@ def example_patients(n_simulated: int = N_SIMULATED, seed: int = SEED) -> list[d
     pick("No CRS so far (data to 48 h)", lambda p: max_grade(p) == 0, lambda p: 48.0)
     pick(
         "CRS treated with tocilizumab (data to the first dose + 2 h)",
-        lambda p: first("tocilizumab", p) is not None and first("tocilizumab", p) <= 70,
+        lambda p: (t := first("tocilizumab", p)) is not None and t <= 70,
         lambda p: (first("tocilizumab", p) or 0) + 2,
     )
     pick(

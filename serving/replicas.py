@@ -17,6 +17,8 @@ import socket
 import sys
 from collections.abc import Callable
 
+from mlflow.utils.request_utils import _cached_get_request_session
+
 from features.errors import CrsRiskError
 
 
@@ -37,10 +39,6 @@ def bind(host: str, port: int) -> socket.socket:
 
 def _after_fork_in_child() -> None:
     """Forget HTTP connections inherited from the parent (MLflow's pooled sessions)."""
-    try:
-        from mlflow.utils.request_utils import _cached_get_request_session
-    except ImportError:  # pragma: no cover - other MLflow versions
-        return
     _cached_get_request_session.cache_clear()
 
 

@@ -19,11 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from features.build import COLUMN, FEATURE_COLUMNS
 from features.minimum_inputs import insufficient_text, missing_inputs
+from features.tasks import get_task
 from serving import wording
+from serving.bands import band_index, band_names
 from serving.checks import ModelChecks, model_checks, row_warnings
 from serving.explaining import explain_top, probabilities, used_variables, without
-from serving.store import LoadedModel, band_index, band_names
+from serving.loading import LoadedModel
 
 INTERVAL_COVERS = (
     "95% bootstrap interval of the outcome rate among validation patients given this "
@@ -51,16 +54,12 @@ def feature_index(columns: Sequence[str]) -> np.ndarray:
     key = tuple(columns)
     idx = _INDEX.get(key)
     if idx is None:
-        from features.build import COLUMN
-
         idx = _INDEX.setdefault(key, np.array([COLUMN[c] for c in key], dtype=np.int64))
     return idx
 
 
 def task_of(task: str, hours: Sequence[float] = ()) -> Any:
     """The ``features.tasks`` task object (severe CRS with the served landmark hours)."""
-    from features.tasks import get_task
-
     if task == "severe_crs" and hours:
         return get_task(task, landmark_hours=tuple(sorted(set(hours))))
     return get_task(task)
@@ -179,8 +178,6 @@ def task_results(
         out[i] = empty(task, landmark, model, "not_eligible", reasons[i] or "not eligible")
     ok = np.flatnonzero(eligible)
     if len(ok):
-        from features.build import FEATURE_COLUMNS
-
         lacking = missing_inputs(task, hours, features[ok], FEATURE_COLUMNS)
         scored_rows = []
         for i, miss in zip(ok.tolist(), lacking, strict=True):
@@ -203,7 +200,7 @@ def task_results(
                         "band": names[int(bands[r])],
                         "version": model.version,
                     }
-                return out  # type: ignore[return-value]
+                return out  # type: ignore[return-value]  # every slot filled above
             lows, highs = (None, None)
             if model.interval is not None:
                 lows, highs = model.interval.at(p)
@@ -225,7 +222,7 @@ def task_results(
                 row["probability"] = prob
                 lo = hi = None
                 if low_list is not None:
-                    lo, hi = low_list[r], high_list[r]  # type: ignore[index]
+                    lo, hi = low_list[r], high_list[r]  # type: ignore[index]  # set together
                     row["interval"] = {**row["interval"], "low": lo, "high": hi}
                 row["summary"] = wording.summary_text(
                     prob,
@@ -250,7 +247,7 @@ def task_results(
                 out[i] = row
                 if explain[i]:
                     _explain(row, model, X[r], int(top_k[i]), prob)
-    return out  # type: ignore[return-value]
+    return out  # type: ignore[return-value]  # every slot filled above
 
 
 def _scored_template(

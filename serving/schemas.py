@@ -38,9 +38,9 @@ MAX_MEASUREMENTS = 5000
 MAX_EVENTS = 500
 MAX_BATCH = 10_000
 
-AnalyteKey = Literal[tuple(ANALYTES)]  # type: ignore[valid-type]
-EventName = Literal[tuple(EVENTS)]  # type: ignore[valid-type]
-LandmarkName = Literal[SEVERE_LANDMARKS]  # type: ignore[valid-type]
+AnalyteKey = Literal[tuple(ANALYTES)]  # type: ignore[valid-type]  # Literal built at run time
+EventName = Literal[tuple(EVENTS)]  # type: ignore[valid-type]  # Literal built at run time
+LandmarkName = Literal[SEVERE_LANDMARKS]  # type: ignore[valid-type]  # run-time Literal
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 _HOURS_HARD = HOURS.hard or (-math.inf, math.inf)
@@ -74,7 +74,7 @@ def _patient_field(c: Column) -> tuple[Any, Any]:
     if c.dtype == "bool":
         return bool | None, Field(None, description=desc)
     allowed = {"sex": SEXES, "product": PRODUCTS, "lymphodepletion": LYMPHODEPLETION}[c.name]
-    return Literal[allowed] | None, Field(None, description=desc)  # type: ignore[valid-type]
+    return Literal[allowed] | None, Field(None, description=desc)
 
 
 class _Base(BaseModel):
@@ -85,7 +85,7 @@ PATIENT_FIELDS: tuple[str, ...] = tuple(
     c.name for c in PATIENTS.columns if c.name not in ("patient_id", "center")
 )
 
-PatientIn = create_model(  # type: ignore[call-overload]
+PatientIn = create_model(  # type: ignore[call-overload]  # fields from the contract
     "PatientIn",
     __base__=_Base,
     __doc__="Baseline characteristics (patients table of the cohort contract); all optional.",
@@ -96,7 +96,7 @@ PatientIn = create_model(  # type: ignore[call-overload]
 class MeasurementIn(_Base):
     """One value of one analyte at one time (measurements table of the cohort contract)."""
 
-    analyte: AnalyteKey = Field(  # type: ignore[valid-type]
+    analyte: AnalyteKey = Field(  # type: ignore[valid-type]  # run-time Literal
         description="Analyte key of the vocabulary (GET /v1/vocabulary lists units and ranges)."
     )
     hours_from_infusion: float = Field(
@@ -124,6 +124,7 @@ class MeasurementIn(_Base):
 class EventIn(_Base):
     """A timed treatment or outcome (events table of the cohort contract)."""
 
+    # run-time Literal
     event: EventName = Field(description="Event type of the cohort contract.")  # type: ignore[valid-type]
     hours_from_infusion: float | None = Field(
         None,
@@ -201,10 +202,10 @@ class RiskRequest(_Base):
         description="Your own reference for this patient, echoed back; stored only as a salted "
         "hash in the audit log.",
     )
-    patient: PatientIn = Field(default_factory=PatientIn)  # type: ignore[valid-type]
+    patient: PatientIn = Field(default_factory=PatientIn)  # type: ignore[valid-type]  # dynamic
     measurements: list[MeasurementIn] = Field(default_factory=list, max_length=MAX_MEASUREMENTS)
     events: list[EventIn] = Field(default_factory=list, max_length=MAX_EVENTS)
-    landmark: LandmarkName | None = Field(  # type: ignore[valid-type]
+    landmark: LandmarkName | None = Field(
         None,
         description="Severe-CRS landmark to score (whole hours 0–336 with a registered model, "
         "e.g. '48h'); default: the latest registered landmark the data support "
@@ -263,7 +264,7 @@ WarningCode = Literal[
 
 
 class InputWarning(BaseModel):
-    code: WarningCode  # type: ignore[valid-type]
+    code: WarningCode
     field: str | None = None
     message: str
 
@@ -431,7 +432,7 @@ def _plain(annotation: Any, records: dict[type, Any]) -> Any:
         return records[annotation]
     origin = get_origin(annotation)
     if origin is list:
-        return list[_plain(get_args(annotation)[0], records)]  # type: ignore[misc]
+        return list[_plain(get_args(annotation)[0], records)]  # type: ignore[misc]  # run-time type
     if origin in (Union, types.UnionType):
         return Union[tuple(_plain(a, records) for a in get_args(annotation))]  # noqa: UP007
     return annotation
@@ -449,9 +450,11 @@ def record_type(model: type[BaseModel], records: dict[type, Any]) -> Any:
     for name, f in model.model_fields.items():
         annotation = _plain(f.annotation, records)
         if f.metadata:
-            annotation = Annotated[(annotation, *f.metadata)]  # type: ignore[valid-type]
+            annotation = Annotated[(annotation, *f.metadata)]
         fields[name] = annotation if f.is_required() else NotRequired[annotation]
-    typed = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[operator]
+    # a TypedDict built at run time from the model's fields (mypy wants a literal name)
+    typed = TypedDict(f"{model.__name__}Record", fields)  # type: ignore[misc]
+    # pydantic reads this attribute of a TypedDict; typing does not declare it
     typed.__pydantic_config__ = ConfigDict(**_STRICT)  # type: ignore[attr-defined]
     return typed
 

@@ -2,12 +2,9 @@
 
 Steps (each patient's data only ever produce that patient's row):
 
-1. the request's records become the three cohort-contract tables (NumPy columns, no DataFrame)
-   and go through ``features.validation.validate_tables`` — the validator and unit conversion used
-   for training cohorts — so a problem is reported with the same rule text, mapped back to the
-   request field (``body.measurements.3.unit``); a request skips what only a cohort needs (its
-   summary, its digest, the canonical frames) and gets the validated records the feature code
-   reads (``features.records.Records``);
+1. ``serving.conversion``: the request's records become the cohort-contract tables, validated
+   by the training cohorts' code (problems named by request field), as the records the
+   feature code reads (``features.records.Records``);
 2. the landmark: the latest registered severe-CRS landmark the data support (≤
    ``as_of_hours``, default the latest recorded time) or the one asked for (whole hours 0–336);
    the toci task at each registered toci landmark;
@@ -26,9 +23,7 @@ Batches run the same steps vectorised over all patients in ``serving.batch``.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,245 +31,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.build import FEATURE_COLUMNS, feature_matrix, patient_features, prepare
+from features.catalog import feature_names
 from features.cohort import Cohort
 from features.errors import CrsRiskError
+from features.grading import course_of_records
 from features.records import Records
-from features.schema import PATIENTS
+from features.tasks import (
+    TASKS,
+    assign,
+    assign_landmarks,
+    get_task,
+    landmark_rules,
+    reasons,
+)
+from serving.conversion import Validated, validate_requests
+from serving.digest import input_digests
+from serving.loading import LoadedModel, Snapshot
 from serving.results import empty, feature_index, task_of, task_results
 from serving.schemas import (
-    BATCH_DEFAULTS,
     NOTICE,
-    PATIENT_FIELDS,
     InputWarning,
     RiskRequest,
     RiskResponse,
     TaskResult,
     TrendPoint,
 )
-from serving.store import LoadedModel, Snapshot
 
 SEVERE = "severe_crs"
 TOCI = "toci_refractory"
-FILES = {"patients": "patient", "measurements": "measurements", "events": "events"}
-_MEAS_COLS = ("hours_from_infusion", "analyte", "value", "unit", "qualifier")
-_EVENT_COLS = ("hours_from_infusion", "event", "grade", "dose_mg_per_kg")
-
-
-class RequestProblems(Exception):
-    """Contract problems of a request: 422 with one entry per offending field and rule."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(f"{len(errors)} problem(s)")
-        self.errors = errors
-
-
-# --- request → cohort ------------------------------------------------------------------------
-Request = RiskRequest | dict[str, Any]
-"""A request: a validated ``RiskRequest``, or a batch record (the same fields as a plain dict,
-``serving.schemas.batch_records``; absent keys take ``BATCH_DEFAULTS``)."""
-
-
-def column(reqs: Sequence[Any], name: str) -> list[Any]:
-    """Every request's (or item's) ``name``, read by one C-level getter over the list (absent
-    keys of plain dicts: ``BATCH_DEFAULTS`` for request fields, else None)."""
-    if reqs and isinstance(reqs[0], dict):
-        default = BATCH_DEFAULTS.get(name)
-        return [r.get(name, default) for r in reqs]
-    return list(map(operator.attrgetter(name), reqs))
-
-
-@dataclass
-class Frames:
-    """Cohort-contract tables of the requests (column → array), with each row's origin."""
-
-    tables: dict[str, dict[str, np.ndarray]]
-    origin: dict[str, tuple[np.ndarray, np.ndarray]]  # table → (patient index, item index)
-
-
-def patient_key(i: int) -> str:
-    """Internal key of the i-th patient of a request (never the caller's reference)."""
-    return f"r{i:06d}"
-
-
-def _floats(values: Sequence[Any]) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-
-
-def _texts(values: Sequence[Any]) -> np.ndarray:
-    """An object array of the cells (str / bool / None), 1-D."""
-    out = np.array(values, dtype=object)  # 3× faster than filling np.empty for 10⁵ cells
-    if out.ndim != 1:  # a cell that is itself a sequence: keep it as one cell
-        out = np.empty(len(values), dtype=object)
-        out[:] = values
-    return out
-
-
-_PATIENT_KIND = {c.name: c.dtype for c in PATIENTS.columns}
-
-
-def _items(requests: Sequence[Request], name: str) -> tuple[list[Any], np.ndarray, np.ndarray]:
-    """Every request's ``name`` items (measurements or events) in order, with their origin."""
-    lists = column(requests, name)
-    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    items = list(itertools.chain.from_iterable(lists))
-    patient = np.repeat(np.arange(len(lists), dtype=np.int64), counts)
-    item = np.arange(len(items), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    return items, patient, item
-
-
-def to_frames(requests: Sequence[Request]) -> Frames:
-    """The requests' records as the three cohort tables (units as given).
-
-    Columns are NumPy arrays (``features.validation`` takes them as they are): no DataFrame is
-    built for a request, the validator's canonical cohort is the first one. Values are read
-    with one C-level getter per item (``operator.itemgetter`` / ``attrgetter``).
-    """
-    n = len(requests)
-    keys = _texts([patient_key(i) for i in range(n)])
-    dicts = n > 0 and isinstance(requests[0], dict)
-    pats = column(requests, "patient")
-    patients: dict[str, np.ndarray] = {"patient_id": keys, "center": _texts(["service"] * n)}
-    for name in PATIENT_FIELDS:
-        values = column(pats, name)
-        patients[name] = _floats(values) if _PATIENT_KIND[name] == "float" else _texts(values)
-
-    ms, m_pat, m_item = _items(requests, "measurements")
-    get = operator.itemgetter if dicts else operator.attrgetter
-    k = len(ms)
-
-    def read(name: str, dtype: Any) -> np.ndarray:  # one C loop per column, no list between
-        return np.fromiter(map(get(name), ms), dtype=dtype, count=k)
-
-    measurements = {
-        "patient_id": keys[m_pat],
-        "hours_from_infusion": read("hours_from_infusion", np.float64),
-        "analyte": read("analyte", object),
-        "value": read("value", np.float64),
-        "unit": read("unit", object),
-        "qualifier": _texts(column(ms, "qualifier")) if dicts else read("qualifier", object),
-    }
-    es, e_pat, e_item = _items(requests, "events")
-    if dicts:
-        e_rows = [
-            (e.get("hours_from_infusion"), e["event"], e.get("grade"), e.get("dose_mg_per_kg"))
-            for e in es
-        ]
-    else:
-        e_rows = [(e.hours_from_infusion, e.event, e.grade, e.dose_mg_per_kg) for e in es]
-    e_cols = [[row[k] for row in e_rows] for k in range(4)]
-    events = {
-        "patient_id": keys[e_pat],
-        "hours_from_infusion": _floats(e_cols[0]),
-        "event": _texts(e_cols[1]),
-        "grade": _floats(e_cols[2]),
-        "dose_mg_per_kg": _floats(e_cols[3]),
-    }
-    every = np.arange(n, dtype=np.int64)
-    origin = {
-        "patients": (every, np.full(n, -1, dtype=np.int64)),
-        "measurements": (m_pat, m_item),
-        "events": (e_pat, e_item),
-    }
-    return Frames({"patients": patients, "measurements": measurements, "events": events}, origin)
-
-
-_TABLE_OF_FILE = {v: k for k, v in FILES.items()}
-_FIELD_OF_TABLE = {"patients": "patient", "measurements": "measurements", "events": "events"}
-
-
-def _loc(frames: Frames, problem: Any, batch: bool) -> list[str | int]:
-    table = _TABLE_OF_FILE.get(problem.file)
-    loc: list[str | int] = ["body"]
-    if table is None:
-        return loc
-    patient, item = frames.origin[table]
-    if problem.row is not None and 1 <= problem.row <= len(patient):
-        i, j = int(patient[problem.row - 1]), int(item[problem.row - 1])
-        if batch:
-            loc += ["patients", i]
-        loc.append(_FIELD_OF_TABLE[table])
-        if j >= 0:
-            loc.append(j)
-    else:
-        loc.append(_FIELD_OF_TABLE[table])
-    if problem.column and problem.column not in ("patient_id", "center"):
-        loc.append(problem.column)
-    return loc
-
-
-def _message(problem: Any) -> str:
-    """The rule broken, never the submitted value (it may be patient data)."""
-    text = problem.rule
-    if problem.more:
-        text += f" (… and {problem.more:,} more)"
-    return text
-
-
-@dataclass
-class Validated:
-    """The requests validated into what the feature code reads (no canonical frames).
-
-    ``records``: measurements and events as ``features.records.Records`` (patient code = the
-    request's index in the batch); ``patients``: the patients table's typed columns;
-    ``warnings`` per request index. ``cohort`` builds the canonical frames on demand.
-    """
-
-    records: Records
-    patients: dict[str, Any]
-    warnings: dict[int, list[InputWarning]]
-    tables: dict[str, dict[str, np.ndarray]]
-
-    @functools.cached_property
-    def cohort(self) -> Cohort:
-        """The requests as a canonical :class:`Cohort` (frames; validated again, for callers
-        that want the frames — scoring itself never does)."""
-        from features.validation import validate_frames
-
-        report = validate_frames(self.tables, "request", files=FILES, summary=False)
-        assert report.cohort is not None
-        return report.cohort
-
-
-def validate_requests(requests: Sequence[Request], batch: bool = False) -> Validated:
-    """The requests validated by the cohort contract's code, or :class:`RequestProblems` naming
-    every field (the records are what the feature code computes on: no frame is built)."""
-    return validate_frames_of(to_frames(requests), batch)
-
-
-def validate_frames_of(frames: Frames, batch: bool = False) -> Validated:
-    """:func:`validate_requests` on tables already built from the requests."""
-    from features.validation import validate_frames
-
-    report = validate_frames(
-        frames.tables,
-        "request",
-        files=FILES,
-        summary=False,
-        digest=False,
-        records=True,
-        frames=False,
-    )
-    if not report.ok or report.records is None or report.patient_columns is None:
-        errors = [
-            {"loc": _loc(frames, p, batch), "msg": _message(p), "type": "contract"}
-            for p in report.errors
-        ]
-        raise RequestProblems(errors or [{"loc": ["body"], "msg": "invalid", "type": "contract"}])
-    warnings: dict[int, list[InputWarning]] = {}
-    for p in report.warnings:
-        table = _TABLE_OF_FILE.get(p.file)
-        if table is None or p.row is None or not 1 <= p.row <= len(frames.origin[table][0]):
-            continue
-        i = int(frames.origin[table][0][p.row - 1])
-        field_ = ".".join(str(x) for x in _loc(frames, p, False)[1:])
-        warnings.setdefault(i, []).append(InputWarning(code="input", field=field_, message=p.rule))
-    return Validated(report.records, report.patient_columns, warnings, frames.tables)
-
-
-def request_index(valid: Validated) -> np.ndarray:
-    """Request index of each patient code of ``valid.records`` (codes follow sorted keys)."""
-    keys = np.asarray(valid.patients["patient_id"], dtype=object)
-    return np.array([int(str(k)[1:]) for k in keys], dtype=np.int64)
 
 
 # --- landmarks -------------------------------------------------------------------------------
@@ -292,8 +77,6 @@ def severe_hours(snapshot: Snapshot | None = None) -> list[tuple[str, float]]:
         )
         if found:
             return found
-    from features.tasks import TASKS
-
     t = TASKS[SEVERE]
     return list(zip(t.landmarks, t.landmark_hours, strict=True))
 
@@ -342,9 +125,6 @@ def choose_landmark(
 def reached_reasons(records: Records) -> np.ndarray:
     """Per patient code: why the outcome is already reached somewhere in the data ("" = not),
     by the same ``features.tasks`` eligibility rule as at a landmark."""
-    from features.grading import course_of_records
-    from features.tasks import get_task, landmark_rules, reasons
-
     # the landmark rules on the uncut records: "at the landmark" becomes "anywhere in the data"
     rules = landmark_rules(records, course_of_records(records), get_task(SEVERE), "end of data")
     return np.asarray(reasons(records.n, rules), dtype=object)
@@ -396,9 +176,6 @@ def patient_rows(
     ``patient_features`` of its patients. The unit tests check the rows equal
     ``build_patient_features``.
     """
-    from features.build import feature_matrix, patient_features, prepare
-    from features.tasks import assign, assign_landmarks, get_task
-
     task_obj = get_task(task)
     if task_obj.name == SEVERE:
         hours = {float(lm[:-1]) for lm in landmarks}
@@ -410,7 +187,9 @@ def patient_rows(
             raise ValueError("patient_rows on records needs the baseline patient features")
     else:
         prepared = prepare(cohort)
-        records = prepared.records  # type: ignore[assignment]
+        if prepared.records is None:  # prepare() always builds them
+            raise ValueError("features.build.prepare returned a cohort without records")
+        records = prepared.records
         if baseline is None:
             baseline = patient_features(prepared.patients)
     if records.n != 1:
@@ -443,8 +222,6 @@ def _names(task: str, landmark: str) -> tuple[str, ...]:
     """Catalog columns of a task/landmark (a fixed list: computed once)."""
     names = _NAMES.get((task, landmark))
     if names is None:
-        from features.catalog import feature_names
-
         try:
             names = tuple(feature_names(task, landmark))
         except Exception:  # a landmark the catalog does not list (e.g. a new severe hour)
@@ -461,8 +238,6 @@ def score_request(snapshot: Snapshot, req: RiskRequest, request_id: str) -> Risk
 def request_digest(req: RiskRequest, valid: Validated) -> str:
     """The audit input digest of a validated single request (``serving.digest``: the same
     digest as the patient gets in a batch, as JSON or CSV)."""
-    from serving.digest import input_digests
-
     as_of = np.array([np.nan if req.as_of_hours is None else req.as_of_hours])
     return input_digests(valid.records, valid.patients, as_of, [req.landmark])[0]
 
@@ -504,8 +279,6 @@ def one_result(
 
 @functools.cache
 def _n_features() -> int:
-    from features.build import FEATURE_COLUMNS
-
     return len(FEATURE_COLUMNS)
 
 
@@ -513,8 +286,6 @@ def score_valid(
     snapshot: Snapshot, req: RiskRequest, valid: Validated, request_id: str
 ) -> RiskResponse:
     """:func:`score_request` of a request already validated (``validate_requests([req])``)."""
-    from features.build import patient_features
-
     landmark, trend_lms, lm_warnings = choose_landmark(req, snapshot)
     records = valid.records
     baseline = patient_features(valid.patients)

@@ -17,8 +17,16 @@ import socket
 import sys
 from pathlib import Path
 
+import uvicorn
+import uvloop
+
 from features.errors import CrsRiskError
-from serving.app import TOKEN_ENV, Settings, create_app
+from serving.app import create_app
+from serving.audit import open_audit
+from serving.auth import is_loopback, load_tokens
+from serving.replicas import bind, serve_replicas
+from serving.state import TOKEN_ENV, Settings
+from training.tracking import check_reachable, resolve_tracking_uri
 
 
 def settings_from(
@@ -29,9 +37,6 @@ def settings_from(
     audit_key_file: Path | None = None,
 ) -> Settings:
     """Settings from CLI options and the environment."""
-    from serving.auth import load_tokens
-    from training.tracking import resolve_tracking_uri
-
     token = os.environ.get(TOKEN_ENV) or None
     load_tokens(token_file, token)  # fail now, with the file's line and rule
     return Settings(
@@ -46,8 +51,6 @@ def settings_from(
 
 def exposure_warning(host: str, settings: Settings) -> str | None:
     """The start-up warning for a service reachable beyond this machine without a token."""
-    from serving.auth import is_loopback
-
     if is_loopback(host) or settings.token or settings.token_file:
         return None
     return (
@@ -72,9 +75,6 @@ def serve(
     """Start the service; returns when it stops. Start-up problems raise CrsRiskError.
 
     ``workers`` > 1 runs that many replicas behind the port (``serving.replicas``)."""
-    from serving.audit import open_audit
-    from training.tracking import check_reachable
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     settings = settings_from(tracking_uri, audit_db, max_body_mb, token_file, audit_key_file)
     if (tls_cert is None) != (tls_key is None):
@@ -90,8 +90,6 @@ def serve(
     open_audit(settings.audit_db, settings.audit_key_file).close()
     check_reachable(settings.tracking_uri)
     if workers > 1:
-        from serving.replicas import bind, serve_replicas
-
         sock = bind(host, port)
         serve_replicas(
             workers, sock, lambda s: _run(settings, host, port, log_level, s, tls_cert, tls_key)
@@ -110,9 +108,6 @@ def _run(
     tls_key: Path | None = None,
 ) -> None:
     """One service process under uvicorn (on ``sock`` when given: a replica)."""
-    import uvicorn
-    import uvloop
-
     app = create_app(settings)
     config = uvicorn.Config(
         app,

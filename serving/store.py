@@ -1,432 +1,42 @@
-"""The model store: registered champions resolved to concrete versions and loaded once.
+"""The model store: the champions in service, swapped whole; replicas kept in step by polling.
 
-At start-up (and on ``POST /v1/models/reload``) every task/landmark name discovered in the
-registry (``crs-severe-<L>h``, ``crs-toci-refractory-<landmark>``) is resolved through its
-``champion`` alias to one model version, loaded with ``mlflow.sklearn.load_model`` and
-described by its training run: headline validation metrics with CIs, the training cohort
-digest, the declared risk thresholds and the cross-validated predictions used to show how
-often patients in each risk band had the outcome; plus what serving reads beside the model
-(``training.serving_artifacts``: the training distribution and the interval table; older
-models fall back, see ``load_one``).
+At start-up (and on ``POST /v1/models/reload``) :class:`ModelStore` loads every champion as one
+immutable ``serving.loading.Snapshot``. Replicas stay in step by polling (:meth:`ModelStore.
+start_polling`; interval ``$CRS_RISK_REGISTRY_POLL_S``, default 30 s): a replica swaps in a new
+set only when every alias of the promotion that produced it has moved (``training.registry``
+tags each promoted version with its whole set), and keeps serving what it holds while the
+registry is down.
 
-Replicas stay in step by polling (:class:`ModelStore` ``start_polling``; interval
-``$CRS_RISK_REGISTRY_POLL_S``, default 30 s): a replica swaps in a new set only when every
-alias of the promotion that produced it has moved (``training.registry`` tags each promoted
-version with its whole set), and keeps serving what it holds while the registry is down.
-
-A :class:`Snapshot` is immutable. Reload builds a complete new snapshot off to the side and
-swaps one reference; a request takes the snapshot once when it starts, so in-flight requests
-finish on the models they began with and never see a half-loaded store.
+Reload builds a complete new snapshot off to the side and swaps one reference; a request takes
+the snapshot once when it starts, so in-flight requests finish on the models they began with
+and never see a half-loaded store.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+import mlflow
 
 from features.errors import CrsRiskError
-from training.serving_artifacts import DISTRIBUTION_PATH, INTERVAL_PATH
-
-ALIAS = "champion"
-HEADLINE_METRICS: tuple[str, ...] = (
-    "auroc",
-    "auprc",
-    "brier",
-    "scaled_brier",
-    "calibration_slope",
-    "calibration_intercept",
+from serving.loading import Snapshot, find_version, load_snapshot, registry_client
+from serving.registry_names import ALIAS, landmarks, model_names
+from training.registry import PROMOTION_TAG
+from training.tracking import (
+    describe_server_error,
+    fail_fast_http,
+    sqlite_path,
+    use_fail_fast_http,
 )
-DEFAULT_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3)
-BAND_NAMES: dict[int, tuple[str, ...]] = {
-    1: ("lower", "higher"),
-    2: ("low", "intermediate", "high"),
-    3: ("low", "intermediate", "high", "very high"),
-}
 
-
-def band_names(n_thresholds: int) -> tuple[str, ...]:
-    """Names of the ``n + 1`` bands cut by ``n`` thresholds."""
-    return BAND_NAMES.get(n_thresholds, tuple(f"band {i + 1}" for i in range(n_thresholds + 1)))
-
-
-def band_index(p: float | np.ndarray, thresholds: tuple[float, ...]) -> Any:
-    """Band of a probability: number of thresholds it reaches (``p ≥ t`` counts)."""
-    if isinstance(p, float | int):
-        return bisect.bisect_right(thresholds, p)
-    return np.searchsorted(np.asarray(thresholds), p, side="right")
-
-
-MAX_LANDMARK_HOURS = 336
-_SEVERE_PREFIX = "crs-severe-"
-_TOCI_NAMES = {
-    "crs-toci-refractory-decision": "decision",
-    "crs-toci-refractory-first-toci": "first_toci",
-    "crs-toci-refractory": "first_toci",  # the name before the two toci landmarks
-}
-
-
-def parse_registered_name(name: str) -> tuple[str, str] | None:
-    """``crs-severe-48h`` → ("severe_crs", "48h"); ``crs-toci-refractory-decision`` →
-    ("toci_refractory", "decision"); None for a name the service does not serve."""
-    if name in _TOCI_NAMES:
-        return "toci_refractory", _TOCI_NAMES[name]
-    if name.startswith(_SEVERE_PREFIX) and name.endswith("h"):
-        digits = name[len(_SEVERE_PREFIX) : -1]
-        if digits.isdigit() and int(digits) <= MAX_LANDMARK_HOURS and str(int(digits)) == digits:
-            return "severe_crs", f"{int(digits)}h"
-    return None
-
-
-def landmark_hours(landmark: str) -> float | None:
-    """``"48h"`` → 48.0; toci landmarks (per patient) → None."""
-    return float(landmark[:-1]) if landmark.endswith("h") and landmark[:-1].isdigit() else None
-
-
-def landmarks(client: Any = None) -> list[tuple[str, str]]:
-    """Every (task, landmark) with a registered model name, in display order (severe by hours,
-    then toci); without a client (or when the registry cannot be listed) the tasks' defaults."""
-    found: set[tuple[str, str]] = set()
-    if client is not None:
-        try:
-            for rm in client.search_registered_models(max_results=1000):
-                parsed = parse_registered_name(rm.name)
-                if parsed is not None:
-                    found.add(parsed)
-        except Exception:  # a registry that cannot list: the defaults below
-            found = set()
-    if not found:
-        from features.tasks import TASKS
-
-        for task in ("severe_crs", "toci_refractory"):
-            found.update((task, lm) for lm in TASKS[task].landmarks)
-    toci_order = {"decision": 0, "first_toci": 1}
-    return sorted(
-        found,
-        key=lambda t: (t[0] != "severe_crs", landmark_hours(t[1]) or 0, toci_order.get(t[1], 2)),
-    )
-
-
-@dataclass(frozen=True)
-class Band:
-    """Validation evidence for one risk band (out-of-fold predictions of the training run)."""
-
-    name: str
-    low: float | None
-    high: float | None
-    n: int
-    events: int
-    observed: float | None
-    ci_low: float | None
-    ci_high: float | None
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """One champion, loaded and described."""
-
-    name: str
-    task: str
-    landmark: str
-    version: str
-    run_id: str | None
-    model: Any
-    columns: tuple[str, ...]
-    thresholds: tuple[float, ...]
-    metrics: dict[str, tuple[float | None, float | None, float | None]]
-    n_patients: int | None
-    n_events: int | None
-    cohort_digest: str | None
-    model_type: str | None
-    bands: tuple[Band, ...]
-    explainer: Any = None
-    alias: str = ALIAS
-    distribution: dict[str, Any] | None = None  # training.distribution (None: an older model)
-    interval: Any = None  # training.interval.IntervalTable (None: an older model)
-    synthetic: bool | None = None  # trained on a synthetic cohort (None: not recorded)
-    products: tuple[str, ...] | None = None  # products seen in training
-
-    @property
-    def hours(self) -> float | None:
-        return landmark_hours(self.landmark)
-
-    def band(self, p: float) -> tuple[str, Band | None]:
-        i = int(band_index(p, self.thresholds))
-        names = band_names(len(self.thresholds))
-        return names[i], (self.bands[i] if i < len(self.bands) else None)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Every champion loaded at one moment (immutable; swapped whole on reload)."""
-
-    models: dict[tuple[str, str], LoadedModel]
-    missing: tuple[str, ...]
-    loaded_at: str
-    tracking_uri: str
-    generation: int = 0
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def get(self, task: str, landmark: str) -> LoadedModel | None:
-        return self.models.get((task, landmark))
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def thresholds_of(params: dict[str, str], metrics: dict[str, float]) -> tuple[float, ...]:
-    """Declared thresholds: the run's ``thresholds`` param, else its ``sensitivity_at_*`` keys."""
-    text = params.get("thresholds")
-    if text:
-        try:
-            values = tuple(sorted(float(v) for v in text.strip("[]").split(",") if v.strip()))
-            if values:
-                return values
-        except ValueError:
-            pass
-    found = sorted(
-        {
-            round(float(k.rsplit("_", 1)[1]), 6)
-            for k in metrics
-            if k.startswith("sensitivity_at_") and _finite(k.rsplit("_", 1)[1]) is not None
-        }
-    )
-    return tuple(found) or DEFAULT_THRESHOLDS
-
-
-def band_evidence(folds: pd.DataFrame | None, thresholds: tuple[float, ...]) -> tuple[Band, ...]:
-    """Observed outcome rate with a Wilson 95% CI per band of out-of-fold predicted risk."""
-    from training.calibration import wilson_interval
-
-    edges = (None, *thresholds, None)
-    names = band_names(len(thresholds))
-    if folds is None or folds.empty or not {"y", "p"} <= set(folds.columns):
-        return tuple(
-            Band(n, edges[i], edges[i + 1], 0, 0, None, None, None) for i, n in enumerate(names)
-        )
-    y = folds["y"].to_numpy(dtype=float)
-    p = folds["p"].to_numpy(dtype=float)
-    idx = band_index(p, thresholds)
-    out = []
-    for i, name in enumerate(names):
-        sel = idx == i
-        n, ev = int(sel.sum()), int(y[sel].sum())
-        if n:
-            lo, hi = wilson_interval(np.array([ev]), np.array([n]))
-            out.append(
-                Band(name, edges[i], edges[i + 1], n, ev, ev / n, float(lo[0]), float(hi[0]))
-            )
-        else:
-            out.append(Band(name, edges[i], edges[i + 1], 0, 0, None, None, None))
-    return tuple(out)
-
-
-def _read_folds(client: Any, run_id: str) -> pd.DataFrame | None:
-    """The run's out-of-fold predictions (``predictions/folds.csv``: y and p, no identifiers)."""
-    try:
-        with tempfile.TemporaryDirectory(prefix="crs-risk-serve-") as tmp:
-            path = client.download_artifacts(run_id, "predictions/folds.csv", tmp)
-            return pd.read_csv(path)
-    except Exception:  # an older run without the artifact: bands without evidence
-        return None
-
-
-def _read_json(client: Any, run_id: str, path: str) -> dict[str, Any] | None:
-    """A JSON artifact of the run (None when the run predates it)."""
-    import json
-
-    try:
-        with tempfile.TemporaryDirectory(prefix="crs-risk-serve-") as tmp:
-            local = client.download_artifacts(run_id, path, tmp)
-            return json.loads(Path(local).read_text(encoding="utf-8"))
-    except Exception:
-        return None
-
-
-def _interval(client: Any, run_id: str | None, folds: pd.DataFrame | None) -> Any:
-    """The stored interval table, else (an older model) the same method on its out-of-fold
-    predictions, computed now; None when neither exists."""
-    from training.interval import IntervalTable, fit_interval
-
-    doc = _read_json(client, run_id, INTERVAL_PATH) if run_id else None
-    if doc is not None:
-        return IntervalTable.from_dict(doc)
-    if folds is None or not {"y", "p"} <= set(folds.columns):
-        return None
-    key = next((c for c in ("key", "row") if c in folds.columns), None)  # a patient across repeats
-    groups = folds[key].to_numpy() if key else None
-    return fit_interval(folds["p"].to_numpy(), folds["y"].to_numpy(), groups)
-
-
-def cohort_synthetic(client: Any, run_id: str, metrics: dict[str, float]) -> bool | None:
-    """Whether the model's training cohort was synthetic, from what its run records.
-
-    The one place that decides it: the training run's ``synthetic_cohort`` tag (from the cohort
-    folder's provenance manifest, ``features.manifest``); for runs logged before that tag, the
-    simulator's truth file makes the runner log ``oracle_auroc`` and a declared synthetic cohort
-    is logged as dataset source "synthetic …". None when the run records none of these (a real
-    cohort cannot be told from an unknown one).
-    """
-    try:
-        run = client.get_run(run_id)
-    except Exception:
-        return True if "oracle_auroc" in metrics else None
-    tag = run.data.tags.get("synthetic_cohort")
-    if tag in ("true", "false"):
-        return tag == "true"
-    if "oracle_auroc" in metrics:
-        return True
-    sources = [d.dataset.source for d in (run.inputs.dataset_inputs or [])]
-    if any('"cohort": "synthetic' in str(s) for s in sources):
-        return True
-    return False if sources else None
-
-
-def model_names(task: str, landmark: str) -> list[str]:
-    """Registered names of (task, landmark), preferred first (see
-    :func:`parse_registered_name`; the first-dose toci model may carry its older name)."""
-    if task == "severe_crs":
-        return [f"{_SEVERE_PREFIX}{landmark}"]
-    return [n for n, lm in _TOCI_NAMES.items() if lm == landmark]
-
-
-def model_name(task: str, landmark: str) -> str:
-    """The preferred registered name of (task, landmark)."""
-    return model_names(task, landmark)[0]
-
-
-def _explainer(model: Any) -> Any:
-    """The model's ``training.explain.ModelExplainer`` (None for an unsupported model type)."""
-    from serving.explaining import make_explainer
-
-    try:
-        return make_explainer(model)
-    except CrsRiskError:
-        return None
-
-
-def load_one(
-    client: Any, task: str, landmark: str, version: str | None = None, only: str | None = None
-) -> LoadedModel | None:
-    """Load ``version`` of the landmark's model, else its ``@champion`` (None if it has none);
-    ``only`` restricts the look-up to that registered name."""
-    import mlflow.sklearn
-
-    from serving.explaining import input_columns, prepare
-
-    found = find_version(client, [only] if only else model_names(task, landmark), version)
-    if found is None:
-        return None
-    name, mv = found
-    version = str(mv.version)
-    model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
-    params: dict[str, str] = {}
-    metrics: dict[str, float] = {}
-    tags: dict[str, str] = {}
-    if mv.run_id:
-        run = client.get_run(mv.run_id)
-        params, metrics, tags = dict(run.data.params), dict(run.data.metrics), dict(run.data.tags)
-    thresholds = thresholds_of(params, metrics)
-    headline = {
-        k: (
-            _finite(metrics.get(k)),
-            _finite(metrics.get(f"{k}_ci_low")),
-            _finite(metrics.get(f"{k}_ci_high")),
-        )
-        for k in HEADLINE_METRICS
-        if k in metrics
-    }
-    folds = _read_folds(client, mv.run_id) if mv.run_id else None
-    explainer = _explainer(model)
-    distribution = _read_json(client, mv.run_id, DISTRIBUTION_PATH) if mv.run_id else None
-    interval = _interval(client, mv.run_id, folds)
-    columns = input_columns(model, explainer)
-    prepare(model, explainer, columns)  # the probability path is decided now, not on a request
-    n_pat, n_ev = _finite(metrics.get("n_patients")), _finite(metrics.get("n_events"))
-    return LoadedModel(
-        name=name,
-        task=task,
-        landmark=landmark,
-        version=version,
-        run_id=mv.run_id,
-        model=model,
-        columns=columns,
-        thresholds=thresholds,
-        metrics=headline,
-        n_patients=None if n_pat is None else int(n_pat),
-        n_events=None if n_ev is None else int(n_ev),
-        cohort_digest=tags.get("cohort_digest") or params.get("cohort_digest"),
-        model_type=tags.get("model") or (mv.tags or {}).get("model"),
-        bands=band_evidence(folds, thresholds),
-        explainer=explainer,
-        distribution=distribution,
-        interval=interval,
-        synthetic=cohort_synthetic(client, mv.run_id, metrics) if mv.run_id else None,
-        products=tuple(distribution["products"])
-        if distribution and distribution.get("products") is not None
-        else None,
-    )
-
-
-def registry_client(tracking_uri: str) -> Any:
-    """An MLflow client on ``tracking_uri`` (checked first; CrsRiskError when unusable)."""
-    import mlflow
-
-    from training.tracking import check_reachable
-
-    check_reachable(tracking_uri)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
-def load_snapshot(
-    tracking_uri: str, generation: int = 0, versions: dict[str, str] | None = None
-) -> Snapshot:
-    """Load every champion — or exactly ``versions`` (name → version), a set resolved before."""
-
-    client = registry_client(tracking_uri)
-    models: dict[tuple[str, str], LoadedModel] = {}
-    missing: list[str] = []
-    for task, lm in landmarks(client):
-        if versions is None:
-            loaded = load_one(client, task, lm)
-        else:  # exactly the set resolved before (a promotion seen whole)
-            name = next((n for n in model_names(task, lm) if n in versions), None)
-            if name is None:
-                missing.append(model_name(task, lm))
-                continue
-            loaded = load_one(client, task, lm, versions[name], only=name)
-        if loaded is None:
-            missing.append(model_name(task, lm))
-        else:
-            models[(task, lm)] = loaded
-    return Snapshot(
-        models=models,
-        missing=tuple(missing),
-        loaded_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        tracking_uri=tracking_uri,
-        generation=generation,
-    )
-
-
-# --- replicas in step: the registry poller -------------------------------------------------
 POLL_ENV = "CRS_RISK_REGISTRY_POLL_S"
 DEFAULT_POLL_S = 30.0
 
@@ -454,35 +64,8 @@ class RegistryState:
     detail: str = ""
 
 
-def _unreachable(exc: BaseException) -> bool:
-    from training.registry import unreachable
-
-    return unreachable(exc)
-
-
-def find_version(
-    client: Any, names: list[str], version: str | None = None
-) -> tuple[str, Any] | None:
-    """The first of ``names`` that has ``version`` (else an ``@champion``): (name, model
-    version); None when none has. An unreachable registry raises (it is not "no model")."""
-    from mlflow.exceptions import MlflowException
-
-    for name in names:
-        try:
-            if version is None:
-                return name, client.get_model_version_by_alias(name, ALIAS)
-            return name, client.get_model_version(name, version)
-        except MlflowException as exc:
-            if _unreachable(exc):
-                raise
-    return None
-
-
 def champion_set(client: Any) -> dict[str, tuple[str, dict[str, Any]]]:
     """Every ``@champion``: name → (version, its ``promotion`` tag as a dict, or {})."""
-
-    from training.registry import PROMOTION_TAG
-
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     for task, lm in landmarks(client):
         found = find_version(client, model_names(task, lm))
@@ -576,7 +159,7 @@ class ModelStore:
         if not snap.models:
             raise CrsRiskError(
                 f"no registered champion (models:/<name>@{ALIAS}) in {self.tracking_uri}: "
-                f"looked for {', '.join(snap.missing)}; run `crs-risk quickstart` or "
+                f"looked for {', '.join(snap.missing)}; run `crs-risk demo` or "
                 "`crs-risk train` first"
             )
         self._snapshot = snap
@@ -602,10 +185,6 @@ class ModelStore:
 
     def poll_once(self) -> tuple[Snapshot, Snapshot | None] | None:
         """Look at the registry once; reload when a completed promotion changed the set."""
-        import mlflow
-
-        from training.tracking import fail_fast_http
-
         try:  # no separate probe: the alias look-ups are the check (fail-fast HTTP settings)
             uri = self.tracking_uri
             client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -632,8 +211,6 @@ class ModelStore:
         on_swap: Callable[[Snapshot, dict[str, str]], None] | None = None,
     ) -> bool:
         """Poll the registry in a daemon thread every ``interval`` s; False when polling is off."""
-        from training.tracking import use_fail_fast_http
-
         every = poll_interval() if interval is None else interval
         if every <= 0 or self._poller is not None:
             return False
@@ -700,18 +277,11 @@ def _now() -> str:
 def _one_line(exc: BaseException | None) -> str:
     if exc is None:
         return "unreachable"
-    if isinstance(exc, CrsRiskError):
-        text = str(exc)
-    else:
-        from training.tracking import describe_server_error
-
-        text = describe_server_error("the registry", exc)
+    text = str(exc) if isinstance(exc, CrsRiskError) else describe_server_error("the registry", exc)
     return (text.strip().splitlines() or ["unreachable"])[0][:200]
 
 
 def tracking_dir(uri: str) -> Path | None:
     """Folder of a SQLite tracking store (for messages)."""
-    from training.tracking import sqlite_path
-
     db = sqlite_path(uri)
     return None if db is None else db.parent

@@ -1,8 +1,8 @@
-"""``crs-risk train | compare | evaluate | quickstart | demo``: thin wiring over ``training``.
+"""``crs-risk train | compare | evaluate | explain | card | demo``: thin wiring over ``training``.
 
-Registered on the root app in ``serving.cli``. Heavy imports (MLflow, scikit-learn, XGBoost)
-happen inside the commands so ``crs-risk --help`` stays fast. User-fixable problems raise
-``CrsRiskError`` → one line on stderr, exit code 2.
+Plain functions, registered on the root app by the one table of ``serving.cli``. Heavy imports
+(MLflow, scikit-learn, XGBoost) happen inside the commands so ``crs-risk --help`` stays fast.
+User-fixable problems raise ``CrsRiskError`` → one line on stderr, exit code 2.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import Annotated
 
 import typer
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO_ROOT / "experiments" / "quickstart.yaml"
+from features.errors import CrsRiskError
+from training.presets import experiment_path, preset_names, preset_path
+
+DEMO_PRESET = "quickstart"  # package data (training/presets), so an installed wheel has it
 QUICKSTART_N = 118  # the seed cohort's size (Galán-Gómez 2025)
 QUICKSTART_SEED = 7
 # compare, card and explain write under one output folder (never straight into the cwd)
@@ -30,7 +32,12 @@ TrackingUri = Annotated[
 
 
 def train_command(
-    experiment: Annotated[Path, typer.Argument(help="Experiment file (experiments/*.yaml).")],
+    experiment: Annotated[
+        Path,
+        typer.Argument(
+            help=f"Experiment file (YAML), or a preset's name ({', '.join(preset_names())})."
+        ),
+    ],
     cohort: Annotated[
         Path | None, typer.Option(help="Cohort folder (overrides the experiment's cohort).")
     ] = None,
@@ -59,10 +66,10 @@ def train_command(
     ] = False,
 ) -> None:
     """Train and validate every model of an experiment, log to MLflow, register champions."""
-    from training.train import train
+    from training.train import train  # noqa: PLC0415 - keeps crs-risk --help fast
 
     result = train(
-        experiment,
+        experiment_path(experiment),
         cohort=cohort,
         tracking_uri=tracking_uri,
         n_jobs=jobs,
@@ -94,7 +101,7 @@ def compare_command(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Leaderboard: metric with CI per model and landmark, oracle gap, differing params."""
-    from training.compare import format_leaderboard, leaderboard, write_leaderboard
+    from training.compare import format_leaderboard, leaderboard, write_leaderboard  # noqa: PLC0415 - keeps crs-risk --help fast
 
     board = leaderboard(
         experiment,
@@ -118,22 +125,26 @@ def evaluate_command(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for CIs.", min=0)] = 500,
 ) -> None:
     """External validation of a registered model on a new cohort (logged as an evaluation run)."""
-    from training.evaluate import evaluate
+    from training.evaluate import evaluate  # noqa: PLC0415 - keeps crs-risk --help fast
 
     typer.echo(evaluate(model, cohort, tracking_uri=tracking_uri, n_boot=bootstrap).render())
 
 
-def quickstart(out: Path, tracking_uri: str | None, jobs: int = 1) -> str:
-    """Synthesise the seed-sized cohort into OUT/cohort, train quickstart.yaml, return the text."""
-    from features.synth import synth_to_folder
-    from training.train import train
+def run_demo(out: Path, tracking_uri: str | None, jobs: int = 1) -> str:
+    """Synthesise the seed-sized cohort into OUT/cohort, train the quickstart preset, return
+    the report."""
+    from features.synth import synth_to_folder  # noqa: PLC0415 - keeps crs-risk --help fast
+    from training.train import train  # noqa: PLC0415 - keeps crs-risk --help fast
 
+    preset = preset_path(DEMO_PRESET)
+    if preset is None:  # package data: missing only from a broken installation
+        raise CrsRiskError(f"the {DEMO_PRESET} preset is missing from training/presets")
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     cohort_dir = out / "cohort"
     synth_to_folder(cohort_dir, n=QUICKSTART_N, seed=QUICKSTART_SEED)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{out / 'mlflow.db'}"
-    result = train(QUICKSTART, cohort=cohort_dir, tracking_uri=uri, n_jobs=jobs)
+    result = train(preset, cohort=cohort_dir, tracking_uri=uri, n_jobs=jobs)
     lines = [
         result.render(),
         "",
@@ -146,22 +157,16 @@ def quickstart(out: Path, tracking_uri: str | None, jobs: int = 1) -> str:
     return "\n".join(lines)
 
 
-def quickstart_command(
-    out: Annotated[Path, typer.Option(help="Output folder (cohort, MLflow store).")] = Path("demo"),
-    tracking_uri: TrackingUri = None,
-    jobs: Annotated[int, typer.Option(help="Parallel outer folds (processes).", min=1)] = 1,
-) -> None:
-    """Synthesise the seed-sized cohort (n=118), train quickstart.yaml, register champions."""
-    typer.echo(quickstart(out, tracking_uri, jobs))
-
-
 def demo_command(
     out: Annotated[Path, typer.Option(help="Output folder (cohort, MLflow store).")] = Path("demo"),
     tracking_uri: TrackingUri = None,
     jobs: Annotated[int, typer.Option(help="Parallel outer folds (processes).", min=1)] = 1,
 ) -> None:
-    """What `make demo` runs: the quickstart into OUT (store sqlite:///OUT/mlflow.db)."""
-    typer.echo(quickstart(out, tracking_uri, jobs))
+    """What `make demo` runs: synthesise n=118, train the quickstart preset, register champions.
+
+    The cohort goes to OUT/cohort and the store to sqlite:///OUT/mlflow.db (unless given).
+    """
+    typer.echo(run_demo(out, tracking_uri, jobs))
 
 
 def explain_command(
@@ -181,7 +186,7 @@ def explain_command(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """One patient's risk and its reasons in clinical language (written locally, never logged)."""
-    from training.explain_report import explain_patient
+    from training.explain_report import explain_patient  # noqa: PLC0415 - keeps crs-risk --help fast
 
     if out is not None and not out.is_absolute() and out.parent == Path("."):
         out = OUTPUT_ROOT / "explain" / out
@@ -207,7 +212,7 @@ def card_command(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """The model card (TRIPOD+AI) of a registered model version, as Markdown and HTML."""
-    from training.card import fetch_model_card
+    from training.card import fetch_model_card  # noqa: PLC0415 - keeps crs-risk --help fast
 
     result = fetch_model_card(
         model,
@@ -218,20 +223,3 @@ def card_command(
         default_root=OUTPUT_ROOT / "cards",
     )
     typer.echo(result.render())
-
-
-COMMANDS: dict[str, object] = {
-    "train": train_command,
-    "compare": compare_command,
-    "evaluate": evaluate_command,
-    "quickstart": quickstart_command,
-    "demo": demo_command,
-    "explain": explain_command,
-    "card": card_command,
-}
-
-
-def register_commands(app: typer.Typer) -> None:
-    """Add the training commands to the root ``crs-risk`` app."""
-    for name, fn in COMMANDS.items():
-        app.command(name)(fn)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """Model resampling (nested CV) for internal validation: nothing is tuned on the data it scores.
 
-Not cohort validation (``features.validate`` checks input files); this is the outer loop.
+Not cohort validation (``features.validation`` checks input files); this is the outer loop.
 
 
 - ``repeated_cv``: repeated stratified k-fold (or ``StratifiedGroupKFold`` by centre when

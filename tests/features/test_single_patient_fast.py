@@ -75,13 +75,13 @@ def ref(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleType]:
 
 # --- inputs ------------------------------------------------------------------------------------
 def request_tables(body: dict[str, Any]) -> dict[str, dict[str, np.ndarray]]:
-    """The tables the service validates for one request body (``serving.scoring.to_frames``):
+    """The tables the service validates for one request body (``serving.conversion.to_frames``):
     a ``RiskRequest``, or the plain record a batch hands over when the request model would
     reject the body first (so the validator's own rules are reached)."""
     from pydantic import ValidationError
 
+    from serving.conversion import to_frames
     from serving.schemas import RiskRequest
-    from serving.scoring import to_frames
 
     try:
         return to_frames([RiskRequest.model_validate(body)]).tables

@@ -1,4 +1,4 @@
-"""The registered MLflow store of the serving tests, built by the real quickstart command."""
+"""The registered MLflow store of the serving tests, built by the real `crs-risk demo` command."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ CRS_RISK = REPO / ".venv" / "bin" / "crs-risk"
 
 
 def quickstart_store(directory: Path) -> str:
-    """``crs-risk quickstart --out DIR`` as a real process; return the tracking URI."""
+    """``crs-risk demo --out DIR`` as a real process; return the tracking URI."""
     subprocess.run(
-        [str(CRS_RISK), "quickstart", "--out", str(directory)],
+        [str(CRS_RISK), "demo", "--out", str(directory)],
         check=True,
         capture_output=True,
         text=True,

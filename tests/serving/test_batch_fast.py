@@ -20,21 +20,16 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from features.errors import CrsRiskError
-from serving.app import _collector_paused
 from serving.batch import BatchInput, batch_input, column, landmarks
-from serving.csvbatch import parse_csv_records
+from serving.batch_body import collector_paused
+from serving.batch_csv import csv_frames
+from serving.batch_csv_exact import parse_csv_records
+from serving.batch_json import decode_batch, struct_type
+from serving.conversion import to_frames, validate_frames_of, validate_requests
 from serving.digest import input_digests
 from serving.examples import example_patients
-from serving.fastcsv import csv_frames
-from serving.fastjson import decode_batch, struct_type
 from serving.schemas import EXAMPLE_REQUEST, PATIENT_FIELDS, RiskRequest, batch_records
-from serving.scoring import (
-    choose_landmark,
-    severe_hours,
-    to_frames,
-    validate_frames_of,
-    validate_requests,
-)
+from serving.scoring import choose_landmark, severe_hours
 from tests.serving.test_service_fast_paths import BAD, same_tables
 
 
@@ -169,9 +164,9 @@ def test_generation_refuses_what_msgspec_cannot_check():
 
 def test_collector_resumes_after_a_batch_even_on_error():
     assert gc.isenabled()
-    with pytest.raises(RuntimeError), _collector_paused():
+    with pytest.raises(RuntimeError), collector_paused():
         assert not gc.isenabled()
-        with _collector_paused():
+        with collector_paused():
             pass
         assert not gc.isenabled()  # the outer batch still runs
         raise RuntimeError("boom")

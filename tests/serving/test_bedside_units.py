@@ -18,11 +18,13 @@ import pytest
 from features.build import FEATURE_COLUMNS
 from features.errors import CrsRiskError
 from features.minimum_inputs import RULES, missing_inputs
-from serving.app import Settings
-from serving.audit import KEY_ENV, AuditRecord, open_audit, verify
+from serving.audit import AuditRecord, open_audit
+from serving.audit_key import KEY_ENV
+from serving.audit_verify import verify
 from serving.auth import add_token, load_tokens, read_token_file
 from serving.checks import model_checks, row_warnings
 from serving.server import exposure_warning
+from serving.state import Settings
 from serving.wording import in_100, reason_text
 from tests.serving.stores import CRS_RISK
 from training.distribution import training_distribution

@@ -17,10 +17,11 @@ import pytest
 from pydantic import ValidationError
 
 from serving.batch import batch_input, landmarks
-from serving.csvbatch import parse_csv, parse_csv_records
+from serving.batch_csv_exact import parse_csv, parse_csv_records
+from serving.conversion import Frames, to_frames
 from serving.examples import example_patients
 from serving.schemas import EXAMPLE_REQUEST, BatchRequest, batch_records
-from serving.scoring import Frames, choose_landmark, severe_hours, to_frames
+from serving.scoring import choose_landmark, severe_hours
 
 
 @pytest.fixture(scope="module")

@@ -300,7 +300,8 @@ def test_reload_frees_the_old_models(store_uri: str, tmp_path: Path):
 
     from fastapi.testclient import TestClient
 
-    from serving.app import Settings, create_app
+    from serving.app import create_app
+    from serving.state import Settings
 
     token = "reload-token-0123456789"
     app = create_app(Settings(store_uri, tmp_path / "audit.sqlite", token=token, examples=False))

@@ -12,13 +12,15 @@ import pytest
 from pydantic import ValidationError
 
 from features.errors import CrsRiskError
-from serving.app import Settings, create_app
+from serving.app import create_app
 from serving.audit import AuditRecord, open_audit
-from serving.csvbatch import parse_csv
+from serving.bands import band_evidence, band_names, thresholds_of
+from serving.batch_csv_exact import parse_csv
+from serving.conversion import RequestProblems, validate_requests
 from serving.examples import example_patients
 from serving.schemas import EXAMPLE_REQUEST, BatchRequest, RiskRequest
-from serving.scoring import RequestProblems, choose_landmark, validate_requests
-from serving.store import band_evidence, band_names, thresholds_of
+from serving.scoring import choose_landmark
+from serving.state import Settings
 
 SNAPSHOT = Path(__file__).with_name("openapi.snapshot.json")
 

@@ -24,11 +24,14 @@ from features.catalog import catalog_for
 from features.io import load_cohort, write_cohort
 from features.synth import simulate
 from serving.audit import OUTPUT_KEYS
+from serving.bands import DEFAULT_THRESHOLDS, band_evidence
+from serving.conversion import validate_requests
 from serving.examples import to_request
 from serving.explaining import _FAST, input_columns, make_explainer, prepare, probabilities
+from serving.loading import LoadedModel, Snapshot
+from serving.registry_names import model_name
 from serving.schemas import RiskRequest
-from serving.scoring import score_request, validate_requests
-from serving.store import DEFAULT_THRESHOLDS, LoadedModel, Snapshot, band_evidence, model_name
+from serving.scoring import score_request
 from tests.training.test_explain import fit
 from training.distribution import training_distribution
 from training.explain import ModelExplainer
@@ -61,7 +64,7 @@ def _fit(name: str, table, task: str, landmark: str, calibration: str | None, co
 
 
 def _loaded(task: str, landmark: str, model, X: pd.DataFrame, y: np.ndarray) -> LoadedModel:
-    """A champion as ``serving.store.load_one`` describes it (explainer built and prepared,
+    """A champion as ``serving.loading.load_one`` describes it (explainer built and prepared,
     training distribution and interval table as the runner stores them)."""
     explainer = make_explainer(model)
     columns = input_columns(model, explainer)

@@ -82,7 +82,7 @@ def quickstart(team: Team) -> Path:
         return Path(given)
     out = team.folder / "qs"
     t0 = time.monotonic()
-    res = team.run("quickstart", "--out", out, "--jobs", "2")
+    res = team.run("demo", "--out", out, "--jobs", "2")
     assert res.returncode == 0, res.stderr[-2000:]
     (team.folder / "quickstart-seconds").write_text(f"{time.monotonic() - t0:.1f}")
     return out

@@ -265,10 +265,10 @@ def test_card_rebuild_and_errors(store, cli, tmp_path):
 
 @pytest.mark.slow
 def test_quickstart_champion_card(cli, tmp_path):
-    """The issue's acceptance path: `crs-risk quickstart`, then `crs-risk card` on a champion."""
+    """The issue's acceptance path: `crs-risk demo`, then `crs-risk card` on a champion."""
     uri = f"sqlite:///{tmp_path / 'qs' / 'mlflow.db'}"
     (tmp_path / "qs").mkdir()
-    res = cli("quickstart", "--out", tmp_path / "qs", "--tracking-uri", uri)
+    res = cli("demo", "--out", tmp_path / "qs", "--tracking-uri", uri)
     assert res.exit_code == 0, res.stderr
     toci = ("crs-toci-refractory-decision", "crs-toci-refractory-first-toci")
     for name in ("crs-severe-0h", "crs-severe-48h", *toci):

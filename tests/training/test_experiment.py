@@ -8,6 +8,7 @@ import pytest
 
 from features.errors import CrsRiskError
 from training.experiment import load_experiment, normalise_landmark
+from training.presets import experiment_path, preset_names, preset_path
 
 from .helpers import write_experiment
 
@@ -16,9 +17,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("name", ["quickstart", "full", "car22"])
 def test_shipped_experiments_validate(name):
-    exp = load_experiment(REPO / "experiments" / f"{name}.yaml")
+    path = preset_path(name) or REPO / "experiments" / f"{name}.yaml"
+    exp = load_experiment(path)
     assert exp.name == name
     assert exp.tasks and exp.models
+
+
+def test_presets_are_package_data_and_train_takes_their_names():
+    assert preset_names() == ["full", "quickstart"]
+    quickstart = preset_path("quickstart")
+    assert quickstart is not None and quickstart.parent.name == "presets"
+    assert experiment_path(Path("quickstart")) == quickstart
+    assert experiment_path(Path("quickstart.yaml")) == quickstart
+    assert experiment_path(Path("no-such-preset")) == Path("no-such-preset")
+    assert preset_path("../experiments/car22") is None
 
 
 def test_car22_is_severe_crs_only_from_the_shared_folder():

@@ -1,6 +1,6 @@
 """Fast path of CSV batch bodies: Arrow columns straight to the cohort tables.
 
-``serving.csvbatch`` turns the long CSV into request records and validates them with the
+``serving.batch_csv_exact`` turns the long CSV into request records and validates them with the
 request models — exact messages (line, column, rule), but ≈1.5 s for 10⁴ patients, because
 every cell becomes a Python object. Here pyarrow's C++ reader parses the body into typed columns
 and every rule of the request models (``serving.schemas``: types, ``Literal`` choices, ``ge`` /
@@ -28,7 +28,16 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from pydantic import BaseModel
 
-from serving.csvbatch import _BOOL_PATIENT, _FALSE, _FLOAT_PATIENT, _TEXT_PATIENT, _TRUE, RECORDS
+from serving.batch_csv_exact import (
+    _BOOL_PATIENT,
+    _FALSE,
+    _FLOAT_PATIENT,
+    _TEXT_PATIENT,
+    _TRUE,
+    CSV_COLUMNS,
+    RECORDS,
+)
+from serving.conversion import Frames, patient_key
 from serving.schemas import (
     BATCH_DEFAULTS,
     MAX_BATCH,
@@ -38,7 +47,6 @@ from serving.schemas import (
     MeasurementIn,
     PatientIn,
 )
-from serving.scoring import Frames, patient_key
 
 
 @dataclass(frozen=True)
@@ -65,15 +73,20 @@ def rule_of(model: type[BaseModel], name: str) -> Rule:
         annotation = members[0]
     bounds: dict[str, Any] = {}
     for m in f.metadata:
-        key = {at.Ge: "ge", at.Le: "le", at.MinLen: "min_length", at.MaxLen: "max_length"}.get(
-            type(m)  # type: ignore[arg-type]
-        )
+        bound_of: dict[Any, str] = {
+            at.Ge: "ge",
+            at.Le: "le",
+            at.MinLen: "min_length",
+            at.MaxLen: "max_length",
+        }
+        key = bound_of.get(type(m))
         if key is None:
             raise TypeError(f"{model.__name__}.{name}: constraint {m!r} not translated")
         bounds[key] = getattr(m, key)
     if get_origin(annotation) is Literal:
         return Rule("text", f.is_required(), choices=frozenset(get_args(annotation)), **bounds)
-    kind = {float: "number", int: "integer", bool: "boolean", str: "text"}.get(annotation)
+    kinds: dict[Any, str] = {float: "number", int: "integer", bool: "boolean", str: "text"}
+    kind = kinds.get(annotation)
     if kind is None:
         raise TypeError(f"{model.__name__}.{name}: type {annotation!r} not translated")
     return Rule(kind, f.is_required(), **bounds)
@@ -92,15 +105,6 @@ def _rules() -> dict[str, dict[str, Rule]]:
         "event": {c: rule_of(EventIn, c) for c in EventIn.model_fields},
         "ref": {"patient_ref": rule_of(BatchPatient, "patient_ref")},
     }
-
-
-_COLUMNS = frozenset(
-    [
-        *("patient_ref", "record", *PATIENT_FIELDS, "landmark", "as_of_hours"),
-        *MeasurementIn.model_fields,
-        *EventIn.model_fields,
-    ]
-)
 
 
 _TEXTS = frozenset(
@@ -202,16 +206,16 @@ def _frames(raw: bytes) -> tuple[Frames, dict[str, list[Any]]]:
     table = pcsv.read_csv(
         io.BytesIO(raw),
         convert_options=pcsv.ConvertOptions(
-            column_types={c: pa.string() for c in _COLUMNS},  # cells as written, typed below
+            column_types={c: pa.string() for c in CSV_COLUMNS},  # cells as written, typed below
             strings_can_be_null=True,
-            null_values=[""],  # only an empty cell is missing ("NA" is text, as in csvbatch)
+            null_values=[""],  # only an empty cell is missing ("NA" is text, as in batch_csv_exact)
         ),
         read_options=pcsv.ReadOptions(use_threads=True),
     )
     names = table.column_names
     if len(set(names)) != len(names) or "patient_ref" not in names or "record" not in names:
         raise _Reject
-    cols = {n: table.column(n) for n in names if n in _COLUMNS}
+    cols = {n: table.column(n) for n in names if n in CSV_COLUMNS}
     n_rows = table.num_rows
     if n_rows == 0:
         raise _Reject
@@ -319,7 +323,7 @@ def _frames(raw: bytes) -> tuple[Frames, dict[str, list[Any]]]:
         "patient_ref": unique_refs,
         "landmark": landmark.tolist(),
         "as_of_hours": [None if np.isnan(v) else v for v in as_of.tolist()],
-        "explain": [BATCH_DEFAULTS["explain"]] * n,  # not CSV columns (as in csvbatch)
+        "explain": [BATCH_DEFAULTS["explain"]] * n,  # not CSV columns (as in batch_csv_exact)
         "top_k": [BATCH_DEFAULTS["top_k"]] * n,
     }
     return Frames(tables, origin), fields

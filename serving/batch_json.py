@@ -9,7 +9,7 @@ strict types), never written by hand, and generation refuses any constraint or v
 not translate. msgspec only ever decides the fast path: a body it rejects is validated again by
 pydantic (``serving.schemas.batch_records``), whose answer — the errors, or records when msgspec
 was stricter — is what the caller gets. Non-finite numbers (``1e999``) are checked after decoding
-(``allow_inf_nan=False``). ``tests/serving/test_fastjson.py`` checks both decoders agree.
+(``allow_inf_nan=False``). ``tests/serving/test_batch_fast.py`` checks both decoders agree.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _translate(annotation: Any, structs: dict[type, Any]) -> Any:
     if origin is Literal:
         return annotation
     if origin is list:
-        return list[_translate(get_args(annotation)[0], structs)]  # type: ignore[misc]
+        return list[_translate(get_args(annotation)[0], structs)]  # type: ignore[misc]  # run-time
     if origin in (Union, types.UnionType):
         return Union[tuple(_translate(a, structs) for a in get_args(annotation))]  # noqa: UP007
     raise TypeError(f"no msgspec equivalent for the type {annotation!r}")

@@ -11,6 +11,7 @@ validated by the same pydantic models as JSON requests.
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 from typing import Any
@@ -20,7 +21,7 @@ import pandas as pd
 
 from features.errors import CrsRiskError
 from features.schema import PATIENTS
-from serving.schemas import BatchRequest, batch_records
+from serving.schemas import PATIENT_FIELDS, BatchRequest, EventIn, MeasurementIn, batch_records
 
 RECORDS = ("patient", "measurement", "event")
 _FLOAT_PATIENT = tuple(c.name for c in PATIENTS.columns if c.dtype == "float")
@@ -33,6 +34,14 @@ _TEXT_PATIENT = tuple(
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 MAX_PROBLEMS = 20
+CSV_COLUMNS = frozenset(
+    [
+        *("patient_ref", "record", *PATIENT_FIELDS, "landmark", "as_of_hours"),
+        *MeasurementIn.model_fields,
+        *EventIn.model_fields,
+    ]
+)
+"""Every column a CSV batch body may have (an unknown header is an error)."""
 
 
 class _Column:
@@ -142,8 +151,8 @@ def _bodies(raw: bytes) -> dict[str, Any]:
             conv = parsed.get((c, how))
             if conv is None:
                 conv = parsed[(c, how)] = _Column(cells[c], how, c)
-            for i in np.flatnonzero(rows & (conv.errors != None)):  # noqa: E711 (elementwise)
-                problems.append((int(i), order, str(conv.errors[i])))
+            for k in np.flatnonzero(rows & (conv.errors != None)).tolist():  # noqa: E711 (elementwise)
+                problems.append((k, order, str(conv.errors[k])))
     if problems:
         problems.sort(key=lambda x: (x[0], x[1]))
         listed = [f"line {i + 2}, {text}" for i, _, text in problems[:MAX_PROBLEMS]]
@@ -226,13 +235,9 @@ def _lower(values: np.ndarray) -> list[str]:
 def unknown_csv_columns(raw: bytes) -> list[str]:
     """Header names of a CSV body that are not request columns (a misspelt column is an
     error, never silently ignored and imputed). Column *names* are not patient data."""
-    import csv
-
-    from serving.fastcsv import _COLUMNS
-
     first = raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip("\r")
     try:
         header = next(csv.reader([first]))
     except (csv.Error, StopIteration):
         return []
-    return [h[:64] for h in header if h.strip() and h not in _COLUMNS]
+    return [h[:64] for h in header if h.strip() and h not in CSV_COLUMNS]

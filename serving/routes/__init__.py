@@ -1,0 +1,7 @@
+"""The service's routes, one ``APIRouter`` per group, included by ``serving.app.create_app``.
+
+``page`` (the clinician page and the offline API documentation), ``health`` (alive, ready),
+``models`` (the champions in service, reload) and ``risk`` (scoring one patient or many, the
+examples and the vocabulary). Each route receives the running service through the
+``serving.state.AppState`` dependency.
+"""
