@@ -22,6 +22,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.utils._response import _get_response_values
+from xgboost import XGBClassifier
+
+from features.transformers import CatalogWinsorizer
+from serving.trees import compile_trees
+from training.baselines import LogLogisticBaseline
+from training.explain import ModelExplainer
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,6 @@ class Explained:
 
 def make_explainer(model: Any) -> Any:
     """``training.explain.ModelExplainer`` for ``model``, built once at load time."""
-    from training.explain import ModelExplainer
 
     return ModelExplainer(model)
 
@@ -112,9 +122,6 @@ def probe_rows(model: Any, explainer: Any, k: int, seed: int = 0) -> np.ndarray:
 
 def _bounds(explainer: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Winsorising bounds of the model inputs (±inf where the model has none)."""
-    from sklearn.pipeline import Pipeline
-
-    from features.transformers import CatalogWinsorizer
 
     lo, hi = np.full(k, -np.inf), np.full(k, np.inf)
     pre = getattr(explainer, "_pre", None)
@@ -188,9 +195,6 @@ def fast_path_problem(model: Any, explainer: Any, columns: tuple[str, ...]) -> s
 def _compile_trees(model: Any, explainer: Any, probe: np.ndarray) -> None:
     """Compile the XGBoost trees of the model (``serving.trees``, itself checked bit for bit
     against the booster on rows around every split and the transformed probe rows)."""
-    from xgboost import XGBClassifier
-
-    from serving.trees import compile_trees
 
     final = getattr(explainer, "_final", None)
     if not isinstance(final, XGBClassifier) or final in _TREES:
@@ -244,10 +248,6 @@ def _margin(final: Any, xt: np.ndarray) -> np.ndarray:
 def _final_proba(final: Any, xt: np.ndarray) -> np.ndarray:
     """``final.predict_proba(xt)[:, 1]`` of a fitted binary estimator, without per-call input
     checks for the estimators the service knows (the probe at load time checks the result)."""
-    from scipy.special import expit
-    from sklearn.linear_model import LogisticRegression
-    from xgboost import XGBClassifier
-
     if type(final) is LogisticRegression:
         return expit(_lr_decision(final, xt))
     if isinstance(final, XGBClassifier):
@@ -267,9 +267,6 @@ def _final_response(final: Any, xt: np.ndarray) -> np.ndarray:
     """What ``CalibratedClassifierCV`` calibrates: the decision function if the estimator has
     one, else the positive-class probability (``sklearn.utils._response``'s choice) — for
     ``training.models.MonotoneXGBClassifier`` the booster's margin (Platt on the log-odds)."""
-    from sklearn.linear_model import LogisticRegression
-    from xgboost import XGBClassifier
-
     if type(final) is LogisticRegression:
         return _lr_decision(final, xt)
     if isinstance(final, XGBClassifier):
@@ -277,8 +274,6 @@ def _final_response(final: Any, xt: np.ndarray) -> np.ndarray:
             return _margin(final, xt)
         return _final_proba(final, xt)  # no decision function: its probability is calibrated
     if hasattr(final, "decision_function"):
-        from sklearn.utils._response import _get_response_values
-
         pred, _ = _get_response_values(
             final, xt, response_method=["decision_function", "predict_proba"]
         )
@@ -292,11 +287,6 @@ def _array_path(model: Any, explainer: Any, X: np.ndarray) -> np.ndarray:
     request's cost) and the rest by the estimators' own arithmetic on the result — for
     ``CalibratedClassifierCV`` with one calibrated classifier, its calibrator's ``predict`` and
     the same clipping and averaging as its ``predict_proba``."""
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.pipeline import Pipeline
-
-    from training.baselines import LogLogisticBaseline
-
     if type(model) is LogLogisticBaseline:
         xt = np.ascontiguousarray(explainer._log_design(X))
         return np.asarray(_final_proba(model.lr_, xt), dtype=np.float64)
@@ -383,8 +373,6 @@ def without(explainer: Any, x: np.ndarray, log_odds: float, deltas: list[float])
         return []
     lo = np.array([log_odds - d for d in deltas], dtype=np.float64)
     if isinstance(getattr(explainer, "_calibrator", None), str):  # needs inputs: no shortcut
-        from scipy.special import expit
-
         return [float(v) for v in expit(lo)]
     return [float(v) for v in explainer.calibrate(lo, np.repeat(x.reshape(1, -1), len(lo), 0))]
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import sys
 
+from mlflow.exceptions import MlflowException
+from mlflow.server import get_app_client
+
 
 def ensure_user(uri: str, username: str, password: str) -> str:
     """Create ``username`` or, if it exists, set its password; returns what was done."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.server import get_app_client
-
     auth = get_app_client("basic-auth", tracking_uri=uri)
     try:
         auth.get_user(username)

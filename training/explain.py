@@ -38,11 +38,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import shap
+import xgboost
 from scipy.special import expit, logit
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from xgboost import XGBModel
 
 from features.catalog import FeatureSpec, variable_of
 from features.errors import CrsRiskError
+from training.baselines import LogLogisticBaseline, ThresholdRuleBaseline
 from training.explain_attribution import (
     M_EASIX_PARTS,
     PatientExplanation,
@@ -117,18 +124,13 @@ class ModelExplainer:
         model: Any,
         catalog: Sequence[FeatureSpec] | Mapping[str, FeatureSpec] | None = None,
     ) -> None:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import Pipeline
-        from xgboost import XGBModel
-
-        from training.baselines import LogLogisticBaseline, ThresholdRuleBaseline
-
         self.model = model
         self.estimator, self.calibrated_classifier = unwrap(model)
         self.specs = specs_of(catalog)
         est = self.estimator
         self._rule: dict[str, Any] | None = None
         self._design: Op | None = None
+        self._ops: list[Op] | None = None
         self.unsupported = ""  # the preprocessing step without a NumPy version, if any
         if isinstance(est, Pipeline):
             final = est.steps[-1][1]
@@ -142,8 +144,6 @@ class ModelExplainer:
                 self._ops = None
                 self.unsupported = str(exc)
             if isinstance(final, XGBModel):
-                import shap
-
                 self.family = "xgboost"
                 self._booster = final.get_booster()
                 self._tree = shap.TreeExplainer(self._booster)
@@ -190,12 +190,9 @@ class ModelExplainer:
         return "score(" + ",".join(est.columns) + ")"
 
     def _linear_setup(self, lr: Any, pre: Any, reference: np.ndarray | None = None) -> None:
-        import shap
-        from sklearn.preprocessing import StandardScaler
-
         if reference is None:
             last = pre.steps[-1][1] if pre is not None and hasattr(pre, "steps") else None
-            inner = last.steps[-1][1] if hasattr(last, "steps") else last
+            inner = last.steps[-1][1] if last is not None and hasattr(last, "steps") else last
             if not isinstance(inner, StandardScaler):
                 raise CrsRiskError(
                     "linear SHAP needs the training mean of the transformed features: the "
@@ -313,8 +310,6 @@ class ModelExplainer:
         """(values (n, p), base values (n,)) in log-odds for transformed rows."""
         n = Xt.shape[0]
         if self.family == "xgboost":
-            import xgboost
-
             # One thread: on a busy host, spinning up the default OpenMP pool for a one-row
             # DMatrix costs tens of milliseconds (more than the whole explanation).
             dm = xgboost.DMatrix(Xt, nthread=1)

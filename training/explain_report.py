@@ -9,16 +9,26 @@ in the local file the user asked for, never on stdout or in an error message.
 
 from __future__ import annotations
 
+import base64
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
+import mlflow
 import numpy as np
 
+from features.build import build_features
+from features.catalog import catalog_for
 from features.errors import CrsRiskError
+from features.io import load_cohort
 from features.manifest import is_synthetic
+from training.evaluate import allow_model_loading
 from training.explain import ModelExplainer
 from training.explain_attribution import PatientExplanation, format_log_odds
+from training.explain_plots import waterfall_plot
+from training.registry import resolve_version
+from training.tracking import connect, resolve_tracking_uri
 
 OUTCOME_PHRASES: dict[str, str] = {
     "severe_crs": "severe CRS (ASTCT grade ≥3) after {landmark}",
@@ -82,11 +92,6 @@ CALIBRATION_NOTE = (
 
 def _write_report(report: PatientReport, patient: str, out: Path) -> None:
     """Write the waterfall PNG, or a self-contained HTML page embedding it."""
-    import base64
-
-    import jinja2
-
-    from training.explain_plots import waterfall_plot
 
     suffix = out.suffix.lower()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -129,13 +134,6 @@ def explain_patient(
     same code as training (no label needed). ``out`` ending in ``.html`` gets a self-contained
     page (risk, reasons table, waterfall); ``.png`` the waterfall alone. Nothing is logged.
     """
-    import mlflow
-
-    from features.build import build_features
-    from features.catalog import catalog_for
-    from features.io import load_cohort
-    from training.evaluate import allow_model_loading, resolve_version
-    from training.tracking import connect, resolve_tracking_uri
 
     if out is not None and Path(out).suffix.lower() not in (".html", ".png"):
         raise CrsRiskError(f"--out {Path(out).name}: the report must be .html or .png")
