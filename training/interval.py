@@ -170,36 +170,44 @@ def _usable(y: np.ndarray, idx: np.ndarray, min_events: int) -> bool:
     return int(yy.sum()) >= min_events and int(yy.size - yy.sum()) >= min_events
 
 
-def refit_offsets(
+def bootstrap_refits(
     model: Any, X: Any, y: np.ndarray, n_refit: int = 30, seed: int = 0, min_events: int = 3
-) -> tuple[np.ndarray, np.ndarray]:
-    """Registered log-odds ``z`` of every training patient and, per bootstrap refit of the
-    registered pipeline (``sklearn.base.clone``: same steps and hyper-parameters, inner
-    calibration refitted), each patient's refit log-odds minus ``z`` (``n_refit`` × n).
-
-    A resample with fewer than ``min_events`` events or non-events (an inner 3-fold
-    calibration needs them) is drawn again; a refit that fails is skipped (bounded tries).
-    """
+) -> list[Any]:
+    """``n_refit`` refits of the registered pipeline on bootstrap resamples of its training
+    patients (``sklearn.base.clone``: same steps and hyper-parameters; an inner calibration is
+    refitted too). A resample with fewer than ``min_events`` events or non-events (an inner
+    3-fold calibration needs them) is drawn again; a refit that fails is skipped (bounded)."""
     from sklearn.base import clone
 
     y = np.asarray(y).astype(int)
     n = y.size
-    z = _logit(model.predict_proba(X)[:, 1])
     rng = np.random.default_rng(seed)
-    rows: list[np.ndarray] = []
+    fitted: list[Any] = []
     for _ in range(4 * n_refit):
-        if len(rows) == n_refit:
+        if len(fitted) == n_refit:
             break
         idx = rng.integers(0, n, n)
         if not _usable(y, idx, min_events):
             continue
         Xb = X.iloc[idx] if hasattr(X, "iloc") else X[idx]
         try:
-            fitted = clone(model).fit(Xb, y[idx])
+            fitted.append(clone(model).fit(Xb, y[idx]))
         except (ValueError, np.linalg.LinAlgError):
             continue
-        rows.append(_logit(fitted.predict_proba(X)[:, 1]) - z)
-    return z, np.asarray(rows, dtype=np.float64).reshape(len(rows), n)
+    return fitted
+
+
+def refit_offsets(
+    model: Any, X: Any, y: np.ndarray, n_refit: int = 30, seed: int = 0, refits: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Registered log-odds ``z`` of every training patient and, per bootstrap refit
+    (:func:`bootstrap_refits`, or ``refits`` already fitted), each patient's refit log-odds
+    minus ``z`` (refits × patients)."""
+    z = _logit(model.predict_proba(X)[:, 1])
+    if refits is None:
+        refits = bootstrap_refits(model, X, y, n_refit, seed)
+    rows = [_logit(m.predict_proba(X)[:, 1]) - z for m in refits]
+    return z, np.asarray(rows, dtype=np.float64).reshape(len(rows), z.size)
 
 
 def _weighted_quantiles(v: np.ndarray, w: np.ndarray, qs: list[float]) -> np.ndarray:
