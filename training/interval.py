@@ -45,8 +45,17 @@ METHOD_UNION = (
     "bootstrap recalibration of out-of-fold predictions ∪ bootstrap refits of the registered "
     "pipeline (tabulated on its log-odds)"
 )
-# What benchmarks/bench_interval.py measured for the union (filled from its results file).
-MEASURED = ""
+# What benchmarks/bench_interval.py measured for the union (results_interval.json, "replicated").
+MEASURED = "MEASURED_PLACEHOLDER"
+COVERS = (
+    "Outcome rate among patients given this predicted risk by this model (its calibration at "
+    "this risk): the union of a bootstrap recalibration of the validated procedure's "
+    "out-of-fold predictions (validation sampling) and the spread of bootstrap refits of the "
+    "registered pipeline (what other training cohorts of this size would have said). "
+    f"Nominal 95%; {MEASURED}. It is not an interval for this one patient's own risk, and it "
+    "does not cover patients unlike the training data (see the warnings). Models registered "
+    "before the refit part carry the recalibration part alone (interval_method says which)."
+)
 GRID = np.linspace(-7.0, 7.0, 141)  # log-odds of 0.09% … 99.9%
 EPS = 1e-6
 
