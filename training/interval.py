@@ -5,7 +5,7 @@ population to whom *this* registered model gives this predicted probability — 
 calibration curve at the patient's probability. It is a calibration-type interval, read next
 to the band's observed rate; it is NOT an interval for this one patient's true risk (patients
 given the same probability differ in true risk: on simulated cohorts, whose true risks are
-known, the interval holds the patient's own risk for only about half of them), and it does not
+known, the interval holds the patient's own risk for about 4 in 10 of them), and it does not
 cover patients unlike the training data (the training-distribution checks flag those).
 
 Two sources of error are combined (union of the two intervals at each probability):
@@ -22,11 +22,30 @@ Two sources of error are combined (union of the two intervals at each probabilit
    patients whose registered log-odds is near the grid point (Gaussian kernel), percentile
    interval. What other training cohorts of this size would have told the same patient.
 
-The union always holds the served probability, and both bounds are made non-decreasing in it.
-Measured on fresh simulated cohorts (``benchmarks/bench_interval.py``, the simulator knows the
-true risks; figures in :data:`MEASURED`): neither part alone reaches its nominal level on the
-calibration estimand, the union comes closer; the artifact and the API state the measured
-coverage beside the nominal level.
+The union always holds the served probability, and both bounds are made non-decreasing in it
+(widened, never narrowed).
+
+Measured (``benchmarks/bench_interval.py``, ``results_interval.json`` "replicated": 10
+simulated training cohorts of the demo's size, the demo champion's pipeline refitted on each,
+3,000 fresh patients; share of fresh patients whose decile rate is inside their interval,
+nominal 95%):
+
+==========================  ====================  ======================
+method                      0 h, XGBoost (true)   48 h, logreg (observed)
+==========================  ====================  ======================
+recalibration alone (old)   69%, 18 points        76%, 15 points
+refit spread alone          96%, 28 points        91%, 22 points
+union (this module)         97%, 29 points        92%, 23 points
+per-patient refit ensemble  90%, 23 points        88%, 20 points
+Venn–Abers (inductive)      43%, 7 points         38%, 7 points
+==========================  ====================  ======================
+
+The per-patient ensemble (30 refits kept and evaluated per request) is narrower but covers less
+and costs 30 model evaluations per request; Venn–Abers (Vovk V, Petej I, Fedorova V, NeurIPS
+2015) has a calibration guarantee for its multiprobability, not a level, and at this size its
+[p0, p1] is far narrower than the calibration error. The patient's own simulated risk lies in
+the union for 41% of patients at 0 h: it is not a truth interval. At 48 h the reference (an
+observed decile rate, ~2 points binomial noise) slightly lowers every method's figure.
 
 The table is computed once at training (a grid of log-odds; the sink logs it as
 ``serving/interval.json``) and read by linear interpolation, so a request pays one
@@ -46,7 +65,12 @@ METHOD_UNION = (
     "pipeline (tabulated on its log-odds)"
 )
 # What benchmarks/bench_interval.py measured for the union (results_interval.json, "replicated").
-MEASURED = "MEASURED_PLACEHOLDER"
+MEASURED = (
+    "measured on 10 simulated training cohorts of 114–118 patients each, scored on 3,000 fresh "
+    "patients (benchmarks/bench_interval.py): the decile's rate inside the interval for 97% of "
+    "patients at 0 h (true rates) and 92% at 48 h (observed rates), mean width 29 and 23 "
+    "points"
+)
 COVERS = (
     "Outcome rate among patients given this predicted risk by this model (its calibration at "
     "this risk): the union of a bootstrap recalibration of the validated procedure's "
