@@ -46,9 +46,12 @@ team-down: ## stop the team stack (its data stays in $(TEAM_DIR))
 test-team: venv ## the team suite against the stack of `make team-up`
 	CRS_RISK_TEAM_ENV=$(abspath $(TEAM_DIR))/team.env $(BIN)/pytest -m team -q -p no:randomly tests/team
 
-lint: venv ## ruff check and format check
+lint: venv ## ruff, the import contracts, mypy and deptry (CI runs it; .pre-commit-config.yaml too)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/deptry .
 
 format: venv ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
