@@ -27,13 +27,9 @@ from serving.bands import band_index, band_names
 from serving.checks import ModelChecks, model_checks, row_warnings
 from serving.explaining import explain_top, probabilities, used_variables, without
 from serving.loading import LoadedModel
+from training.interval import COVERS as INTERVAL_TEXT
 
-INTERVAL_COVERS = (
-    "95% bootstrap interval of the outcome rate among validation patients given this "
-    "predicted risk (recalibration of the out-of-fold predictions); it reflects how many "
-    "validation patients support the number, not refits on other cohorts, and not patients "
-    "unlike the training data (see the warnings)."
-)
+INTERVAL_COVERS = INTERVAL_TEXT  # what the per-patient interval covers (training.interval)
 
 _CHECKS: dict[tuple[str, str], ModelChecks] = {}
 _INDEX: dict[tuple[str, ...], np.ndarray] = {}

@@ -270,12 +270,16 @@ class InputWarning(BaseModel):
 
 
 class Interval(BaseModel):
-    """Plausible range of the probability (``GET /v1/models``: the method and what it covers,
-    per model)."""
+    """Plausible range of the outcome rate among patients given this predicted risk by this
+    model (not of this one patient's own risk); ``GET /v1/models``: the method, what it covers
+    and its measured coverage, per model."""
 
     low: float = Field(description="Lower end (probability).")
     high: float = Field(description="Upper end (probability).")
-    level: float = Field(description="Nominal level, e.g. 0.95 (measured coverage: README).")
+    level: float = Field(
+        description="Nominal level, 0.95; the coverage measured on fresh simulated cohorts is "
+        "in GET /v1/models (interval_covers) and the README."
+    )
 
 
 class BandEvidence(BaseModel):
@@ -304,7 +308,9 @@ class TaskResult(BaseModel):
     horizon: str | None = Field(None, description="What is predicted, over which time.")
     probability: float | None = Field(None, description="Calibrated probability (0–1).")
     interval: Interval | None = Field(
-        None, description="Per-patient uncertainty of the probability."
+        None,
+        description="Per-patient uncertainty: the outcome rate among patients given this "
+        "risk (see Interval).",
     )
     summary: str | None = Field(None, description="The result in one clinical sentence.")
     band: str | None = None

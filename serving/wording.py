@@ -55,7 +55,10 @@ def summary_text(
     """The headline sentence of one scored task."""
     text = f"{in_100(p).capitalize()} patients like this: {horizon}."
     if low is not None and high is not None:
-        text += f" Plausible range {round(100 * low)}–{round(100 * high)} in 100."
+        text += (
+            f" Plausible range among patients given this risk: "
+            f"{round(100 * low)}–{round(100 * high)} in 100."
+        )
     if observed is not None and observed.observed is not None:
         text += (
             f" In validation, {observed.events} of {observed.n} patients in the {band}-risk band "

@@ -299,7 +299,10 @@ def log_procedure(
         if w is not None:
             # issue 14: what serving reads beside the model (training distribution, interval)
             centers = table.groups["center"].to_numpy() if "center" in table.groups else None
-            for path, doc in serving_artifacts(table.X, centers, folds, ctx.exp.seed).items():
+            docs = serving_artifacts(
+                table.X, centers, folds, ctx.exp.seed, model=w.final.model_, y=table.y.to_numpy()
+            )
+            for path, doc in docs.items():
                 mlflow.log_dict(doc, path)
             explain(w.final.model_, table.X.astype("float64"), catalog, title, ctx)
         log_schema(table, ctx)

@@ -286,7 +286,7 @@ function renderResult(r) {
       el("span", { class: bandClass(r.band) }, (r.band || "") + " risk"));
     if (r.interval) {
       line.append(el("span", { class: "interval", "data-testid": "interval-" + r.task },
-        ` plausible range ${pct(r.interval.low)}–${pct(r.interval.high)}`));
+        ` plausible range ${pct(r.interval.low)}–${pct(r.interval.high)} (rate among patients given this risk)`));
     }
     box.appendChild(line);
     if (r.summary) box.appendChild(el("p", { class: "summary", "data-testid": "summary-" + r.task }, r.summary));
