@@ -33,7 +33,8 @@ from training.card_render import (
     card_sections,
     render,
 )
-from training.registry import model_id_of, resolve_version
+from training.registry import resolve_version
+from training.sink import log_card_files
 from training.tracking import connect, resolve_tracking_uri
 
 __all__ = [
@@ -61,18 +62,10 @@ def build_card(client: Any, name: str, version: str) -> ModelCard:
 
 
 def log_model_card(client: Any, name: str, version: str) -> ModelCard:
-    """Build the card and log it with the model version (LoggedModel + training run + tag)."""
+    """Build the card and log it with the model version (LoggedModel + training run + tag;
+    the writing is the sink's, ``training.sink.log_card_files``)."""
     card = build_card(client, name, version)
-    mv = client.get_model_version(name, str(version))
-    with tempfile.TemporaryDirectory(prefix="crs-risk-card-") as tmp:
-        folder = Path(tmp) / CARD_DIR
-        card.write(folder)
-        model_id = model_id_of(mv)
-        if model_id:
-            client.log_model_artifacts(model_id, tmp)
-        if mv.run_id:
-            client.log_artifacts(mv.run_id, str(folder), CARD_DIR)
-    client.set_model_version_tag(name, str(version), CARD_TAG, f"{CARD_DIR}/{CARD_MD}")
+    log_card_files(client, name, version, card.write, CARD_DIR, CARD_TAG, f"{CARD_DIR}/{CARD_MD}")
     return card
 
 

@@ -50,6 +50,7 @@ from training.data_quality import tags_of as data_quality_tags
 from training.experiment import Experiment
 from training.explain_global import write_global_explanations
 from training.metrics import MetricReport
+from training.registry import model_id_of
 from training.tracking import provenance_tags
 
 PLOT_FILES = {
@@ -342,3 +343,27 @@ def log_evaluation(
             (out / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
             mlflow.log_artifacts(tmp)
         return str(run.info.run_id)
+
+
+def log_card_files(
+    client: Any,
+    name: str,
+    version: str,
+    write: Callable[[Path], object],
+    card_dir: str,
+    tag: str,
+    tag_value: str,
+) -> None:
+    """Log a model card beside a registered version: ``write(folder)`` puts the files in
+    ``card_dir``, which goes to the LoggedModel's artifacts and the training run; the version's
+    ``tag`` points at it (the card is built from what was logged, ``training.card``)."""
+    mv = client.get_model_version(name, str(version))
+    with tempfile.TemporaryDirectory(prefix="crs-risk-card-") as tmp:
+        folder = Path(tmp) / card_dir
+        write(folder)
+        model_id = model_id_of(mv)
+        if model_id:
+            client.log_model_artifacts(model_id, tmp)
+        if mv.run_id:
+            client.log_artifacts(mv.run_id, str(folder), card_dir)
+    client.set_model_version_tag(name, str(version), tag, tag_value)
