@@ -94,6 +94,29 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 """
 
 
+_text = json.encoder.encode_basestring_ascii  # C: a str as a JSON string, ensure_ascii
+
+
+def _chain_fast(chain_key: bytes, prev: str, values: Sequence[Any]) -> str:
+    """``serving.audit_key.chain`` for records of str, int and None (a score record), without
+    a ``json.dumps`` encoder per record: the same canonical text (the C escaping ``json`` uses
+    with ``ensure_ascii``, ``int.__repr__``, ``null``, no spaces) and the same HMAC-SHA256.
+    Any other value type goes through ``chain`` itself."""
+    parts = [_text(prev)]
+    for v in values:
+        t = type(v)
+        if t is str:
+            parts.append(_text(v))
+        elif v is None:
+            parts.append("null")
+        elif t is int:
+            parts.append(int.__repr__(v))
+        else:
+            return chain(chain_key, prev, values)
+    text = "[" + ",".join(parts) + "]"
+    return hmac.digest(chain_key, text.encode("ascii"), "sha256").hex()
+
+
 def _now() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
@@ -298,8 +321,9 @@ class AuditLog:
                 first = self._next_id("scores")
                 prev = self._head[1]
                 chained = []
+                key = self._chain_key
                 for k, row in enumerate(rows):
-                    h = chain(self._chain_key, prev, [first + k, *row])
+                    h = _chain_fast(key, prev, [first + k, *row])
                     chained.append((first + k, *row, prev, h))
                     prev = h
                 self._conn.executemany(
