@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from serving.audit import _chain_fast, open_audit
@@ -29,7 +31,17 @@ def test_a_batch_append_verifies(tmp_path, monkeypatch):
     db = tmp_path / "audit.sqlite"
     log = open_audit(db)
     refs = ["P1", None, ODD]
-    log.append_encoded("r1", refs, ['{"m": "1"}'] * 3, ["d" * 64] * 3, [f'["{ODD}"]'] * 3, ODD)
+    versions = ['{"m": "1"}', '{"m": "2"}', '{"m": "1"}']
+    log.append_encoded("r1", refs, versions, ["d" * 64] * 3, [f'["{ODD}"]'] * 3, ODD)
+    log.append_encoded("r2", refs[:1], versions[:1], ["e" * 64], ["[]"])
+    hashed = [log.patient_hash(r) for r in [*refs, refs[0]]]
     log.close()
     result = verify(db)
     assert result.ok, result.problems
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT patient_hash, model_versions, token_name FROM scores ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        *((h, v, ODD) for h, v in zip(hashed, versions, strict=False)),
+        (hashed[3], versions[0], None),
+    ]
+    con.close()
