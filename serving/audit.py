@@ -94,6 +94,29 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 """
 
 
+_text = json.encoder.encode_basestring_ascii  # C: a str as a JSON string, ensure_ascii
+
+
+def _chain_fast(chain_key: bytes, prev: str, values: Sequence[Any]) -> str:
+    """``serving.audit_key.chain`` for records of str, int and None (a score record), without
+    a ``json.dumps`` encoder per record: the same canonical text (the C escaping ``json`` uses
+    with ``ensure_ascii``, ``int.__repr__``, ``null``, no spaces) and the same HMAC-SHA256.
+    Any other value type goes through ``chain`` itself."""
+    parts = [_text(prev)]
+    for v in values:
+        t = type(v)
+        if t is str:
+            parts.append(_text(v))
+        elif v is None:
+            parts.append("null")
+        elif t is int:
+            parts.append(int.__repr__(v))
+        else:
+            return chain(chain_key, prev, values)
+    text = "[" + ",".join(parts) + "]"
+    return hmac.digest(chain_key, text.encode("ascii"), "sha256").hex()
+
+
 def _now() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
@@ -278,14 +301,29 @@ class AuditLog:
         """Append a batch's records whose model versions and outputs are already JSON texts
         (``serving.batch.BatchScores``), in one transaction; returns how many."""
         now = _now()
-        hashed = map(self.patient_hash, refs)
+        key, digest = self._key, hmac.digest
+        hashed = [None if r is None else digest(key, r.encode(), "sha256").hex() for r in refs]
         rows = [
             (now, request_id, h, v, d, o, token_name)
             for h, v, d, o in zip(hashed, versions, digests, outputs, strict=True)
         ]
-        return self._insert(rows)
+        # The record's canonical text after its id (``_chain_fast``), escaped here, outside the
+        # lock: the fields are str or None; the few distinct version texts are escaped once.
+        fixed = f"{_text(now)},{_text(request_id)}"
+        token = "null" if token_name is None else _text(token_name)
+        said: dict[str, str] = {}
+        tails = []
+        for h, v, d, o in zip(hashed, versions, digests, outputs, strict=True):
+            vt = said.get(v)
+            if vt is None:
+                vt = said[v] = _text(v)
+            ht = "null" if h is None else f'"{h}"'  # hex digits
+            tails.append(f"{fixed},{ht},{vt},{_text(d)},{_text(o)},{token}]")
+        return self._insert(rows, tails)
 
-    def _insert(self, rows: list[tuple[Any, ...]]) -> int:
+    def _insert(self, rows: list[tuple[Any, ...]], tails: list[str] | None = None) -> int:
+        """Chain and write ``rows``; ``tails``: each row's canonical text after its id, when
+        the caller has it (``append_encoded``)."""
         with self._lock:
             try:
                 if not os.access(self.path, os.W_OK):  # e.g. made read-only or immutable
@@ -298,10 +336,19 @@ class AuditLog:
                 first = self._next_id("scores")
                 prev = self._head[1]
                 chained = []
-                for k, row in enumerate(rows):
-                    h = chain(self._chain_key, prev, [first + k, *row])
-                    chained.append((first + k, *row, prev, h))
-                    prev = h
+                key = self._chain_key
+                if tails is None:
+                    for k, row in enumerate(rows):
+                        h = _chain_fast(key, prev, [first + k, *row])
+                        chained.append((first + k, *row, prev, h))
+                        prev = h
+                else:
+                    digest = hmac.digest
+                    for k, (row, tail) in enumerate(zip(rows, tails, strict=True)):
+                        text = f"[{_text(prev)},{first + k},{tail}"
+                        h = digest(key, text.encode("ascii"), "sha256").hex()
+                        chained.append((first + k, *row, prev, h))
+                        prev = h
                 self._conn.executemany(
                     "INSERT INTO scores(id, time, request_id, patient_hash, model_versions, "
                     "input_digest, outputs, token_name, prev_hash, row_hash) "

@@ -54,15 +54,15 @@ class BatchScores:
     """
 
     refs: list[str | None]
-    items: list[str]
+    items: list[bytes]
     outputs: list[str]
     versions: list[str]
     digests: list[str]
 
     def body(self, request_id: str) -> bytes:
-        """The ``BatchResponse`` document."""
-        head = f'{{"request_id":{_text(request_id)},"n":{len(self.items)},"items":['
-        return (head + ",".join(self.items) + f'],"notice":{_text(NOTICE)}}}').encode()
+        """The ``BatchResponse`` document (UTF-8 pieces joined once: no str of the whole)."""
+        head = f'{{"request_id":{_text(request_id)},"n":{len(self.items)},"items":['.encode()
+        return b"".join((head, b",".join(self.items), f'],"notice":{_text(NOTICE)}}}'.encode()))
 
 
 _text = json.encoder.encode_basestring_ascii  # C: a JSON string
@@ -207,13 +207,13 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
     # (``serving.results.empty``: most patients' toci results), so most of the 3·n results are
     # a handful of objects. Keyed by id(): every result stays referenced until the end.
     encode = msgspec.json.encode
-    full: dict[int, str] = {}
+    full: dict[int, bytes] = {}
     kept: dict[int, str] = {}
 
-    def as_json(r: dict[str, Any] | None) -> str:
+    def as_json(r: dict[str, Any] | None) -> bytes:
         text = full.get(id(r))
         if text is None:
-            text = full[id(r)] = encode(r).decode()
+            text = full[id(r)] = encode(r)
         return text
 
     def as_output(r: dict[str, Any] | None) -> str:  # what the audit log keeps of a result
@@ -223,9 +223,13 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
             text = kept[id(r)] = encode({k: r[k] for k in OUTPUT_KEYS}).decode()
         return text
 
+    # UTF-8 throughout: the results' texts hold non-ASCII (≥), so a str of them would be
+    # UCS-2 and transcoded again at the end.
     items = [
         f'{{"index":{i},"patient_ref":{"null" if ref is None else _text(ref)},'
-        f'"landmark":"{lm}","results":[{",".join([as_json(r) for r in rs])}],"errors":[]}}'
+        f'"landmark":"{lm}","results":['.encode()
+        + b",".join([as_json(r) for r in rs])
+        + b'],"errors":[]}'
         for i, (ref, lm, rs) in enumerate(zip(refs, chosen, per_patient, strict=True))
     ]
     outputs = ["[" + ",".join([as_output(r) for r in rs]) + "]" for rs in per_patient]

@@ -211,6 +211,8 @@ def task_results(
                 _scored_template(model, task, landmark, horizon, k, names[k])
                 for k in range(len(names))
             ]
+            sentence = _summaries(model, p, lows, highs, bands, names, horizon)
+            after: dict[float, dict[str, Any]] = {}  # one warning per distinct data time
             for r, i in enumerate(scored_rows):
                 prob = probs[r]
                 b = band_list[r]
@@ -220,30 +222,67 @@ def task_results(
                 if low_list is not None:
                     lo, hi = low_list[r], high_list[r]  # type: ignore[index]  # set together
                     row["interval"] = {**row["interval"], "low": lo, "high": hi}
-                row["summary"] = wording.summary_text(
-                    prob,
-                    lo,
-                    hi,
-                    names[b],
-                    model.bands[b] if b < len(model.bands) else None,
-                    horizon,
-                )
+                row["summary"] = sentence[r]
                 w = warns[r]
                 if hours is not None and until[i] > hours + 1e-9:
-                    w = [
-                        {
+                    note = after.get(until[i])
+                    if note is None:
+                        note = after[until[i]] = {
                             "code": "after_landmark",
                             "field": None,
                             "message": f"data recorded after {landmark} (up to "
                             f"{until[i]:g} h) are not used by this score",
-                        },
-                        *w,
-                    ]
+                        }
+                    w = [note, *w]
                 row["warnings"] = w
                 out[i] = row
                 if explain[i]:
                     _explain(row, model, X[r], int(top_k[i]), prob)
     return out  # type: ignore[return-value]  # every slot filled above
+
+
+def _summaries(
+    model: LoadedModel,
+    p: np.ndarray,
+    lows: np.ndarray | None,
+    highs: np.ndarray | None,
+    bands: np.ndarray,
+    names: Sequence[str],
+    horizon: str,
+) -> list[str]:
+    """``wording.summary_text`` of every scored row, written once per distinct sentence.
+
+    The sentence reads the probability only as ``wording.in_100`` (below 0.5 in 100, the
+    rounded number, or 100 and above) and the interval as its rounded ends in 100, so rows
+    equal in those (and in band) get the same text; ``np.rint`` rounds half to even exactly as
+    ``round`` does. Rows with a NaN are written one by one (``round`` decides what happens).
+    """
+    k = np.rint(100 * p)
+    code = np.where(100 * p < 0.5, -1.0, np.minimum(k, 100.0))
+    parts = [code, bands.astype(np.float64)]
+    if lows is not None and highs is not None:
+        parts += [np.rint(100 * lows), np.rint(100 * highs)]
+    keys = np.column_stack(parts)
+    probs = p.tolist()
+    low_list = lows.tolist() if lows is not None else None
+    high_list = highs.tolist() if highs is not None else None
+
+    def text(r: int) -> str:
+        b = int(bands[r])
+        return wording.summary_text(
+            probs[r],
+            low_list[r] if low_list is not None else None,
+            high_list[r] if high_list is not None else None,
+            names[b],
+            model.bands[b] if b < len(model.bands) else None,
+            horizon,
+        )
+
+    if np.isnan(keys).any():
+        return [text(r) for r in range(len(probs))]
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    texts = [text(r) for r in first.tolist()]
+    return [texts[j] for j in inverse.reshape(-1).tolist()]
 
 
 def _scored_template(
