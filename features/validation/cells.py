@@ -68,7 +68,7 @@ def _clean_text(value: Any) -> str | None:
         return None if text in _NULL_SET else text
     scalar = scalar_text(value)
     if scalar is not NOT_SCALAR:
-        return scalar  # type: ignore[return-value]
+        return scalar  # type: ignore[return-value]  # NOT_SCALAR ruled out: str or None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     text = str(value).strip()

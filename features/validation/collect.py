@@ -47,7 +47,7 @@ class Collector:
     def show(self, value: Any) -> str | None:
         scalar = scalar_text(value)
         if scalar is not NOT_SCALAR:
-            return scalar  # type: ignore[return-value]
+            return scalar  # type: ignore[return-value]  # NOT_SCALAR ruled out: str or None
         text = value if isinstance(value, str) else str(value)
         if text.strip() in self.hidden:
             return HIDDEN
