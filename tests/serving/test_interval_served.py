@@ -14,10 +14,11 @@ from features.build import build_features
 from features.io import load_cohort, write_cohort
 from features.synth import simulate
 from serving.examples import to_request
+from serving.loading import Snapshot
+from serving.registry_names import model_name
 from serving.results import INTERVAL_COVERS
 from serving.schemas import Interval, RiskRequest
 from serving.scoring import score_request
-from serving.store import Snapshot, model_name
 from tests.serving.test_single_fast import _fit, _loaded
 from training.interval import METHOD_UNION, fit_procedure_interval
 
