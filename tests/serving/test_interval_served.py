@@ -32,9 +32,9 @@ def served(tmp_path_factory) -> tuple[Snapshot, list[RiskRequest]]:
     write_cohort(folder, sc.patients, sc.measurements, sc.events)
     table = build_features(load_cohort(folder), TASK, LANDMARK)
     X, y = table.X.astype("float64"), table.y.to_numpy(dtype=int)
-    model = _fit("logreg", table, TASK, LANDMARK, None)
+    model = _fit("logreg", table, TASK, LANDMARK, None, compact=False)
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    est = _fit("logreg", table, TASK, LANDMARK, None)
+    est = _fit("logreg", table, TASK, LANDMARK, None, compact=False)
     p_oof = cross_val_predict(est, X, y, cv=cv, method="predict_proba")[:, 1]
     interval = fit_procedure_interval(model, X, y, p_oof, y.astype(float), n_refit=15)
     assert interval is not None and interval.method == METHOD_UNION
