@@ -25,6 +25,8 @@ def test_differences_name_every_changed_path_and_respect_the_tolerance():
     )
     tolerant = differences(old, new, rtol=1e-9)
     assert not any(d.startswith("$.a[0]") for d in tolerant) and len(tolerant) == 4
+    far = differences([(1.0).hex()], [(1.001).hex()], rtol=1e-9)
+    assert far == [f"$[0]: {(1.0).hex()!r} → {(1.001).hex()!r}"]  # beyond rtol: still a difference
     assert differences([1, 2], [1]) == ["$: 2 items before, 1 after"]
     assert differences(old, old) == []
 
