@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -163,19 +164,40 @@ class RowEventRule(StrictModel):
         return self
 
 
+VALUE_RTOL = 1e-6
+"""Relative tolerance of an ``analyte_values`` match: a unit conversion leaves float noise
+(0.1 mg/dL × 10 = 1.0000000000000002 mg/L) and the profile writes a value with the digits it
+needs to fall within 1e-7 of the data, while no assay reports a result to 7 significant digits."""
+
+
+def same_value(value: float, declared: float) -> bool:
+    """A canonical value equal to a declared ``analyte_values`` value, within :data:`VALUE_RTOL`."""
+    return math.isclose(value, declared, rel_tol=VALUE_RTOL, abs_tol=1e-12)
+
+
 class AnalyteValues(StrictModel):
     """Source artefacts of one analyte with a fix that needs no pandas (issue 17): constants
-    written in place of a missing value, and assay limits written as plain numbers."""
+    written in place of a missing value, and assay limits written as plain numbers.
+
+    Every value is in the analyte's **canonical unit** (the unit the cohort profile reports; CRP
+    in mg/L even when the source column is in mg/dL), compared with each cell after its unit
+    conversion (relative tolerance 1e-6, for the float noise of a conversion). A declared value
+    that matches no cell of its source is listed in the import report (not an error)."""
 
     missing: list[float] = Field(
         default_factory=list,
-        description="Values that mean missing (a constant imputed for every missing cell).",
+        description="Values that mean missing (a constant imputed for every missing cell), in "
+        "the analyte's canonical unit (compared after unit conversion).",
     )
     ceiling: float | None = Field(
-        None, description="Value written for results above the assay's upper limit (→ '>')."
+        None,
+        description="Value written for results above the assay's upper limit (→ '>'), in the "
+        "analyte's canonical unit (compared after unit conversion).",
     )
     floor: float | None = Field(
-        None, description="Value written for results below the detection limit (→ '<')."
+        None,
+        description="Value written for results below the detection limit (→ '<'), in the "
+        "analyte's canonical unit (compared after unit conversion).",
     )
 
     @model_validator(mode="after")
@@ -185,3 +207,11 @@ class AnalyteValues(StrictModel):
         if self.ceiling is not None and self.floor is not None and self.floor >= self.ceiling:
             raise ValueError("floor must be below ceiling")
         return self
+
+    def declared(self) -> list[tuple[str, float]]:
+        """Every declared value as ``(field, value)``, in field order."""
+        out = [("missing", v) for v in self.missing]
+        out += [
+            (name, v) for name in ("ceiling", "floor") if (v := getattr(self, name)) is not None
+        ]
+        return out

@@ -51,7 +51,8 @@ class AnalyteOptions(StrictModel):
     )
     analyte_values: dict[str, AnalyteValues] = Field(
         default_factory=dict,
-        description="Per analyte key: imputed constants that mean missing, ceiling, floor.",
+        description="Per analyte key: imputed constants that mean missing, ceiling, floor — in the "
+        "analyte's canonical unit, compared after unit conversion.",
     )
 
     @field_validator("analyte_values")

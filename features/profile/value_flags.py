@@ -18,6 +18,7 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from features.catalog import DYNAMIC_ANALYTES
+from features.mapping import VALUE_RTOL
 from features.profile.rows import AnalyteRows
 from features.profile.rules import Flag, FlagRules
 from features.profile.windows import Windows
@@ -29,6 +30,17 @@ INIT = {"init_params": "random_from_data", "random_state": 0, "covariance_type":
 
 def _fmt(v: float) -> str:
     return f"{v:.6g}"
+
+
+def _declared(v: float) -> str:
+    """``v`` for an ``analyte_values`` fix: at least 6 significant digits, and as many more as
+    the import's match tolerance needs (a converted 2300 pmol/L ferritin is 1023.587… ng/mL;
+    1023.59 would match nothing)."""
+    for digits in range(6, 18):
+        text = f"{v:.{digits}g}"
+        if math.isclose(float(text), v, rel_tol=VALUE_RTOL / 10):
+            return text
+    return repr(v)
 
 
 def _patients_at(rows: AnalyteRows, value: float) -> int:
@@ -95,16 +107,16 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
                     + (
                         f" (it is {100 * counts[i] / n:.0f}% of the values: if it fills missing "
                         f"cells instead, declare analyte_values: {{{rows.analyte}: {{missing: "
-                        f"[{_fmt(values[i])}]}}}})"
+                        f"[{_declared(values[i])}]}}}})"
                         if counts[i] >= rules.imputation_share * n
                         else ""
                     )
                 ),
                 fix=(
                     f"declare it in the import mapping: analyte_values: {{{rows.analyte}: "
-                    f"{{{word}: {_fmt(values[i])}}}}} on the source (rows become "
-                    f"'{'>' if side == 'upper' else '<'}' {_fmt(values[i])}), or write the "
-                    "qualifier column of the measurements table"
+                    f"{{{word}: {_declared(values[i])}}}}} on the source, in {unit} whatever "
+                    f"the source's unit (rows become '{'>' if side == 'upper' else '<'}' "
+                    f"{_fmt(values[i])}), or write the qualifier column of the measurements table"
                 ),
                 numbers={
                     "value": float(values[i]),
@@ -134,8 +146,8 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
                 ),
                 fix=(
                     f"declare it in the import mapping: analyte_values: {{{rows.analyte}: "
-                    f"{{missing: [{_fmt(values[i])}]}}}} on the source (those cells become not "
-                    "measured)"
+                    f"{{missing: [{_declared(values[i])}]}}}} on the source, in {unit} whatever "
+                    "the source's unit (those cells become not measured)"
                 ),
                 numbers={
                     "value": float(values[i]),

@@ -351,6 +351,55 @@ def test_imputed_constants_and_assay_limits_are_declared_in_the_mapping(tmp_path
     assert "dropped 2: ferritin: imputed constant = missing" in report.render()
 
 
+def test_analyte_values_are_in_the_canonical_unit_and_unmatched_ones_are_reported(tmp_path):
+    """The profile suggests a ceiling in the analyte's canonical unit (CRP 300 mg/L); a source in
+    mg/dL writes it as 30: the declared value is compared after conversion (float noise
+    tolerated: 980 mg/dL fibrinogen = 9.800000000000001 g/L), and a declared value that matches
+    nothing is listed in the report, not an error."""
+    write(tmp_path / "x" / "p.csv", "id,site\nP1,A\nP2,A")
+    write(
+        tmp_path / "x" / "labs.csv",
+        "id,day,crp,fib,il6\nP1,1,30,980,12\nP1,2,0.1,9.8,-99\nP2,1,30,400,8\nP2,2,-99,980,30",
+    )
+    mapping = {
+        "sources": [
+            {"file": "p.csv", "kind": "patients", "id_column": "id", "columns": {"center": "site"}},
+            {
+                "file": "labs.csv",
+                "kind": "wide_measurements",
+                "id_column": "id",
+                "time": {"column": "day", "unit": "days"},
+                "measurements": [
+                    {"column": "crp", "analyte": "crp", "unit": "mg/dL"},
+                    {"column": "fib", "analyte": "fibrinogen", "unit": "mg/dL"},
+                    {"column": "il6", "analyte": "il6", "unit": "ng/mL"},
+                ],
+                "analyte_values": {
+                    "crp": {"ceiling": 300, "floor": 1, "missing": [-990]},
+                    "fibrinogen": {"ceiling": 9.8},
+                    "il6": {"missing": [-99000, -99], "floor": 0.5},
+                },
+            },
+        ]
+    }
+    report = import_cohort(dump(tmp_path / "m.yaml", mapping), [tmp_path / "x"], tmp_path / "c")
+    m = load_cohort(tmp_path / "c").measurements
+    q = {(r.patient_id, r.analyte, r.hours_from_infusion): r.qualifier for r in m.itertuples()}
+    assert q[("P1", "crp", 48.0)] == ">" and q[("P2", "crp", 48.0)] == ">"  # 30 mg/dL = 300 mg/L
+    assert q[("P1", "crp", 72.0)] == "<"  # 0.1 mg/dL = 1 mg/L
+    assert ("P2", "crp", 72.0) not in q  # -99 mg/dL = -990 mg/L: imputed constant
+    assert q[("P1", "fibrinogen", 48.0)] == ">" and q[("P2", "fibrinogen", 72.0)] == ">"
+    assert pd.isna(q[("P1", "fibrinogen", 72.0)])  # 9.8 mg/dL is 0.098 g/L, not the ceiling
+    assert ("P1", "il6", 72.0) not in q and ("P2", "il6", 72.0) in q  # -99 ng/mL = -99000 pg/mL
+    text = report.render()
+    assert "dropped 1: crp: imputed constant = missing" in text
+    assert "dropped 1: il6: imputed constant = missing" in text
+    assert "analyte_values.il6.missing -99 pg/mL matched no value" in text
+    assert "analyte_values.il6.floor 0.5 pg/mL matched no value" in text
+    assert "analyte_values.crp" not in text and "analyte_values.fibrinogen" not in text
+    assert "analyte_values matching no value: 2" in text
+
+
 def test_analyte_values_name_a_known_analyte(tmp_path, cli):
     mapping = example_mapping("patient-day")
     mapping["sources"][1]["analyte_values"] = {"zinc": {"missing": [0]}}
