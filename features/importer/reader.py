@@ -43,7 +43,7 @@ from features.mapping import (
     value_key,
 )
 from features.schema import GRADED_EVENTS, HOURS, INDICATIONS
-from features.vocabulary import ANALYTES, resolve_analyte
+from features.vocabulary import ANALYTES, resolve_analyte, resolve_unit
 
 MAX_LISTED_PROBLEMS = 60
 HIDDEN = "(a value equal to a patient id; not shown)"
@@ -382,6 +382,11 @@ class Reader:
         if parsed is None:
             return
         number, qualifier = parsed
+        if rules is not None and rules.units_before:
+            dated = self.dated_unit(k, pid, hours, key, rules)
+            if dated is None:
+                return
+            unit = dated or unit
         canonical = ANALYTES[key].units[unit].to_canonical(number)
         if rules is not None:
             # declared in the canonical unit: compared after conversion (issue 17)
@@ -409,6 +414,24 @@ class Reader:
         self.measurements.append((pid, hours, key, number, unit, qualifier, canonical, k, i, j))
         self.reports[k].measurements += 1
 
+    def dated_unit(
+        self, k: int, pid: str, hours: float, key: str, rules: AnalyteValues
+    ) -> str | None:
+        """The ``units_before`` unit of a row dated before one of its dates, ``""`` for a later
+        row (the rule's unit), ``None`` when the patient has no infusion date (dropped, counted)."""
+        origin = self.infusion.get(pid)
+        if origin is None:
+            self.reports[k].drop(R_NO_INFUSION)
+            return None
+        stamp = origin[0] + dt.timedelta(hours=hours)
+        for cut, text in rules.unit_cuts():
+            if stamp <= cut:
+                unit = resolve_unit(key, text)
+                assert unit is not None  # checked when the mapping was read
+                self.reports[k].dated_units[(key, cut.date().isoformat(), unit)] += 1
+                return unit
+        return ""
+
     def matched(self, k: int, key: str, field: str, declared: float, canonical: float) -> bool:
         """``canonical`` equals the ``analyte_values`` value ``declared`` (noted as matched)."""
         if not same_value(canonical, declared):
@@ -426,6 +449,12 @@ class Reader:
                     if (k, key, field, value) not in self.value_hits:
                         self.reports[k].unmatched.append(
                             f"analyte_values.{key}.{field} {value:g} {unit} matched no value"
+                        )
+                for when, text in rules.units_before.items():
+                    unit = resolve_unit(key, text) or text
+                    if (key, when, unit) not in self.reports[k].dated_units:
+                        self.reports[k].unmatched.append(
+                            f"analyte_values.{key}.units_before {when} matched no row"
                         )
 
     def add_event(

@@ -44,6 +44,7 @@ class SourceReport:
     placements: set[str] = field(default_factory=set)
     grade_conflicts: int = 0
     unmatched: list[str] = field(default_factory=list)  # analyte_values that matched no value
+    dated_units: Counter = field(default_factory=Counter)  # (analyte, date, unit) → rows
 
     def drop(self, reason: str, n: int = 1) -> None:
         if n:
@@ -90,6 +91,10 @@ class ImportReport:
                 lines.append(f"    conflicting grades at one time: {s.grade_conflicts}")
             for reason, n in sorted(s.dropped.items(), key=lambda kv: (-kv[1], kv[0])):
                 lines.append(f"    dropped {n}: {reason}")
+            for (key, when, unit), n in sorted(s.dated_units.items()):
+                lines.append(
+                    f"    {key}: {rows_text(n)} dated before {when} read in {unit} (units_before)"
+                )
             lines.extend(f"    {u}" for u in s.unmatched)
         lines.append(
             f"written: {self.n_patients} patients, {self.n_measurements} measurements, "

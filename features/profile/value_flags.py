@@ -180,6 +180,32 @@ def _mixture(x: np.ndarray) -> tuple[float, float, float, float, float, float]:
     return sep, d, float(wt.min()), float(sd.max() / sd.min()), gain, float(wt[np.argmin(mu)])
 
 
+def _unit_fix(key: str, factor: float) -> str:
+    """What the import mapping can say about rows in another unit (issue 17 §4: no pandas)."""
+    units = [
+        u
+        for u, c in ANALYTES[key].units.items()
+        if c.offset == 0
+        and any(math.isclose(c.scale, f, rel_tol=0.05) for f in (factor, 1 / factor))
+    ]
+    canonical = ANALYTES[key].canonical_unit
+    some = (
+        f" (a unit of {key} ×{factor:g} from {canonical}: {', '.join(units)})"
+        if units
+        else f" (no unit of {key} the contract accepts is ×{factor:g} from {canonical}: check "
+        "the source first)"
+    )
+    return (
+        f"a part of the {ANALYTES[key].label} values is in a unit ×{factor:g} away from the "
+        f"declared one{some}. In the import mapping: if the unit changed on a date, declare "
+        f"analyte_values: {{{key}: {{units_before: {{<date of the change>: <earlier unit>}}}}}} "
+        "on the source (rows dated before it are read in that unit; needs infusion dates); if "
+        "the rows come from another file, give that source's measurement rule its own unit; if "
+        "a column tells them apart (unit, centre, lab), map it to units with unit_column and a "
+        "value map. The contract then converts every row"
+    )
+
+
 def unit_mix_flag(rows: AnalyteRows, windows: Windows, rules: FlagRules) -> Flag | None:
     """A unit mix in one analyte: in some time window up to the last landmark, the log10
     values form two clusters that are shifted copies of each other (similar spread) a unit
@@ -218,11 +244,7 @@ def unit_mix_flag(rows: AnalyteRows, windows: Windows, rules: FlagRules) -> Flag
                 f"{100 * low:.0f}% (lower) and {100 * (1 - low):.0f}% (upper) of {len(x)} "
                 f"values; Ashman's D {d:.1f}, BIC gain {gain:.0f} over one cluster"
             ),
-            fix=(
-                f"a part of the {name} values is in a unit ×{factor:g} away from the declared "
-                "one: give each source or period its own unit in the import mapping (the "
-                "measurement rule's unit:, or a unit column) so the contract converts it"
-            ),
+            fix=_unit_fix(rows.analyte, factor),
             numbers={
                 "factor": float(factor),
                 "separation_decades": sep,

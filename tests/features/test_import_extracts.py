@@ -400,6 +400,69 @@ def test_analyte_values_are_in_the_canonical_unit_and_unmatched_ones_are_reporte
     assert "analyte_values matching no value: 2" in text
 
 
+def _dated_extract(tmp_path: Path, analyte_values: dict, infusion: bool = True) -> dict:
+    write(tmp_path / "x" / "p.csv", "id,site,infused\nP1,A,2021-06-25\nP2,A,2021-07-10")
+    write(
+        tmp_path / "x" / "labs.csv",
+        "id,day,crp,il6\nP1,2,3,10\nP1,5,2,11\nP1,6,15,12\nP2,1,40,13",
+    )
+    mapping: dict = {
+        "sources": [
+            {"name": "patients", "file": "p.csv", "kind": "patients", "id_column": "id",
+             "columns": {"center": "site"}},
+            {
+                "file": "labs.csv",
+                "kind": "wide_measurements",
+                "id_column": "id",
+                "time": {"column": "day", "unit": "days"},
+                "measurements": [
+                    {"column": "crp", "analyte": "crp", "unit": "mg/L"},
+                    {"column": "il6", "analyte": "il6", "unit": "pg/mL"},
+                ],
+                "analyte_values": analyte_values,
+            },
+        ]
+    }  # fmt: skip
+    if infusion:
+        mapping["infusion"] = {"source": "patients", "column": "infused"}
+    return mapping
+
+
+def test_units_before_a_date_read_the_earlier_rows_in_their_unit(tmp_path, cli):
+    """A unit that changed part-way (the profile's unit_mix flag) is fixed in the mapping: the
+    rows dated before the change (infusion date + time) are read in the earlier unit."""
+    mapping = _dated_extract(
+        tmp_path,
+        {"crp": {"units_before": {"2021-07-01": "mg/dL"}}, "il6": {"units_before": {
+            "2020-01-01": "ng/mL"}}},
+    )  # fmt: skip
+    report = import_cohort(dump(tmp_path / "m.yaml", mapping), [tmp_path / "x"], tmp_path / "c")
+    m = load_cohort(tmp_path / "c").measurements
+    crp = {
+        (r.patient_id, r.hours_from_infusion): r.value
+        for r in m[m["analyte"] == "crp"].itertuples()
+    }
+    # P1 infused 25 June: day 2 and day 5 (30 June, known at its end) in mg/dL, day 6 in mg/L
+    assert crp == {("P1", 72.0): 30.0, ("P1", 144.0): 20.0, ("P1", 168.0): 15.0, ("P2", 48.0): 40.0}
+    assert at(m, "P1", "il6", "analyte")["value"].tolist() == [10.0, 11.0, 12.0]
+    text = report.render()
+    assert "crp: 2 rows dated before 2021-07-01 read in mg/dL (units_before)" in text
+    assert "analyte_values.il6.units_before 2020-01-01 matched no row" in text
+
+    bad = [
+        (_dated_extract(tmp_path, {"crp": {"units_before": {"2021-07-01": "mg/dL"}}}, False),
+         "analyte_values.crp.units_before dates each row from the patient's infusion date"),
+        (_dated_extract(tmp_path, {"crp": {"units_before": {"2021-07-01": "mmol/L"}}}),
+         "crp.units_before: unit 'mmol/L' (before 2021-07-01) is not accepted for crp"),
+        (_dated_extract(tmp_path, {"crp": {"units_before": {"July 2021": "mg/dL"}}}),
+         "'July 2021' is not a date (write it as 2021-07-01)"),
+    ]  # fmt: skip
+    for n, (broken, message) in enumerate(bad):
+        path = dump(tmp_path / f"bad{n}.yaml", broken)
+        result = cli("cohort", "import", "--mapping", path, "--out", tmp_path / "d", tmp_path / "x")
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
 def test_analyte_values_name_a_known_analyte(tmp_path, cli):
     mapping = example_mapping("patient-day")
     mapping["sources"][1]["analyte_values"] = {"zinc": {"missing": [0]}}
