@@ -24,7 +24,7 @@ day unless ``placement`` says otherwise (../shared/DESIGN.md, "Time"). Top-level
 ``duplicates``, ``grade_conflicts`` (same-time grades: error or maximum), ``no_crs_record``
 (patients without CRS information → ``lost_to_follow_up``). ``analyte_values`` declare imputed
 constants as missing and assay ceilings/floors as ``>``/``<`` (issue 17), in the analyte's
-canonical unit.
+canonical unit, and ``units_before`` the unit of rows dated before a unit change.
 
 A column is addressed by its header text (``"CRP (mg/L)"``), by its header path across header
 rows (``"Day 7 (5-9) Timepoint / CRP (mg/L)"``; any trailing part of the path works when it is
