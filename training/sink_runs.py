@@ -300,7 +300,13 @@ def log_procedure(
             # issue 14: what serving reads beside the model (training distribution, interval)
             centers = table.groups["center"].to_numpy() if "center" in table.groups else None
             docs = serving_artifacts(
-                table.X, centers, folds, ctx.exp.seed, model=w.final.model_, y=table.y.to_numpy()
+                table.X,
+                centers,
+                folds,
+                ctx.exp.seed,
+                model=w.final.model_,
+                y=table.y.to_numpy(),
+                synthetic=ctx.synthetic,
             )
             for path, doc in docs.items():
                 mlflow.log_dict(doc, path)
