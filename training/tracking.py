@@ -10,8 +10,9 @@ training through the MLflow client (so MLflow's auth and TLS settings apply) and
 one :class:`CrsRiskError` line; MLflow's HTTP retries are shortened (:data:`FAIL_FAST_ENV`) so
 a server that dies mid-run fails the command within seconds, not minutes.
 
-Nothing here ever logs patient-level data: datasets are logged with ``mlflow.log_input`` as a
-per-feature profile (counts and missingness, no values, no rows) with the cohort digest.
+Nothing here ever logs patient-level data: datasets are logged with ``mlflow.log_input`` as the
+feature table's schema only (zero rows) with patient and event counts, the cohort digest and a
+per-landmark digest (``training.sink.log_feature_schema``).
 """
 
 from __future__ import annotations

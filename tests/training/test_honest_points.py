@@ -5,6 +5,7 @@ set for XGBoost."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,3 +111,77 @@ def test_null_check_k_from_the_command_line_is_logged(tmp_path, _store_template,
     assert run.data.params["null_check_k"] == "3" and run.data.params["tuning_grid"]
     assert run.data.metrics["null_check_k"] == 3.0
     assert np.isfinite(run.data.metrics["null_auroc_mean"])
+
+
+@pytest.mark.slow
+def test_procedure_without_a_winner_logs_tuning_grid_and_why_no_null_check(
+    tmp_path, _store_template, cli
+):
+    """No candidate meets the champion rule (slope band [50, 100], no fallback): the procedure
+    run still logs ``tuning_grid`` (runs line up in the UI), and ``null_check: 0`` in the file is
+    recorded as switched off, not as "cohort above the automatic size"."""
+    import json
+
+    import mlflow
+
+    (tmp_path / "store").mkdir()
+    shutil.copy(_store_template, tmp_path / "store" / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    exp_file = write_experiment(
+        tmp_path / "nowinner.yaml",
+        models={"m_easix": {}},
+        validation={
+            "folds": 3,
+            "repeats": 1,
+            "inner_folds": 2,
+            "bootstrap_ci": 20,
+            "null_check": 0,
+        },
+        subgroups=[],
+        champion={"slope_band": [50.0, 100.0], "fallback": "none"},
+    )
+    res = cli("train", exp_file, "--tracking-uri", uri, "--no-register")
+    assert res.exit_code == 0, res.stderr
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("crs-severe")
+    [run] = [
+        r
+        for r in client.search_runs([exp.experiment_id])
+        if r.data.tags.get("role") == "champion_procedure"
+    ]
+    assert run.data.tags["model"] == "none"  # no winner
+    assert run.data.params["tuning_grid"] == "none"
+    path = client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))
+    summary = json.loads(Path(path).read_text(encoding="utf-8"))
+    assert summary["null_check"] == {"k": 0, "why": "switched_off"}
+
+
+def test_card_says_a_null_check_set_to_zero_was_switched_off():
+    from training.card_context import honesty_statements
+    from training.sink_runs import null_check_off
+
+    def null_line(null) -> str:
+        [line] = [s for s in honesty_statements({"null_check": null}, {}) if "Null check" in s]
+        return line
+
+    assert "switched off" in null_line({"k": 0, "why": "switched_off"})
+    for old in (None, {"k": 0, "why": "above_automatic_size"}):  # None: summaries before
+        assert "cohort above the automatic size" in null_line(old)
+    declared = _experiment({"m_easix": {}})  # null_check: 0 in the file
+    assert null_check_off(declared, 500) == "switched_off"
+    auto = Experiment.model_validate(
+        {**declared.model_dump(), "validation": {"folds": 5, "repeats": 1}}
+    )
+    assert null_check_off(auto, 500) == "above_automatic_size"
+    # below the automatic size a missing null check can only be K = 0 given explicitly
+    assert null_check_off(auto, 59) == "switched_off"
+
+
+def test_shap_figure_captions_say_apparent_like_their_titles():
+    """Every SHAP figure of the card is in-sample (final model on its training patients): its
+    caption says "apparent", as the figure title does (``training.explain_global``)."""
+    from training.card_gather import FIGURES
+
+    shap = {k: caption for k, (path, caption) in FIGURES.items() if path.startswith("shap/")}
+    assert set(shap) == {"importance", "beeswarm", "dependence"}
+    assert all("apparent" in caption for caption in shap.values()), shap
