@@ -147,6 +147,11 @@ def honesty_statements(summary: Mapping[str, Any], metrics: Mapping[str, float])
             f"{fmt(metrics.get('null_auroc_p95'))}); the real estimate is "
             f"{fmt(metrics.get('auroc'))} (permutation p = {fmt(metrics.get('null_p_value'))})."
         )
+    elif null and null.get("why") == "switched_off":
+        out.append(
+            "**Null check:** switched off for this training (K = 0 set in the experiment or with "
+            "`--null-check 0`): the estimate has no permutation reference."
+        )
     else:
         out.append("**Null check:** not run for this training (cohort above the automatic size).")
     if summary.get("verdict"):

@@ -11,8 +11,9 @@ apply) and reported as
 one :class:`CrsRiskError` line; MLflow's HTTP retries are shortened (:data:`FAIL_FAST_ENV`) so
 a server that dies mid-run fails the command within seconds, not minutes.
 
-Nothing here ever logs patient-level data (datasets are logged by ``training.sink``: the
-feature table's schema with zero rows, counts and digests).
+Nothing here ever logs patient-level data: datasets are logged with ``mlflow.log_input`` as the
+feature table's schema only (zero rows) with patient and event counts, the cohort digest and a
+per-landmark digest (``training.sink.log_feature_schema``).
 """
 
 from __future__ import annotations
