@@ -43,6 +43,8 @@ class SourceReport:
     dropped: Counter = field(default_factory=Counter)
     placements: set[str] = field(default_factory=set)
     grade_conflicts: int = 0
+    unmatched: list[str] = field(default_factory=list)  # analyte_values that matched no value
+    dated_units: Counter = field(default_factory=Counter)  # (analyte, date, unit) → rows
 
     def drop(self, reason: str, n: int = 1) -> None:
         if n:
@@ -89,6 +91,11 @@ class ImportReport:
                 lines.append(f"    conflicting grades at one time: {s.grade_conflicts}")
             for reason, n in sorted(s.dropped.items(), key=lambda kv: (-kv[1], kv[0])):
                 lines.append(f"    dropped {n}: {reason}")
+            for (key, when, unit), n in sorted(s.dated_units.items()):
+                lines.append(
+                    f"    {key}: {rows_text(n)} dated before {when} read in {unit} (units_before)"
+                )
+            lines.extend(f"    {u}" for u in s.unmatched)
         lines.append(
             f"written: {self.n_patients} patients, {self.n_measurements} measurements, "
             f"{self.n_events} events"
@@ -106,6 +113,12 @@ class ImportReport:
             lines.append(
                 f"no CRS information: {self.lost_to_follow_up} patients → lost_to_follow_up "
                 "(outcome unknown, excluded from training)"
+            )
+        unmatched = sum(len(s.unmatched) for s in self.sources)
+        if unmatched:
+            lines.append(
+                f"analyte_values matching no value: {unmatched} (in the canonical unit? see the "
+                "sources above)"
             )
         if self.warnings:
             lines.append(f"validation warnings ({len(self.warnings)}):")

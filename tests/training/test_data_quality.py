@@ -40,6 +40,7 @@ champion:
   slope_band: [0.01, 100.0]
   require_calibrated: false
   fallback: closest_slope
+data_quality: {limit_count: 4}  # the names of a `cohort profile --rules` file
 """
 
 
@@ -84,7 +85,7 @@ def test_train_logs_flag_aggregates_on_the_task_run(trained):
     assert tags["data_quality.few_events"] == "severe_crs@48h"  # n=118 < Riley's minimum
     path = client.download_artifacts(parent.info.run_id, "data_quality.json", str(trained["root"]))
     payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    assert payload["thresholds"]["limit_count"] == 5
+    assert payload["thresholds"]["limit_count"] == 4  # the experiment's data_quality block
     il6 = [f for f in payload["flags"] if f["subject"] == "il6"]
     assert il6 and f"{trained['ceiling']:g}" in il6[0]["evidence"]
     text = json.dumps(payload)
