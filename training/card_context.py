@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.catalog import CATALOG
 from features.errors import CrsRiskError
+from features.manifest import run_is_synthetic
 from features.tasks import get_task
 from training.card_gather import FIGURES, CardSources, Sibling
 from training.card_tripod import tripod_rows
@@ -249,7 +250,8 @@ def card_context(src: CardSources) -> dict[str, Any]:
     cohort_label = parent_params.get("cohort") or ", ".join(
         i.dataset.name for i in (run.inputs.dataset_inputs if run.inputs else [])
     )
-    synthetic = "oracle_auroc" in metrics or str(cohort_label).startswith("synthetic")
+    sources = [i.dataset.source for i in (run.inputs.dataset_inputs if run.inputs else [])]
+    synthetic = run_is_synthetic(tags, metrics, str(cohort_label), sources) is True
     centres = (
         [
             {
