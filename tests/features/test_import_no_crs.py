@@ -66,3 +66,11 @@ def test_every_patient_with_crs_information_is_still_a_counted_zero(tmp_path):
     path.write_text(yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True), "utf-8")
     text = import_cohort(path, [folder], tmp_path / "cohort").render()
     assert "no CRS information: 0 patients → read as" in text and "warning:" not in text
+
+
+def test_cohort_validate_counts_patients_without_any_crs_event(tmp_path, cli):
+    _report(tmp_path)  # C03 read as "no CRS": no event says anything about its CRS
+    result = cli("cohort", "validate", tmp_path / "cohort")
+    assert result.exit_code == 0, result.stderr
+    assert "patients without any CRS event: 1 (" in result.stdout
+    assert "lost to follow-up with no time: 0)" in result.stdout
