@@ -12,6 +12,10 @@ The file also carries its ``schema_version`` and the code version that wrote it
 ``features.io.load_cohort`` ignores it (it only reads the three tables). A folder without a
 manifest is "unknown" — :func:`is_synthetic` answers False for it, and a reader that must
 know should treat it as unverified rather than as real data.
+
+Training records the answer on every run as the ``synthetic_cohort`` tag (:data:`RUN_TAG`);
+:func:`run_is_synthetic` is the one decision, from a run's record, that the model card and the
+service's page and ``/v1/models`` share (issue 13, R6).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +34,7 @@ from features.errors import CrsRiskError
 MANIFEST_FILE = "manifest.json"
 SCHEMA_VERSION = 1
 SOURCES = ("synthetic", "import")
+RUN_TAG = "synthetic_cohort"  # the training run's tag: "true" / "false" (training.sink)
 
 
 def code_version() -> str:
@@ -147,3 +153,29 @@ def is_synthetic(folder_or_manifest: str | os.PathLike[str] | Manifest | None) -
     if manifest is not None:
         return manifest.is_synthetic
     return any((folder / name).is_file() for name in ("truth.csv", "truth.parquet"))
+
+
+def run_is_synthetic(
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+    cohort_label: str = "",
+    sources: Iterable[Any] = (),
+) -> bool | None:
+    """Whether a training run's cohort was synthetic, from what the run records. Pure.
+
+    The run's :data:`RUN_TAG` tag decides (training sets it from the cohort folder's manifest,
+    so a synthetic folder shared without ``truth.csv`` is still synthetic). Runs logged before
+    the tag fall back on the older evidence: an ``oracle_auroc`` metric (only logged when the
+    simulator's truth file lies beside the cohort), a cohort label or logged dataset source
+    naming a declared synthetic cohort (``synthetic n=… seed=…``). None when the run records
+    none of these (a real cohort cannot be told from an unknown one).
+    """
+    tag = tags.get(RUN_TAG)
+    if tag in ("true", "false"):
+        return tag == "true"
+    if "oracle_auroc" in metrics or str(cohort_label).startswith("synthetic"):
+        return True
+    sources = [str(s) for s in sources]
+    if any('"cohort": "synthetic' in s for s in sources):
+        return True
+    return False if (cohort_label or sources) else None

@@ -192,7 +192,9 @@ def render_import_mapping() -> str:
         "On measurement columns they turn text codes into numbers (oxygen device codes: "
         f"{codes}; flags: 1 = yes, 0 = no).",
         "- **Assay limits.** `analyte_values.ceiling` / `floor` turn a limit written as a "
-        "number into the `>` / `<` qualifier.",
+        "number into the `>` / `<` qualifier; like `missing`, they are values in the analyte's "
+        "canonical unit (the unit `cohort profile` prints), compared after unit conversion. "
+        "`units_before` reads a column's rows dated before a date in another unit.",
         "- **Duplicates.** An identical repeat (same patient, time, analyte or event) is "
         "dropped and counted; a conflicting one is an error (or `duplicates: keep_first`). "
         "Two CRS or ICANS grades of one patient at one time are an error naming both rows "

@@ -1,7 +1,9 @@
 """Per-patient input warnings of one model, vectorised over rows (single and batch alike).
 
 Against the model's stored training distribution (``training.distribution``): a value below
-the smallest or above the largest the model saw in training, a binary level no training
+or above its training range — the smallest/largest value seen for a synthetic cohort (and in
+files written before issue 12), a bound with at least 5 training patients at or beyond it for
+a real cohort, so no single patient's value is stored or shown — a binary level no training
 patient had (an unseen product); and, for the variables the model actually uses, those
 unknown at the landmark and imputed with a typical value. A model registered before the
 distribution was stored falls back to the catalog's plausible ranges and says so.
@@ -20,7 +22,7 @@ import numpy as np
 
 from features.catalog import CATALOG
 from serving.wording import value_words
-from training.distribution import PRODUCT_PREFIX
+from training.distribution import PRODUCT_PREFIX, bounds, range_k
 
 Warning_ = dict[str, Any]
 
@@ -49,6 +51,7 @@ class ModelChecks:
     group_labels: tuple[str, ...]
     products: tuple[str, ...] | None
     variable_of: np.ndarray  # per column: an integer code of its clinical variable
+    range_k: int | None = None  # training range: ≥ k patients beyond each bound; None: min/max
 
     def first_of_variable(self, flags: np.ndarray) -> np.ndarray:
         """Mask keeping, per row, only the first flagged column of each variable."""
@@ -70,15 +73,15 @@ def model_checks(
         cols = distribution.get("columns", {})
         low, high = [], []
         for c, spec in zip(columns, specs, strict=True):
-            q = cols.get(c, {}).get("quantiles")
+            b = bounds(cols.get(c))
             # counts of measurements and missing indicators describe practice, not the patient
             clinical = (
                 spec is not None
                 and spec.kind not in ("count",)
                 and not c.endswith(("_n", "_missing"))
             )
-            low.append(q["0"] if q and clinical else -np.inf)
-            high.append(q["1"] if q and clinical else np.inf)
+            low.append(b[0] if b and clinical else -np.inf)
+            high.append(b[1] if b and clinical else np.inf)
         source = "training"
         unseen = []
         for j, c in enumerate(columns):
@@ -117,6 +120,7 @@ def model_checks(
         tuple(CATALOG[columns[js[0]]].label.split(",")[0] for js in groups.values()),
         tuple(products) if products is not None else None,
         _variable_codes(columns, specs),
+        range_k(distribution) if distribution is not None else None,
     )
 
 
@@ -162,20 +166,28 @@ def row_warnings(
             out[i].append(known)
             continue
         lo, hi, unit = checks.low[j], checks.high[j], checks.units[j]
-        side = (
-            f"below the lowest value in {where}"
-            if v < lo
-            else f"above the highest value in {where}"
-        )
         edge = lo if v < lo else hi
         value = value_words(columns[j], v, _number(v, unit))
-        said[(j, v)] = w = {
-            "code": code,
-            "field": columns[j],
-            "message": f"{checks.labels[j]}: {value} is {side} "
-            f"({value_words(columns[j], edge, _number(edge, unit))}); the model has not "
-            "seen patients like this",
-        }
+        edge_words = value_words(columns[j], edge, _number(edge, unit))
+        if checks.source == "training" and checks.range_k is not None:
+            # a real cohort's bound (training.distribution): not any one patient's value
+            side = "below" if v < lo else "above"
+            message = (
+                f"{checks.labels[j]}: {value} is {side} the training range ({edge_words}, a "
+                f"bound with at least {checks.range_k} training patients at or beyond it, so "
+                "no single patient's value is shown); the model has seen few patients like this"
+            )
+        else:
+            side = (
+                f"below the lowest value in {where}"
+                if v < lo
+                else f"above the highest value in {where}"
+            )
+            message = (
+                f"{checks.labels[j]}: {value} is {side} ({edge_words}); the model has not "
+                "seen patients like this"
+            )
+        said[(j, v)] = w = {"code": code, "field": columns[j], "message": message}
         out[i].append(w)
     for j, level, what in checks.unseen:
         hit = np.flatnonzero(X[:, j] == level)

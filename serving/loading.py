@@ -27,6 +27,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from features.errors import CrsRiskError
+from features.manifest import run_is_synthetic
 from serving.bands import Band, band_evidence, band_index, band_names, finite, thresholds_of
 from serving.explaining import input_columns, make_explainer, prepare
 from serving.registry_names import ALIAS, landmark_hours, landmarks, model_name, model_names
@@ -129,27 +130,16 @@ def _interval(client: Any, run_id: str | None, folds: pd.DataFrame | None) -> An
 
 
 def cohort_synthetic(client: Any, run_id: str, metrics: dict[str, float]) -> bool | None:
-    """Whether the model's training cohort was synthetic, from what its run records.
-
-    The one place that decides it: the training run's ``synthetic_cohort`` tag (from the cohort
-    folder's provenance manifest, ``features.manifest``); for runs logged before that tag, the
-    simulator's truth file makes the runner log ``oracle_auroc`` and a declared synthetic cohort
-    is logged as dataset source "synthetic …". None when the run records none of these (a real
-    cohort cannot be told from an unknown one).
-    """
+    """Whether the model's training cohort was synthetic, from what its run records: the
+    decision the model card makes too (``features.manifest.run_is_synthetic``: the run's
+    ``synthetic_cohort`` tag first, older evidence for runs logged before it). None when the
+    run records nothing (a real cohort cannot be told from an unknown one)."""
     try:
         run = client.get_run(run_id)
     except Exception:
-        return True if "oracle_auroc" in metrics else None
-    tag = run.data.tags.get("synthetic_cohort")
-    if tag in ("true", "false"):
-        return tag == "true"
-    if "oracle_auroc" in metrics:
-        return True
+        return run_is_synthetic({}, metrics)
     sources = [d.dataset.source for d in (run.inputs.dataset_inputs or [])]
-    if any('"cohort": "synthetic' in str(s) for s in sources):
-        return True
-    return False if sources else None
+    return run_is_synthetic(run.data.tags, metrics, sources=sources)
 
 
 def _explainer(model: Any) -> Any:

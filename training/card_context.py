@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.catalog import CATALOG
 from features.errors import CrsRiskError
+from features.manifest import run_is_synthetic
 from features.tasks import get_task
 from training.card_gather import FIGURES, CardSources, Sibling
 from training.card_tripod import tripod_rows
@@ -147,6 +148,11 @@ def honesty_statements(summary: Mapping[str, Any], metrics: Mapping[str, float])
             f"{fmt(metrics.get('null_auroc_p95'))}); the real estimate is "
             f"{fmt(metrics.get('auroc'))} (permutation p = {fmt(metrics.get('null_p_value'))})."
         )
+    elif null and null.get("why") == "switched_off":
+        out.append(
+            "**Null check:** switched off for this training (K = 0 set in the experiment or with "
+            "`--null-check 0`): the estimate has no permutation reference."
+        )
     else:
         out.append("**Null check:** not run for this training (cohort above the automatic size).")
     if summary.get("verdict"):
@@ -244,7 +250,8 @@ def card_context(src: CardSources) -> dict[str, Any]:
     cohort_label = parent_params.get("cohort") or ", ".join(
         i.dataset.name for i in (run.inputs.dataset_inputs if run.inputs else [])
     )
-    synthetic = "oracle_auroc" in metrics or str(cohort_label).startswith("synthetic")
+    sources = [i.dataset.source for i in (run.inputs.dataset_inputs if run.inputs else [])]
+    synthetic = run_is_synthetic(tags, metrics, str(cohort_label), sources) is True
     centres = (
         [
             {

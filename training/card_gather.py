@@ -31,8 +31,14 @@ FIGURES: dict[str, tuple[str, str]] = {
         "shap/importance.png",
         "Mean |SHAP| by clinical variable (apparent: final model on its training data)",
     ),
-    "beeswarm": ("shap/beeswarm.png", "SHAP values by clinical variable"),
-    "dependence": ("shap/dependence.png", "Contribution against value, top variables"),
+    "beeswarm": (
+        "shap/beeswarm.png",
+        "SHAP values by clinical variable (apparent: final model on its training data)",
+    ),
+    "dependence": (
+        "shap/dependence.png",
+        "Contribution against value, top variables (apparent: final model on its training data)",
+    ),
 }
 
 

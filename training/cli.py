@@ -130,9 +130,11 @@ def evaluate_command(
     typer.echo(evaluate(model, cohort, tracking_uri=tracking_uri, n_boot=bootstrap).render())
 
 
-def run_demo(out: Path, tracking_uri: str | None, jobs: int = 1) -> str:
+def run_demo(
+    out: Path, tracking_uri: str | None, jobs: int = 1, null_check: int | None = None
+) -> str:
     """Synthesise the seed-sized cohort into OUT/cohort, train the quickstart preset, return
-    the report."""
+    the report. ``null_check``: permutations per landmark (None: the preset's rule)."""
     from features.synth import synth_to_folder  # noqa: PLC0415 - keeps crs-risk --help fast
     from training.train import train  # noqa: PLC0415 - keeps crs-risk --help fast
 
@@ -144,7 +146,7 @@ def run_demo(out: Path, tracking_uri: str | None, jobs: int = 1) -> str:
     cohort_dir = out / "cohort"
     synth_to_folder(cohort_dir, n=QUICKSTART_N, seed=QUICKSTART_SEED)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{out / 'mlflow.db'}"
-    result = train(preset, cohort=cohort_dir, tracking_uri=uri, n_jobs=jobs)
+    result = train(preset, cohort=cohort_dir, tracking_uri=uri, n_jobs=jobs, null_check=null_check)
     lines = [
         result.render(),
         "",
@@ -161,12 +163,21 @@ def demo_command(
     out: Annotated[Path, typer.Option(help="Output folder (cohort, MLflow store).")] = Path("demo"),
     tracking_uri: TrackingUri = None,
     jobs: Annotated[int, typer.Option(help="Parallel outer folds (processes).", min=1)] = 1,
+    null_check: Annotated[
+        int | None,
+        typer.Option(
+            "--null-check",
+            help="Outcome permutations per landmark for the null check (default: the preset's "
+            "rule, 10 below 100 eligible patients; 0 switches it off).",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """What `make demo` runs: synthesise n=118, train the quickstart preset, register champions.
 
     The cohort goes to OUT/cohort and the store to sqlite:///OUT/mlflow.db (unless given).
     """
-    typer.echo(run_demo(out, tracking_uri, jobs))
+    typer.echo(run_demo(out, tracking_uri, jobs, null_check))
 
 
 def explain_command(

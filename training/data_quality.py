@@ -12,6 +12,7 @@ task's parent run (``training.sink.log_data_quality``); the card reads it back
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from features.cohort import Cohort
@@ -36,9 +37,20 @@ def metrics_of(payload: dict[str, Any]) -> dict[str, float]:
 
 
 def tags_of(payload: dict[str, Any]) -> dict[str, str]:
-    """MLflow tags: the flagged subjects (analyte names, task@landmark) per kind."""
+    """MLflow tags, one per flagged subject: ``data_quality.<kind>.<subject>`` = ``"true"``.
+
+    One tag per item so runs filter in the UI and ``search_runs``
+    (``tags."data_quality.few_events.severe_crs.48h" = "true"``), not comma lists (issue 12 §5).
+    MLflow tag keys allow no ``@``, so ``task@landmark`` becomes ``task.landmark``; the counts per
+    kind are the ``data_quality_<kind>`` metrics and the full list is ``data_quality.json``.
+    """
     return {
-        f"data_quality.{k}": ",".join(subjects)[:500]
+        f"data_quality.{k}.{_key_part(subject)}": "true"
         for k, subjects in payload["subjects"].items()
-        if subjects
+        for subject in subjects
     }
+
+
+def _key_part(subject: str) -> str:
+    """``subject`` as a valid MLflow tag-key part: ``@`` → ``.``, anything else unsafe → ``_``."""
+    return re.sub(r"[^\w\-@]", "_", subject).replace("@", ".")

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.errors import CrsRiskError
+from features.profile import FlagRules
 from training.models import parameter_problem
 
 TASKS: tuple[str, ...] = ("severe_crs", "toci_refractory")
@@ -244,6 +245,9 @@ class Experiment(_Strict):
     # a model declared in advance as the one reported: no selection among candidates
     primary: str | None = None
     register_models: bool = True  # register champions after training
+    # thresholds of the data-quality flags (issue 17): the names of a `cohort profile --rules`
+    # file (features.profile.FlagRules), so the profile and training flag the same things
+    data_quality: dict[str, Any] = Field(default_factory=dict)
     source_file: Path | None = Field(None, exclude=True)
 
     @field_validator("tasks")
@@ -288,6 +292,19 @@ class Experiment(_Strict):
             if s not in known:
                 raise ValueError(f"unknown subgroup {s!r} (known: {', '.join(known)})")
         return v
+
+    @field_validator("data_quality")
+    @classmethod
+    def _data_quality(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            FlagRules.from_mapping(v)
+        except CrsRiskError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    def flag_rules(self) -> FlagRules:
+        """The data-quality thresholds: the defaults with ``data_quality`` overrides."""
+        return FlagRules.from_mapping(self.data_quality)
 
     @model_validator(mode="after")
     def _cross(self) -> Experiment:

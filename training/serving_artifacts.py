@@ -30,14 +30,16 @@ def serving_artifacts(
     *,
     model: Any = None,
     y: Any = None,
+    synthetic: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Artifact path → JSON document (aggregates only: no rows, no identifiers).
 
     ``model``, ``y``: the registered model and the outcomes of ``X`` it was fitted on (the
     interval's refit part); without them the interval is the recalibration part alone.
+    ``synthetic``: a simulated cohort, whose observed extremes may be stored (issue 12 §6).
     """
 
-    out = {DISTRIBUTION_PATH: training_distribution(X, centers)}
+    out = {DISTRIBUTION_PATH: training_distribution(X, centers, synthetic=synthetic)}
     if {"y", "p"} <= set(folds.columns):
         groups = folds["row"].to_numpy() if "row" in folds.columns else None
         p, yo = folds["p"].to_numpy(), folds["y"].to_numpy()

@@ -19,6 +19,7 @@ import pandas as pd
 
 from features.build import exclusion_counts
 from training.assessment import INTERVAL_COVERS, CandidateAssessment, ProcedureAssessment
+from training.experiment import NULL_CHECK_AUTO_BELOW, Experiment
 from training.models import example_input
 from training.paired import PAIRED_FILE, keyed_folds, procedure_folds
 from training.serving_artifacts import serving_artifacts
@@ -149,6 +150,15 @@ def log_candidate(
 
 
 # --- champion procedure run -------------------------------------------------------------------
+def null_check_off(exp: Experiment, n_patients: int) -> str:
+    """Why no null check ran: ``switched_off`` when K = 0 was set (the experiment file, or
+    ``--null-check 0`` on a cohort the automatic rule would have checked), else
+    ``above_automatic_size`` (``validation.null_check_for``)."""
+    if exp.validation.null_check == 0 or n_patients < NULL_CHECK_AUTO_BELOW:
+        return "switched_off"
+    return "above_automatic_size"
+
+
 def procedure_summary(
     p: ProcedureAssessment, ctx: RunContext, exclusions: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -199,7 +209,9 @@ def procedure_summary(
             "note": w.spec.choice.note if w else "",
         },
         "null_check": (
-            {"k": int(p.null.size), "auroc": p.null.tolist()} if p.null is not None else None
+            {"k": int(p.null.size), "auroc": p.null.tolist()}
+            if p.null is not None
+            else {"k": 0, "why": null_check_off(exp, p.report.n_patients)}
         ),
         "compact_baseline": p.baseline or None,
         "usable": p.usable,
@@ -250,6 +262,8 @@ def log_procedure(
         "null_check_k": int(p.null.size) if p.null is not None else 0,
         "thresholds": ctx.exp.thresholds,
         "cohort_digest": ctx.cohort_digest,
+        # always logged, so procedure runs line up in the UI (issue 12 §5): "none" without a winner
+        "tuning_grid": "none",
     }
     if w is not None:
         params["calibration"] = getattr(w.final, "calibration_method_", "none")
@@ -300,7 +314,13 @@ def log_procedure(
             # issue 14: what serving reads beside the model (training distribution, interval)
             centers = table.groups["center"].to_numpy() if "center" in table.groups else None
             docs = serving_artifacts(
-                table.X, centers, folds, ctx.exp.seed, model=w.final.model_, y=table.y.to_numpy()
+                table.X,
+                centers,
+                folds,
+                ctx.exp.seed,
+                model=w.final.model_,
+                y=table.y.to_numpy(),
+                synthetic=ctx.synthetic,
             )
             for path, doc in docs.items():
                 mlflow.log_dict(doc, path)

@@ -6,12 +6,13 @@ artifact location is set explicitly to ``mlartifacts/`` beside the database, so 
 from different directories agree (MLflow would otherwise resolve ``./mlruns`` against the
 working directory at experiment creation). A shared server (``http://…``) chooses its own
 artifact store. An unreachable server, or one refusing the credentials, is detected before any
-training through the MLflow client (so MLflow's auth and TLS settings apply) and reported as
-one :class:`CrsRiskError` line; MLflow's HTTP retries are shortened (:data:`FAIL_FAST_ENV`) so
+training through MLflow's REST helper and credentials (so MLflow's auth and TLS settings
+apply) and reported as one :class:`CrsRiskError` line; MLflow's HTTP retries are shortened (:data:`FAIL_FAST_ENV`) so
 a server that dies mid-run fails the command within seconds, not minutes.
 
-Nothing here ever logs patient-level data: datasets are logged with ``mlflow.log_input`` as a
-per-feature profile (counts and missingness, no values, no rows) with the cohort digest.
+Nothing here ever logs patient-level data: datasets are logged with ``mlflow.log_input`` as the
+feature table's schema only (zero rows) with patient and event counts, the cohort digest and a
+per-landmark digest (``training.sink.log_feature_schema``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from urllib.parse import urlparse
 
 import mlflow
 from mlflow.exceptions import MlflowException, RestException
-from mlflow.tracking import MlflowClient
+from mlflow.utils.credentials import get_default_host_creds
+from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from features.errors import CrsRiskError
 
@@ -85,12 +87,14 @@ FAIL_FAST_ENV: dict[str, str] = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    # MLflow records which environment variables a model reads while it is logged, by
+    # patching ``os.environ`` for the whole process; the store watch thread's reads then race
+    # with ``log_model``'s iteration ("Set changed size during iteration"). The record only
+    # feeds MLflow's deployment hints, which crs-risk does not use.
+    "MLFLOW_RECORD_ENV_VARS_IN_MODEL_LOGGING": "false",
 }
-#: The reachability probe: no retry, a short timeout.
-PROBE_ENV: dict[str, str] = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-}
+#: What the reachability probe asks (MLflow's search-experiments endpoint: any user may).
+PROBE_ENDPOINT = "/api/2.0/mlflow/experiments/search"
 
 
 def _is_http(uri: str) -> bool:
@@ -100,7 +104,7 @@ def _is_http(uri: str) -> bool:
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
     """Fail fast with one line when the tracking store cannot be used.
 
-    A server is probed through the MLflow client itself, so whatever MLflow honours —
+    A server is probed with MLflow's own REST helper and credentials, so whatever MLflow honours —
     ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, ``MLFLOW_TRACKING_TOKEN``, TLS settings
     (``MLFLOW_TRACKING_INSECURE_TLS``, ``MLFLOW_TRACKING_SERVER_CERT_PATH``) — applies here too.
     """
@@ -122,12 +126,23 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
 
 
 def probe_server(uri: str, timeout: float = 10.0) -> None:
-    """One authenticated MLflow call (search one experiment); CrsRiskError saying what failed."""
+    """One authenticated MLflow call (search one experiment); CrsRiskError saying what failed.
 
-    env = {**PROBE_ENV, "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout)))}
+    MLflow's own REST helper with MLflow's credentials and TLS settings, no retry and a short
+    timeout passed as arguments: the environment is only read, never changed, because
+    :func:`watch_store` probes from a thread while the main thread logs models (MLflow
+    iterates the set of environment variables read during ``log_model``).
+    """
     try:
-        with _env(env, override=True):
-            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        response = http_request(
+            get_default_host_creds(uri),
+            PROBE_ENDPOINT,
+            "POST",
+            max_retries=0,
+            timeout=max(1, round(timeout)),
+            json={"max_results": 1},
+        )
+        verify_rest_response(response, PROBE_ENDPOINT)
     except MlflowException as exc:
         raise CrsRiskError(describe_server_error(uri, exc)) from None
     except Exception as exc:  # requests / urllib3 errors that MLflow did not wrap

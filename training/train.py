@@ -296,7 +296,8 @@ def _train_tasks(
         task_assessments: list[LandmarkAssessment] = []
         task_skips: list[Skip] = []
         with experiment_run(ctx, task, exclusions), _progress(console) as bar:
-            log_data_quality(data_quality(co, {task: tuple(tspec.landmarks)}))  # issue 17
+            dq = data_quality(co, {task: tuple(tspec.landmarks)}, exp.flag_rules())  # issue 17
+            log_data_quality(dq)
             overall = bar.add_task(f"{task}", total=len(tspec.landmarks))
             for lm in tspec.landmarks:
                 table = tables[lm]

@@ -13,6 +13,9 @@ Rules applied to every source, each counted in the :class:`ImportReport`:
   or imputed constant (``analyte_values.missing``) means missing (dropped, counted);
   anything else that does not parse is an error;
 - a value map (``values``) must cover every value of its column (no silent pass-through);
+- ``analyte_values`` are canonical-unit values, compared after unit conversion; one that matches
+  nothing is listed in the report; ``units_before`` reads rows dated before a date (infusion
+  date + time) in another unit, counted;
 - a day-granular time is known at the end of its day unless the mapping places it otherwise;
   the report states the placement each source used (../shared/DESIGN.md, "Time");
 - rows of patients absent from the patient table are dropped (counted);

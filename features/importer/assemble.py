@@ -77,6 +77,7 @@ def run(r: Reader) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             read_patient_measurements(r, k, src)
         elif isinstance(src, LongEventsSource):
             read_long_events(r, k, src, all_ids[k])
+    r.unmatched_values()
     r.raise_if_problems()
     patients = patient_frame(r)
     known = set(patients["patient_id"])

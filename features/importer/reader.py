@@ -39,10 +39,11 @@ from features.mapping import (
     MapTarget,
     TimeSpec,
     place_day,
+    same_value,
     value_key,
 )
 from features.schema import GRADED_EVENTS, HOURS, INDICATIONS
-from features.vocabulary import ANALYTES, resolve_analyte
+from features.vocabulary import ANALYTES, resolve_analyte, resolve_unit
 
 MAX_LISTED_PROBLEMS = 60
 HIDDEN = "(a value equal to a patient id; not shown)"
@@ -76,6 +77,7 @@ class Reader:
         self.infusion: dict[str, tuple[dt.datetime, bool]] = {}
         self.analyte_cache: dict[int, dict[str, tuple[str | None, str | None]]] = {}
         self.lost_to_follow_up = 0
+        self.value_hits: set[tuple[int, str, str, float]] = set()  # analyte_values that matched
 
     # -- problems ---------------------------------------------------------------------------
     def table(self, k: int) -> SourceTable:
@@ -380,28 +382,80 @@ class Reader:
         if parsed is None:
             return
         number, qualifier = parsed
+        if rules is not None and rules.units_before:
+            dated = self.dated_unit(k, pid, hours, key, rules)
+            if dated is None:
+                return
+            unit = dated or unit
+        canonical = ANALYTES[key].units[unit].to_canonical(number)
         if rules is not None:
-            if any(math.isclose(number, m, rel_tol=1e-12) for m in rules.missing):
+            # declared in the canonical unit: compared after conversion (issue 17)
+            if any(self.matched(k, key, "missing", m, canonical) for m in rules.missing):
                 self.reports[k].drop(f"{key}: {R_IMPUTED}")
                 return
-            if qualifier is None and rules.ceiling is not None and number == rules.ceiling:
-                qualifier = ">"
-            if qualifier is None and rules.floor is not None and number == rules.floor:
-                qualifier = "<"
-        canonical = ANALYTES[key].units[unit].to_canonical(number)
+            if rules.ceiling is not None and self.matched(
+                k, key, "ceiling", rules.ceiling, canonical
+            ):
+                qualifier = qualifier or ">"
+            if rules.floor is not None and self.matched(k, key, "floor", rules.floor, canonical):
+                qualifier = qualifier or "<"
         lo, hi = ANALYTES[key].hard
         if not lo <= canonical <= hi:
+            shown = "" if unit == ANALYTES[key].canonical_unit else f" (= {canonical:g})"
             self.cell_problem(
                 k,
                 i,
                 j,
-                f"value {number:g} {unit} of {key} is outside the possible range "
+                f"value {number:g} {unit}{shown} of {key} is outside the possible range "
                 f"[{lo:g}, {hi:g}] {ANALYTES[key].canonical_unit}",
             )
             return
         # a tuple per row (columns M_COLS, _canonical, PROV): a dict would cost 5× the memory
         self.measurements.append((pid, hours, key, number, unit, qualifier, canonical, k, i, j))
         self.reports[k].measurements += 1
+
+    def dated_unit(
+        self, k: int, pid: str, hours: float, key: str, rules: AnalyteValues
+    ) -> str | None:
+        """The ``units_before`` unit of a row dated before one of its dates, ``""`` for a later
+        row (the rule's unit), ``None`` when the patient has no infusion date (dropped, counted)."""
+        origin = self.infusion.get(pid)
+        if origin is None:
+            self.reports[k].drop(R_NO_INFUSION)
+            return None
+        stamp = origin[0] + dt.timedelta(hours=hours)
+        for cut, text in rules.unit_cuts():
+            if stamp <= cut:
+                unit = resolve_unit(key, text)
+                assert unit is not None  # checked when the mapping was read
+                self.reports[k].dated_units[(key, cut.date().isoformat(), unit)] += 1
+                return unit
+        return ""
+
+    def matched(self, k: int, key: str, field: str, declared: float, canonical: float) -> bool:
+        """``canonical`` equals the ``analyte_values`` value ``declared`` (noted as matched)."""
+        if not same_value(canonical, declared):
+            return False
+        self.value_hits.add((k, key, field, declared))
+        return True
+
+    def unmatched_values(self) -> None:
+        """List in each source's report the ``analyte_values`` that matched no value (a typo,
+        or a value given in the source unit instead of the canonical one); not an error."""
+        for k, src in enumerate(self.mapping.sources):
+            for key, rules in (getattr(src, "analyte_values", None) or {}).items():
+                unit = ANALYTES[key].canonical_unit
+                for field, value in rules.declared():
+                    if (k, key, field, value) not in self.value_hits:
+                        self.reports[k].unmatched.append(
+                            f"analyte_values.{key}.{field} {value:g} {unit} matched no value"
+                        )
+                for when, text in rules.units_before.items():
+                    unit = resolve_unit(key, text) or text
+                    if (key, when, unit) not in self.reports[k].dated_units:
+                        self.reports[k].unmatched.append(
+                            f"analyte_values.{key}.units_before {when} matched no row"
+                        )
 
     def add_event(
         self,

@@ -43,6 +43,8 @@ class SourceReport:
     dropped: Counter = field(default_factory=Counter)
     placements: set[str] = field(default_factory=set)
     grade_conflicts: int = 0
+    unmatched: list[str] = field(default_factory=list)  # analyte_values that matched no value
+    dated_units: Counter = field(default_factory=Counter)  # (analyte, date, unit) → rows
 
     def drop(self, reason: str, n: int = 1) -> None:
         if n:
@@ -128,6 +130,11 @@ class ImportReport:
                 lines.append(f"    conflicting grades at one time: {s.grade_conflicts}")
             for reason, n in sorted(s.dropped.items(), key=lambda kv: (-kv[1], kv[0])):
                 lines.append(f"    dropped {n}: {reason}")
+            for (key, when, unit), n in sorted(s.dated_units.items()):
+                lines.append(
+                    f"    {key}: {rows_text(n)} dated before {when} read in {unit} (units_before)"
+                )
+            lines.extend(f"    {u}" for u in s.unmatched)
         lines.append(
             f"written: {self.n_patients} patients, {self.n_measurements} measurements, "
             f"{self.n_events} events"
@@ -142,6 +149,12 @@ class ImportReport:
                 "events: " + ", ".join(f"{k} {v}" for k, v in sorted(self.event_counts.items()))
             )
         lines.extend(self.no_crs_lines())
+        unmatched = sum(len(s.unmatched) for s in self.sources)
+        if unmatched:
+            lines.append(
+                f"analyte_values matching no value: {unmatched} (in the canonical unit? see the "
+                "sources above)"
+            )
         if self.warnings:
             lines.append(f"validation warnings ({len(self.warnings)}):")
             lines.extend(f"  {w}" for w in self.warnings)

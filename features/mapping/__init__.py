@@ -23,7 +23,8 @@ patient's infusion date (top-level ``infusion``). A day-granular time is known a
 day unless ``placement`` says otherwise (../shared/DESIGN.md, "Time"). Top-level policies:
 ``duplicates``, ``grade_conflicts`` (same-time grades: error or maximum), ``no_crs_record``
 (patients without CRS information → ``lost_to_follow_up``). ``analyte_values`` declare imputed
-constants as missing and assay ceilings/floors as ``>``/``<`` (issue 17).
+constants as missing and assay ceilings/floors as ``>``/``<`` (issue 17), in the analyte's
+canonical unit, and ``units_before`` the unit of rows dated before a unit change.
 
 A column is addressed by its header text (``"CRP (mg/L)"``), by its header path across header
 rows (``"Day 7 (5-9) Timepoint / CRP (mg/L)"``; any trailing part of the path works when it is
@@ -46,11 +47,13 @@ from __future__ import annotations
 from features.mapping.columns import PLACEMENTS, ColumnSpec, Placement, TimeSpec, place_day
 from features.mapping.loading import format_validation_error, load_mapping, parse_mapping
 from features.mapping.rules import (
+    VALUE_RTOL,
     AnalyteValues,
     Indication,
     MeasureRule,
     PatientEventRule,
     RowEventRule,
+    same_value,
 )
 from features.mapping.sources import (
     KINDS,
@@ -82,6 +85,7 @@ __all__ = [
     "PLACEMENTS",
     "SKIP",
     "TIME_UNITS",
+    "VALUE_RTOL",
     "AnalyteOptions",
     "AnalyteValues",
     "ColumnSpec",
@@ -107,5 +111,6 @@ __all__ = [
     "load_mapping",
     "parse_mapping",
     "place_day",
+    "same_value",
     "value_key",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
 from typing import Any, Literal
 
@@ -163,25 +165,87 @@ class RowEventRule(StrictModel):
         return self
 
 
+VALUE_RTOL = 1e-6
+"""Relative tolerance of an ``analyte_values`` match: a unit conversion leaves float noise
+(0.1 mg/dL × 10 = 1.0000000000000002 mg/L) and the profile writes a value with the digits it
+needs to fall within 1e-7 of the data, while no assay reports a result to 7 significant digits."""
+
+
+def same_value(value: float, declared: float) -> bool:
+    """A canonical value equal to a declared ``analyte_values`` value, within :data:`VALUE_RTOL`."""
+    return math.isclose(value, declared, rel_tol=VALUE_RTOL, abs_tol=1e-12)
+
+
 class AnalyteValues(StrictModel):
     """Source artefacts of one analyte with a fix that needs no pandas (issue 17): constants
-    written in place of a missing value, and assay limits written as plain numbers."""
+    written in place of a missing value, assay limits written as plain numbers, and a unit that
+    changed part-way (``units_before``: rows dated before a date are in another unit).
+
+    Every value is in the analyte's **canonical unit** (the unit the cohort profile reports; CRP
+    in mg/L even when the source column is in mg/dL), compared with each cell after its unit
+    conversion (relative tolerance 1e-6, for the float noise of a conversion). A declared value
+    that matches no cell of its source is listed in the import report (not an error)."""
 
     missing: list[float] = Field(
         default_factory=list,
-        description="Values that mean missing (a constant imputed for every missing cell).",
+        description="Values that mean missing (a constant imputed for every missing cell), in "
+        "the analyte's canonical unit (compared after unit conversion).",
     )
     ceiling: float | None = Field(
-        None, description="Value written for results above the assay's upper limit (→ '>')."
+        None,
+        description="Value written for results above the assay's upper limit (→ '>'), in the "
+        "analyte's canonical unit (compared after unit conversion).",
     )
     floor: float | None = Field(
-        None, description="Value written for results below the detection limit (→ '<')."
+        None,
+        description="Value written for results below the detection limit (→ '<'), in the "
+        "analyte's canonical unit (compared after unit conversion).",
     )
+    units_before: dict[str, str] = Field(
+        default_factory=dict,
+        description="Unit of the rows dated before a date, when the source's unit changed "
+        "part-way: {2021-07-01: mg/dL} = rows timed up to 00:00 of 1 July 2021 are in mg/dL, "
+        "later ones in the rule's unit (several dates: the earliest one after the row wins). "
+        "A row's date is the patient's infusion date plus its time: needs infusion.",
+    )
+
+    @field_validator("units_before", mode="before")
+    @classmethod
+    def _dates(cls, units: Any) -> Any:
+        if not isinstance(units, dict):
+            return units
+        out: dict[str, object] = {}
+        for when, unit in units.items():
+            if isinstance(when, dt.datetime) or not isinstance(when, dt.date | str):
+                raise ValueError(f"{when!r} is not a date (write it as 2021-07-01)")
+            try:
+                day = when if isinstance(when, dt.date) else dt.date.fromisoformat(when.strip())
+            except ValueError:
+                raise ValueError(f"{when!r} is not a date (write it as 2021-07-01)") from None
+            out[day.isoformat()] = unit
+        return dict(sorted(out.items()))
 
     @model_validator(mode="after")
     def _some(self) -> AnalyteValues:
-        if not self.missing and self.ceiling is None and self.floor is None:
-            raise ValueError("give missing, ceiling and/or floor")
+        if (
+            not self.missing
+            and self.ceiling is None
+            and self.floor is None
+            and not self.units_before
+        ):
+            raise ValueError("give missing, ceiling, floor and/or units_before")
         if self.ceiling is not None and self.floor is not None and self.floor >= self.ceiling:
             raise ValueError("floor must be below ceiling")
         return self
+
+    def unit_cuts(self) -> list[tuple[dt.datetime, str]]:
+        """``units_before`` as (00:00 of the date, unit), earliest first."""
+        return [(dt.datetime.fromisoformat(d), u) for d, u in self.units_before.items()]
+
+    def declared(self) -> list[tuple[str, float]]:
+        """Every declared value as ``(field, value)``, in field order."""
+        out = [("missing", v) for v in self.missing]
+        out += [
+            (name, v) for name in ("ceiling", "floor") if (v := getattr(self, name)) is not None
+        ]
+        return out

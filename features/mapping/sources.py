@@ -23,7 +23,7 @@ from features.mapping.values import (
     value_key,
 )
 from features.schema import PATIENTS
-from features.vocabulary import ANALYTES, resolve_analyte
+from features.vocabulary import ANALYTES, resolve_analyte, resolve_unit
 
 
 class _Source(StrictModel):
@@ -51,7 +51,9 @@ class AnalyteOptions(StrictModel):
     )
     analyte_values: dict[str, AnalyteValues] = Field(
         default_factory=dict,
-        description="Per analyte key: imputed constants that mean missing, ceiling, floor.",
+        description="Per analyte key: imputed constants that mean missing, ceiling, floor — in the "
+        "analyte's canonical unit, compared after unit conversion — and the unit of rows "
+        "before a date (units_before).",
     )
 
     @field_validator("analyte_values")
@@ -62,6 +64,12 @@ class AnalyteOptions(StrictModel):
             key = resolve_analyte(name)
             if key is None:
                 raise ValueError(f"unknown analyte {name!r} (keys: {', '.join(ANALYTES)})")
+            for when, unit in rule.units_before.items():
+                if resolve_unit(key, unit) is None:
+                    raise ValueError(
+                        f"{name}.units_before: unit {unit!r} (before {when}) is not accepted "
+                        f"for {key} (accepted: {', '.join(ANALYTES[key].units)})"
+                    )
             out[key] = rule
         return out
 

@@ -70,6 +70,13 @@ class Mapping(StrictModel):
             )
         if self.infusion is None and any(t.unit == "date" for t in _times(self)):
             raise ValueError("a time has unit: date; declare infusion (source and column)")
+        for i, s in enumerate(self.sources):
+            for key, rule in (getattr(s, "analyte_values", None) or {}).items():
+                if rule.units_before and self.infusion is None:
+                    raise ValueError(
+                        f"sources[{i}].analyte_values.{key}.units_before dates each row from "
+                        "the patient's infusion date; declare infusion (source and column)"
+                    )
         if self.no_crs_record != "nothing" and not records_crs(self):
             raise ValueError(
                 "no_crs_record: no source records CRS (a crs_grade column, a CRS event rule "

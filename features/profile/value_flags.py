@@ -18,6 +18,7 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from features.catalog import DYNAMIC_ANALYTES
+from features.mapping import VALUE_RTOL
 from features.profile.rows import AnalyteRows
 from features.profile.rules import Flag, FlagRules
 from features.profile.windows import Windows
@@ -29,6 +30,17 @@ INIT = {"init_params": "random_from_data", "random_state": 0, "covariance_type":
 
 def _fmt(v: float) -> str:
     return f"{v:.6g}"
+
+
+def _declared(v: float) -> str:
+    """``v`` for an ``analyte_values`` fix: at least 6 significant digits, and as many more as
+    the import's match tolerance needs (a converted 2300 pmol/L ferritin is 1023.587… ng/mL;
+    1023.59 would match nothing)."""
+    for digits in range(6, 18):
+        text = f"{v:.{digits}g}"
+        if math.isclose(float(text), v, rel_tol=VALUE_RTOL / 10):
+            return text
+    return repr(v)
 
 
 def _patients_at(rows: AnalyteRows, value: float) -> int:
@@ -95,16 +107,16 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
                     + (
                         f" (it is {100 * counts[i] / n:.0f}% of the values: if it fills missing "
                         f"cells instead, declare analyte_values: {{{rows.analyte}: {{missing: "
-                        f"[{_fmt(values[i])}]}}}})"
+                        f"[{_declared(values[i])}]}}}})"
                         if counts[i] >= rules.imputation_share * n
                         else ""
                     )
                 ),
                 fix=(
                     f"declare it in the import mapping: analyte_values: {{{rows.analyte}: "
-                    f"{{{word}: {_fmt(values[i])}}}}} on the source (rows become "
-                    f"'{'>' if side == 'upper' else '<'}' {_fmt(values[i])}), or write the "
-                    "qualifier column of the measurements table"
+                    f"{{{word}: {_declared(values[i])}}}}} on the source, in {unit} whatever "
+                    f"the source's unit (rows become '{'>' if side == 'upper' else '<'}' "
+                    f"{_fmt(values[i])}), or write the qualifier column of the measurements table"
                 ),
                 numbers={
                     "value": float(values[i]),
@@ -134,8 +146,8 @@ def heaping_flags(rows: AnalyteRows, rules: FlagRules) -> list[Flag]:
                 ),
                 fix=(
                     f"declare it in the import mapping: analyte_values: {{{rows.analyte}: "
-                    f"{{missing: [{_fmt(values[i])}]}}}} on the source (those cells become not "
-                    "measured)"
+                    f"{{missing: [{_declared(values[i])}]}}}} on the source, in {unit} whatever "
+                    "the source's unit (those cells become not measured)"
                 ),
                 numbers={
                     "value": float(values[i]),
@@ -166,6 +178,32 @@ def _mixture(x: np.ndarray) -> tuple[float, float, float, float, float, float]:
     d = math.sqrt(2) * sep / math.sqrt(sd[0] ** 2 + sd[1] ** 2)
     gain = float(one.bic(X) - two.bic(X))
     return sep, d, float(wt.min()), float(sd.max() / sd.min()), gain, float(wt[np.argmin(mu)])
+
+
+def _unit_fix(key: str, factor: float) -> str:
+    """What the import mapping can say about rows in another unit (issue 17 §4: no pandas)."""
+    units = [
+        u
+        for u, c in ANALYTES[key].units.items()
+        if c.offset == 0
+        and any(math.isclose(c.scale, f, rel_tol=0.05) for f in (factor, 1 / factor))
+    ]
+    canonical = ANALYTES[key].canonical_unit
+    some = (
+        f" (a unit of {key} ×{factor:g} from {canonical}: {', '.join(units)})"
+        if units
+        else f" (no unit of {key} the contract accepts is ×{factor:g} from {canonical}: check "
+        "the source first)"
+    )
+    return (
+        f"a part of the {ANALYTES[key].label} values is in a unit ×{factor:g} away from the "
+        f"declared one{some}. In the import mapping: if the unit changed on a date, declare "
+        f"analyte_values: {{{key}: {{units_before: {{<date of the change>: <earlier unit>}}}}}} "
+        "on the source (rows dated before it are read in that unit; needs infusion dates); if "
+        "the rows come from another file, give that source's measurement rule its own unit; if "
+        "a column tells them apart (unit, centre, lab), map it to units with unit_column and a "
+        "value map. The contract then converts every row"
+    )
 
 
 def unit_mix_flag(rows: AnalyteRows, windows: Windows, rules: FlagRules) -> Flag | None:
@@ -206,11 +244,7 @@ def unit_mix_flag(rows: AnalyteRows, windows: Windows, rules: FlagRules) -> Flag
                 f"{100 * low:.0f}% (lower) and {100 * (1 - low):.0f}% (upper) of {len(x)} "
                 f"values; Ashman's D {d:.1f}, BIC gain {gain:.0f} over one cluster"
             ),
-            fix=(
-                f"a part of the {name} values is in a unit ×{factor:g} away from the declared "
-                "one: give each source or period its own unit in the import mapping (the "
-                "measurement rule's unit:, or a unit column) so the contract converts it"
-            ),
+            fix=_unit_fix(rows.analyte, factor),
             numbers={
                 "factor": float(factor),
                 "separation_decades": sep,

@@ -20,8 +20,9 @@ alone (Kadauke 2021); each fed to a logistic regression scored by 5-fold cross-v
 The oracle AUROC scores the generator's ``p_severe_crs`` (usual care) at 0 h; it keeps the
 outcome's own randomness, so it is at most ≈0.92 as no published model does better.
 
-Real scale: median peak IL-6, IFN-γ and IL-10 by maximum grade (car22 CD22 cohort, the only
-public paediatric per-patient anchor; its caveats: CD22 product, daily sampling, HLH-rich) and
+Real scale: median peak IL-6, IFN-γ, IL-10 and CRP at maximum grade 1, 2 and ≥3 (car22 CD22
+cohort, the only public paediatric per-patient anchor; its caveats: CD22 product, daily
+sampling, HLH-rich, CRP only around days 0/7/14 — the bands in ``params.TARGETS`` say how) and
 peak ferritin (PRWCC non-high-grade 2,035 ng/mL; Fitzgerald 2017 grade 3–4 60,214 ng/mL).
 """
 
@@ -400,13 +401,13 @@ def _describe(cohort: Cohort, truth: pd.DataFrame | None) -> DescribeReport:
     dur = o["duration_h"].to_numpy(dtype=float) / 24.0
     v["duration_severe_day"] = (_median(dur[severe]), 0)
     grade = o["max_grade"].to_numpy()
-    peaks = peak_values(pat, meas, ("il6", "ifng", "il10", "ferritin"))
+    peaks = peak_values(pat, meas, ("il6", "ifng", "il10", "crp", "ferritin"))
     for key, analyte, among in (
-        ("il6_peak_g1", "il6", grade == 1),
-        ("il6_peak_g2", "il6", grade == 2),
-        ("il6_peak_g3", "il6", severe),
-        ("ifng_peak_g3", "ifng", severe),
-        ("il10_peak_g3", "il10", severe),
+        *(
+            (f"{a}_peak_g{g}", a, grade == g if g < 3 else severe)
+            for a in ("il6", "ifng", "il10", "crp")
+            for g in (1, 2, 3)
+        ),
         ("ferritin_peak_g02", "ferritin", ~severe),
         ("ferritin_peak_g3", "ferritin", severe),
     ):

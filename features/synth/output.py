@@ -2,8 +2,10 @@
 
 Files go through ``features.io.write_cohort`` (validation + deterministic bytes), so the output
 always passes ``crs-risk cohort validate`` and the same seed and parameters give byte-identical
-files. ``truth.csv`` holds the generator's latent variables and true probabilities; the
-pipeline never reads it as a feature (``features.io`` ignores files outside the contract).
+files. ``truth.csv`` holds the generator's latent variables, true probabilities and potential
+outcomes (columns: ``simulate._truth``; e.g. ``p_toci_refractory`` for every patient, with
+``toci_given`` marking who had tocilizumab first); the pipeline never reads it as a feature
+(``features.io`` ignores files outside the contract).
 
 Above :data:`CHUNKED_ABOVE` patients the whole frames and their validation no longer fit in the
 issue's memory budget, so the folder is written block by block (``features.synth.chunked``):

@@ -259,8 +259,11 @@ def _truth(st: PatientStages) -> pd.DataFrame:
 
     ``p_severe_crs`` is the probability of ASTCT grade ≥3 under the centre's usual care;
     ``p_severe_crs_preemptive`` under tocilizumab at the first grade ≥1; ``p_severe_crs_untreated``
-    without any anti-IL-6; ``p_toci_refractory`` the probability that tocilizumab fails, given
-    the grade at the first dose (tocilizumab-first patients only). See ``potential``.
+    without any anti-IL-6; ``p_toci_refractory`` the probability that tocilizumab fails, for
+    every patient: given the actual first dose (its time and grade) for the patients who had
+    tocilizumab first (``toci_given`` = 1; its mean over them is their refractory rate), else for
+    a first dose at the centre's threshold grade, given that the patient reaches it. See
+    ``potential``.
     """
     p, cen, ids = st.params, st.centres, st.ids
     pt, lat, crs, tr, tox = st.patients, st.latent, st.course, st.treatment, st.toxicity
@@ -285,7 +288,10 @@ def _truth(st: PatientStages) -> pd.DataFrame:
             "p_severe_crs": np.round(po["p_severe_usual"], 6),
             "p_severe_crs_preemptive": np.round(po["p_severe_preemptive"], 6),
             "p_severe_crs_untreated": np.round(po["p_severe_natural"], 6),
-            "p_toci_refractory": np.round(po["p_toci_failure"], 6),
+            "p_toci_refractory": np.round(
+                np.where(toci, po["p_toci_failure"], po["p_toci_failure_threshold"]), 6
+            ),
+            "toci_given": toci.astype(int),
             "preemptive_practice": tr["preempt"].astype(int),
             "natural_max_grade": crs["nat"].astype(int),
             "crs_max_grade": grade,

@@ -206,6 +206,7 @@ def treat(
         "responder": responder,
         "p_ref": p_ref,
         "preempt": pr["preempt"],
+        "k": pr["k"],
         "q": pr["q"],
         "t_k": pr["t_k"],
         "delay": delay,

@@ -351,6 +351,118 @@ def test_imputed_constants_and_assay_limits_are_declared_in_the_mapping(tmp_path
     assert "dropped 2: ferritin: imputed constant = missing" in report.render()
 
 
+def test_analyte_values_are_in_the_canonical_unit_and_unmatched_ones_are_reported(tmp_path):
+    """The profile suggests a ceiling in the analyte's canonical unit (CRP 300 mg/L); a source in
+    mg/dL writes it as 30: the declared value is compared after conversion (float noise
+    tolerated: 980 mg/dL fibrinogen = 9.800000000000001 g/L), and a declared value that matches
+    nothing is listed in the report, not an error."""
+    write(tmp_path / "x" / "p.csv", "id,site\nP1,A\nP2,A")
+    write(
+        tmp_path / "x" / "labs.csv",
+        "id,day,crp,fib,il6\nP1,1,30,980,12\nP1,2,0.1,9.8,-99\nP2,1,30,400,8\nP2,2,-99,980,30",
+    )
+    mapping = {
+        "sources": [
+            {"file": "p.csv", "kind": "patients", "id_column": "id", "columns": {"center": "site"}},
+            {
+                "file": "labs.csv",
+                "kind": "wide_measurements",
+                "id_column": "id",
+                "time": {"column": "day", "unit": "days"},
+                "measurements": [
+                    {"column": "crp", "analyte": "crp", "unit": "mg/dL"},
+                    {"column": "fib", "analyte": "fibrinogen", "unit": "mg/dL"},
+                    {"column": "il6", "analyte": "il6", "unit": "ng/mL"},
+                ],
+                "analyte_values": {
+                    "crp": {"ceiling": 300, "floor": 1, "missing": [-990]},
+                    "fibrinogen": {"ceiling": 9.8},
+                    "il6": {"missing": [-99000, -99], "floor": 0.5},
+                },
+            },
+        ]
+    }
+    report = import_cohort(dump(tmp_path / "m.yaml", mapping), [tmp_path / "x"], tmp_path / "c")
+    m = load_cohort(tmp_path / "c").measurements
+    q = {(r.patient_id, r.analyte, r.hours_from_infusion): r.qualifier for r in m.itertuples()}
+    assert q[("P1", "crp", 48.0)] == ">" and q[("P2", "crp", 48.0)] == ">"  # 30 mg/dL = 300 mg/L
+    assert q[("P1", "crp", 72.0)] == "<"  # 0.1 mg/dL = 1 mg/L
+    assert ("P2", "crp", 72.0) not in q  # -99 mg/dL = -990 mg/L: imputed constant
+    assert q[("P1", "fibrinogen", 48.0)] == ">" and q[("P2", "fibrinogen", 72.0)] == ">"
+    assert pd.isna(q[("P1", "fibrinogen", 72.0)])  # 9.8 mg/dL is 0.098 g/L, not the ceiling
+    assert ("P1", "il6", 72.0) not in q and ("P2", "il6", 72.0) in q  # -99 ng/mL = -99000 pg/mL
+    text = report.render()
+    assert "dropped 1: crp: imputed constant = missing" in text
+    assert "dropped 1: il6: imputed constant = missing" in text
+    assert "analyte_values.il6.missing -99 pg/mL matched no value" in text
+    assert "analyte_values.il6.floor 0.5 pg/mL matched no value" in text
+    assert "analyte_values.crp" not in text and "analyte_values.fibrinogen" not in text
+    assert "analyte_values matching no value: 2" in text
+
+
+def _dated_extract(tmp_path: Path, analyte_values: dict, infusion: bool = True) -> dict:
+    write(tmp_path / "x" / "p.csv", "id,site,infused\nP1,A,2021-06-25\nP2,A,2021-07-10")
+    write(
+        tmp_path / "x" / "labs.csv",
+        "id,day,crp,il6\nP1,2,3,10\nP1,5,2,11\nP1,6,15,12\nP2,1,40,13",
+    )
+    mapping: dict = {
+        "sources": [
+            {"name": "patients", "file": "p.csv", "kind": "patients", "id_column": "id",
+             "columns": {"center": "site"}},
+            {
+                "file": "labs.csv",
+                "kind": "wide_measurements",
+                "id_column": "id",
+                "time": {"column": "day", "unit": "days"},
+                "measurements": [
+                    {"column": "crp", "analyte": "crp", "unit": "mg/L"},
+                    {"column": "il6", "analyte": "il6", "unit": "pg/mL"},
+                ],
+                "analyte_values": analyte_values,
+            },
+        ]
+    }  # fmt: skip
+    if infusion:
+        mapping["infusion"] = {"source": "patients", "column": "infused"}
+    return mapping
+
+
+def test_units_before_a_date_read_the_earlier_rows_in_their_unit(tmp_path, cli):
+    """A unit that changed part-way (the profile's unit_mix flag) is fixed in the mapping: the
+    rows dated before the change (infusion date + time) are read in the earlier unit."""
+    mapping = _dated_extract(
+        tmp_path,
+        {"crp": {"units_before": {"2021-07-01": "mg/dL"}}, "il6": {"units_before": {
+            "2020-01-01": "ng/mL"}}},
+    )  # fmt: skip
+    report = import_cohort(dump(tmp_path / "m.yaml", mapping), [tmp_path / "x"], tmp_path / "c")
+    m = load_cohort(tmp_path / "c").measurements
+    crp = {
+        (r.patient_id, r.hours_from_infusion): r.value
+        for r in m[m["analyte"] == "crp"].itertuples()
+    }
+    # P1 infused 25 June: day 2 and day 5 (30 June, known at its end) in mg/dL, day 6 in mg/L
+    assert crp == {("P1", 72.0): 30.0, ("P1", 144.0): 20.0, ("P1", 168.0): 15.0, ("P2", 48.0): 40.0}
+    assert at(m, "P1", "il6", "analyte")["value"].tolist() == [10.0, 11.0, 12.0]
+    text = report.render()
+    assert "crp: 2 rows dated before 2021-07-01 read in mg/dL (units_before)" in text
+    assert "analyte_values.il6.units_before 2020-01-01 matched no row" in text
+
+    bad = [
+        (_dated_extract(tmp_path, {"crp": {"units_before": {"2021-07-01": "mg/dL"}}}, False),
+         "analyte_values.crp.units_before dates each row from the patient's infusion date"),
+        (_dated_extract(tmp_path, {"crp": {"units_before": {"2021-07-01": "mmol/L"}}}),
+         "crp.units_before: unit 'mmol/L' (before 2021-07-01) is not accepted for crp"),
+        (_dated_extract(tmp_path, {"crp": {"units_before": {"July 2021": "mg/dL"}}}),
+         "'July 2021' is not a date (write it as 2021-07-01)"),
+    ]  # fmt: skip
+    for n, (broken, message) in enumerate(bad):
+        path = dump(tmp_path / f"bad{n}.yaml", broken)
+        result = cli("cohort", "import", "--mapping", path, "--out", tmp_path / "d", tmp_path / "x")
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
 def test_analyte_values_name_a_known_analyte(tmp_path, cli):
     mapping = example_mapping("patient-day")
     mapping["sources"][1]["analyte_values"] = {"zinc": {"missing": [0]}}

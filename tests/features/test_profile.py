@@ -48,6 +48,9 @@ def test_each_injected_artefact_is_flagged_and_nothing_else(clean):
     assert f"{{missing: [{fill:g}]}}" in by["constant_imputation"].fix
     assert "{ceiling:" in by["assay_limit"].fix
     assert by["unit_mix"].numbers["factor"] == 1000.0
+    # a fix the mapping can express (issue 17 §4): a dated unit change, a source or unit column
+    assert "ifng ×1000 from pg/mL: ng/mL" in by["unit_mix"].fix
+    assert "analyte_values: {ifng: {units_before: {<date of the change>:" in by["unit_mix"].fix
 
 
 @pytest.mark.parametrize(

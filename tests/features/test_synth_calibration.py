@@ -190,7 +190,8 @@ def test_truth_probabilities_are_calibrated(truth):
     """The oracle's probabilities are the generator's own: their means match the realised rates."""
     assert abs(truth["p_severe_crs"].mean() - truth["severe_crs"].mean()) < 0.01
     assert abs(truth["p_any_crs"].mean() - (truth["crs_max_grade"] >= 1).mean()) < 0.01
-    treated = truth[truth["toci_refractory"].notna()]
+    treated = truth[truth["toci_given"] == 1]
+    assert treated["toci_refractory"].notna().all()
     assert abs(treated["p_toci_refractory"].mean() - treated["toci_refractory"].mean()) < 0.02
     high = treated["p_toci_refractory"] > 0.5
     assert (

@@ -73,10 +73,41 @@ def test_potential_outcomes_agree_with_simulated_rates(cohorts):
     assert (t["p_severe_crs_preemptive"] <= t["p_severe_crs"] + 1e-9).all()
     assert (t["p_severe_crs"] <= t["p_severe_crs_untreated"] + 1e-9).all()
     # tocilizumab failure: mean probability = realised share, and it ranks the patients
-    toci = t[t["first_line_agent"] == "tocilizumab"]
+    assert t["p_toci_refractory"].between(0, 1).all()  # every patient, treated or not
+    assert ((t["first_line_agent"] == "tocilizumab") == (t["toci_given"] == 1)).all()
+    toci = t[t["toci_given"] == 1]
     assert _within(toci["toci_refractory"].to_numpy(), toci["p_toci_refractory"].to_numpy())
     high = toci["p_toci_refractory"] > toci["p_toci_refractory"].median()
     assert toci.loc[high, "toci_refractory"].mean() > 2 * toci.loc[~high, "toci_refractory"].mean()
+
+
+def test_toci_failure_at_the_threshold_agrees_with_threshold_doses(cohorts):
+    """The every-patient failure probability (a first dose at the centre's threshold grade)
+    equals the realised refractory share of the patients whose tocilizumab came exactly then,
+    before any grade-3 timing could move the dose (selected on timing, not on the outcome)."""
+    from features.synth.course import grade_reached
+    from features.synth.potential import potential_outcomes
+    from features.synth.simulate import patient_stages
+
+    st = patient_stages(
+        N, SEED, None, centers=4, center_shift=1.0, new_center=False, ari_fraction=None
+    )
+    crs, tr = st.course, st.treatment
+    po = potential_outcomes(st.latent, crs, tr, st.params)
+    p_thr = po["p_toci_failure_threshold"]
+    assert np.isfinite(p_thr).all() and ((p_thr >= 0) & (p_thr <= 1)).all()
+    t_dose = tr["t_k"] + tr["delay"]
+    early = grade_reached(crs, t_dose, np.full(N, 4)) <= 2  # grade 3 not yet due at the dose
+    at_threshold = tr["toci"] & (np.abs(tr["t_first"] - t_dose) <= 0.051) & early
+    assert at_threshold.sum() > 500
+    refractory = tr["refractory"][at_threshold].astype(float)
+    assert _within(refractory, p_thr[at_threshold])
+    # and the column is it for everyone who did not have tocilizumab first
+    truth = cohorts[3].truth  # each centre's own practice, the same seed
+    others = (truth["toci_given"] == 0).to_numpy()
+    np.testing.assert_allclose(
+        truth["p_toci_refractory"].to_numpy()[others], np.round(p_thr[others], 6)
+    )
 
 
 def test_responders_stop_escalating_and_refractory_keep_their_course(cohorts):

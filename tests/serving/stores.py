@@ -10,9 +10,13 @@ CRS_RISK = REPO / ".venv" / "bin" / "crs-risk"
 
 
 def quickstart_store(directory: Path) -> str:
-    """``crs-risk demo --out DIR`` as a real process; return the tracking URI."""
+    """``crs-risk demo --out DIR --null-check 0`` as a real process; return the tracking URI.
+
+    Without the null check (20 refits of the whole procedure at the two tocilizumab landmarks,
+    about 40% of the demo's time): no serving test reads its result. The slow wheel test runs
+    the demo as ``make demo`` does."""
     subprocess.run(
-        [str(CRS_RISK), "demo", "--out", str(directory)],
+        [str(CRS_RISK), "demo", "--out", str(directory), "--null-check", "0"],
         check=True,
         capture_output=True,
         text=True,

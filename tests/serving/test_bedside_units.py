@@ -83,7 +83,7 @@ def test_distribution_flags_values_beyond_training_and_unseen_products():
             "il6_n": [1.0, 2.0, 3.0, 0.0],
         }
     )
-    dist = training_distribution(X, centers=["a", "b", "a", "a"])
+    dist = training_distribution(X, centers=["a", "b", "a", "a"], synthetic=True)
     assert dist["products"] == ["tisagenlecleucel"] and dist["n_centers"] == 2
     assert dist["columns"]["il6_max"]["quantiles"]["1"] == 120.0
     cols = tuple(X.columns)

@@ -143,6 +143,18 @@ def test_models_listing(service: Service):
         assert auroc["ci_low"] <= auroc["value"] <= auroc["ci_high"]
 
 
+def test_demo_null_check_option_reaches_training(store_uri: str):
+    """The store was built by ``crs-risk demo --null-check 0``: the tocilizumab landmarks
+    (58 eligible, below the automatic size) logged no permutation."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=store_uri)
+    exp = client.get_experiment_by_name("crs-toci-refractory")
+    runs = client.search_runs([exp.experiment_id], "tags.role = 'champion_procedure'")
+    assert runs
+    assert {r.data.params["null_check_k"] for r in runs} == {"0"}
+
+
 def test_batch_json_and_csv(service: Service, examples):
     bodies = [e["request"] for e in examples]
     with service.client() as c:

@@ -31,7 +31,8 @@ def random_table(n: int = 120, seed: int = 0, signal: float = 1.5) -> FeatureTab
 
 
 def write_experiment(path: Path, cohort_dir: Path | None = None, **overrides: object) -> Path:
-    """A tiny, fast experiment file (one landmark, few models, 3-fold CV, 50 bootstraps)."""
+    """A tiny, fast experiment file (one landmark, few models, 3-fold CV, 50 bootstraps, no null
+    check)."""
     spec: dict = {
         "name": "tiny",
         "seed": 3,
@@ -52,5 +53,8 @@ def write_experiment(path: Path, cohort_dir: Path | None = None, **overrides: ob
         "champion": {"slope_band": [0.5, 2.0], "fallback": "closest_slope"},
     }
     spec.update(overrides)
+    # The null check refits the whole procedure on 10 permutations below 100 patients: off
+    # unless a test asks for it (tests of the null check set ``validation.null_check``).
+    spec["validation"] = {"null_check": 0, **spec["validation"]}
     path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
     return path

@@ -40,6 +40,7 @@ champion:
   slope_band: [0.01, 100.0]
   require_calibrated: false
   fallback: closest_slope
+data_quality: {limit_count: 4}  # the names of a `cohort profile --rules` file
 """
 
 
@@ -80,11 +81,12 @@ def test_train_logs_flag_aggregates_on_the_task_run(trained):
     client, parent = _parent(trained)
     m, tags = parent.data.metrics, parent.data.tags
     assert m["data_quality_assay_limit"] >= 1 and m["data_quality_flags"] >= 2
-    assert "il6" in tags["data_quality.assay_limit"].split(",")
-    assert tags["data_quality.few_events"] == "severe_crs@48h"  # n=118 < Riley's minimum
+    assert tags["data_quality.assay_limit.il6"] == "true"  # one tag per flagged item, not a list
+    assert tags["data_quality.few_events.severe_crs.48h"] == "true"  # n=118 < Riley's minimum
+    assert not any(k.startswith("data_quality.") and "," in v for k, v in tags.items())
     path = client.download_artifacts(parent.info.run_id, "data_quality.json", str(trained["root"]))
     payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    assert payload["thresholds"]["limit_count"] == 5
+    assert payload["thresholds"]["limit_count"] == 4  # the experiment's data_quality block
     il6 = [f for f in payload["flags"] if f["subject"] == "il6"]
     assert il6 and f"{trained['ceiling']:g}" in il6[0]["evidence"]
     text = json.dumps(payload)

@@ -40,3 +40,46 @@ def test_the_watch_is_silent_for_a_local_store(tmp_path):
     with watch_store(f"sqlite:///{tmp_path / 'mlflow.db'}", every=0.05) as watch:
         time.sleep(0.3)
     assert watch.error is None
+
+
+def test_the_probe_never_writes_the_environment(monkeypatch):
+    """The watch thread probes while the main thread logs models, and MLflow iterates the set
+    of environment variables read during ``log_model``: a probe that set and restored
+    variables crashed a team-stack demo ("Set changed size during iteration")."""
+    import os
+
+    writes: list[str] = []
+    set_item, del_item = os._Environ.__setitem__, os._Environ.__delitem__
+
+    def spy_set(self, key, value):  # type: ignore[no-untyped-def]
+        writes.append(key)
+        set_item(self, key, value)
+
+    def spy_del(self, key):  # type: ignore[no-untyped-def]
+        writes.append(key)
+        del_item(self, key)
+
+    monkeypatch.setattr(os._Environ, "__setitem__", spy_set)
+    monkeypatch.setattr(os._Environ, "__delitem__", spy_del)
+    with pytest.raises(CrsRiskError, match="connection refused"):
+        check_reachable(DEAD)
+    assert writes == []
+
+
+def test_commands_on_a_server_switch_off_mlflows_environment_record():
+    import os
+
+    from training.tracking import FAIL_FAST_ENV, use_fail_fast_http
+
+    before = {k: os.environ.get(k) for k in FAIL_FAST_ENV}
+    try:
+        for k in FAIL_FAST_ENV:
+            os.environ.pop(k, None)
+        use_fail_fast_http()
+        assert os.environ["MLFLOW_RECORD_ENV_VARS_IN_MODEL_LOGGING"] == "false"
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -291,6 +291,17 @@ def test_evaluate_on_a_new_centre(trained, cli):
         m
     )
     assert evals[0].data.tags["evaluated_model"] == "models:/crs-severe-48h@champion"
+    # issue 12 §5: the evaluation metrics are linked to the champion's LoggedModel and dataset
+    from training.registry import model_id_of
+
+    model_id = model_id_of(client.get_model_version_by_alias("crs-severe-48h", "champion"))
+    assert model_id
+    linked = [
+        x for x in client.get_logged_model(model_id).metrics if x.run_id == evals[0].info.run_id
+    ]
+    assert {"auroc", "calibration_in_the_large", "oe_ratio"} <= {x.key for x in linked}
+    assert {x.dataset_name for x in linked} == {"severe_crs@48h"}
+    assert all(x.dataset_digest for x in linked)
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path, _store_template, cli):
@@ -311,6 +322,10 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path, _store_template, 
         },
         register_models=False,
     )
+    from features.build import build_features
+    from features.io import load_cohort
+
+    cohort_y = build_features(load_cohort(cohort), "severe_crs", "48h").y.to_numpy()
     metrics = []
     keys = []
     for k in range(2):
@@ -326,7 +341,11 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path, _store_template, 
         local = client.download_artifacts(
             logreg.info.run_id, "predictions/folds.csv", str(tmp_path)
         )
-        keys.append(pd.read_csv(local)["p"].to_numpy())  # predictions in key order
+        keyed = pd.read_csv(local)
+        keys.append(keyed["p"].to_numpy())  # predictions in key order
+        assert sorted(keyed["key"]) == list(range(len(cohort_y)))  # a permutation of the rows
+        # ... that is not cohort order: the outcomes in key order are not the table's
+        assert not np.array_equal(keyed["y"].to_numpy(), cohort_y)
     assert metrics[0] == metrics[1]
     # out-of-fold predictions are keyed by a per-run random index, not by cohort order: the
     # same predictions come out in another order from an identical second run
