@@ -1,11 +1,12 @@
 """Benchmark: build every landmark of both tasks for 100,000 synthetic patients.
 
 Target (issue): all landmarks for 100,000 patients in under 60 s on 2 cores. The cohort comes
-from ``features.synth.simulate`` (normalised through ``features.io.validate_frames``) when
-those are importable; otherwise (``--numpy``, or while they are missing) canonical frames are
-generated here with NumPy: pre-lymphodepletion labs, then cytokines, CRP, ferritin and
-temperature every 12 h for a week, and a CRS course with tocilizumab and second-line events.
-Generation time is not counted; peak RSS covers the whole process.
+from ``features.synth.simulate``, normalised through ``features.validation.validate_frames``
+(an import error is an error, never a silent switch of cohort). Only with ``--numpy`` are
+canonical frames generated here instead: pre-lymphodepletion labs, then cytokines, CRP,
+ferritin and temperature every 12 h for a week, and a CRS course with tocilizumab and
+second-line events. The first output line names the cohort used. Generation time is not
+counted; peak RSS covers the whole process.
 
 Usage: ``python benchmarks/bench_features.py [--n 100000] [--seed 1] [--numpy]``
 """
@@ -26,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from features.build import build_landmarks, prepare
 from features.cohort import Cohort
 from features.schema import PRODUCTS
+from features.synth import simulate
+from features.validation import validate_frames
 
 DYNAMIC = ("il6", "ifng", "sgp130", "il1ra", "il10", "crp", "ferritin", "temperature")
 PRE_LD = ("ldh", "crp", "ferritin", "platelets", "creatinine")
@@ -120,29 +123,29 @@ def numpy_cohort(n: int, seed: int) -> Cohort:
     return Cohort(patients, m, e, source="bench-numpy", digest="0" * 64)
 
 
-def synth_cohort(n: int, seed: int) -> Cohort | None:
-    """The project's simulator, normalised by the loader's validation, when both exist."""
-    try:
-        from features.io import validate_frames
-        from features.synth import simulate
-    except ImportError:
-        return None
+def synth_cohort(n: int, seed: int) -> Cohort:
+    """The project's simulator, normalised by the loader's validation."""
     sim = simulate(n=n, seed=seed)
     tables = {"patients": sim.patients, "measurements": sim.measurements, "events": sim.events}
-    return validate_frames(tables, "bench-synth").cohort
+    report = validate_frames(tables, "bench-synth")
+    if report.cohort is None:
+        raise SystemExit(f"the simulated cohort is not valid:\n{report.render()}")
+    return report.cohort
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--numpy", action="store_true", help="use the NumPy generator, not synth")
+    ap.add_argument(
+        "--numpy", action="store_true", help="use this script's NumPy generator, not features.synth"
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
-    cohort = None if args.numpy else synth_cohort(args.n, args.seed)
-    kind = "features.synth"
-    if cohort is None:
-        cohort, kind = numpy_cohort(args.n, args.seed), "NumPy generator (bench script)"
+    if args.numpy:
+        cohort, kind = numpy_cohort(args.n, args.seed), "NumPy generator (bench script, --numpy)"
+    else:
+        cohort, kind = synth_cohort(args.n, args.seed), "features.synth"
     gen = time.perf_counter() - t0
     print(
         f"cohort: {kind}, {cohort.n_patients:,} patients, {len(cohort.measurements):,} "

@@ -17,6 +17,7 @@ gets the same band on every route.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,12 +339,15 @@ def explain_top(
     top_k: int,
     columns: tuple[str, ...],
     probability: float | None = None,
+    flags: Mapping[str, float] | None = None,
 ) -> Explained:
     """Probability (:func:`probabilities`) and, with ``top_k`` > 0 and an explainer, the SHAP
     log-odds: base value, the model's log-odds, the ``top_k`` largest variable contributions,
     the rest summed (``other``) and every variable's summed log-odds (``effects``).
     ``probability``: the patient's probability when the caller has it (from
-    :func:`probabilities`, never from the SHAP sum)."""
+    :func:`probabilities`, never from the SHAP sum). ``flags``: the full feature row's
+    ``<analyte>_after_toci`` flags, so a cytokine measured after tocilizumab says so whatever
+    the model's inputs (``training.explain_attribution.toci_flags``)."""
     p = (
         float(probabilities(model, explainer, x.reshape(1, -1), columns)[0])
         if probability is None
@@ -351,7 +355,7 @@ def explain_top(
     )
     if explainer is None or top_k <= 0:
         return Explained(p)
-    e, grouped = explainer.explain_row_effects(x.reshape(1, -1), top=top_k)
+    e, grouped = explainer.explain_row_effects(x.reshape(1, -1), top=top_k, flags=flags)
     order = np.argsort(-np.abs(grouped), kind="stable")
     rest = float(grouped.sum() - grouped[order].sum())
     tail = sum(grouped[order[top_k:]].tolist())

@@ -27,11 +27,13 @@ from serving.bands import band_index, band_names
 from serving.checks import ModelChecks, model_checks, row_warnings
 from serving.explaining import explain_top, probabilities, used_variables, without
 from serving.loading import LoadedModel
+from training.explain_attribution import AFTER_TOCI_FLAGS, toci_flags
 from training.interval import COVERS as INTERVAL_TEXT
 
 INTERVAL_COVERS = INTERVAL_TEXT  # what the per-patient interval covers (training.interval)
 
 _CHECKS: dict[tuple[str, str], ModelChecks] = {}
+_FLAG_INDEX = np.array([COLUMN[f] for f in AFTER_TOCI_FLAGS], dtype=np.int64)
 _INDEX: dict[tuple[str, ...], np.ndarray] = {}
 
 
@@ -237,7 +239,8 @@ def task_results(
                 row["warnings"] = w
                 out[i] = row
                 if explain[i]:
-                    _explain(row, model, X[r], int(top_k[i]), prob)
+                    flags = toci_flags(features[i, _FLAG_INDEX], AFTER_TOCI_FLAGS)
+                    _explain(row, model, X[r], int(top_k[i]), prob, flags)
     return out  # type: ignore[return-value]  # every slot filled above
 
 
@@ -317,9 +320,17 @@ def _scored_template(
     }
 
 
-def _explain(result: dict[str, Any], model: LoadedModel, x: np.ndarray, k: int, p: float) -> None:
-    """Add the reasons (in probability points) and, apart, the effect of unmeasured inputs."""
-    ex = explain_top(model.model, model.explainer, x, k, model.columns, p)
+def _explain(
+    result: dict[str, Any],
+    model: LoadedModel,
+    x: np.ndarray,
+    k: int,
+    p: float,
+    flags: dict[str, float] | None = None,
+) -> None:
+    """Add the reasons (in probability points) and, apart, the effect of unmeasured inputs.
+    ``flags``: the full row's ``<analyte>_after_toci`` flags (issue 11 §5)."""
+    ex = explain_top(model.model, model.explainer, x, k, model.columns, p, flags)
     if ex.log_odds is None:
         return
     cs = list(ex.contributions)

@@ -28,10 +28,17 @@ def horizon_text(task: Any, landmark: str) -> str:
             "infusion, until CRS resolves"
         )
     when = "at the anti-IL-6 decision" if landmark == "decision" else "at the first dose"
+    clauses = {
+        "second_line": "a second-line drug for CRS",
+        "worsening": "worsening to grade ≥3",  # features.tasks.refractory._worsening
+        "no_improvement": f"no improvement {task.no_improvement_hours:g} h after up to "
+        f"{task.no_improvement_doses} doses",
+    }
+    said = [clauses[c] for c in clauses if c in task.refractory_criteria]
+    listed = said[0] if len(said) == 1 else ", ".join(said[:-1]) + f" or {said[-1]}"
     return (
-        f"CRS refractory to tocilizumab, scored {when}: a second-line drug for CRS or no "
-        f"improvement {task.no_improvement_hours:g} h after up to "
-        f"{task.no_improvement_doses} doses (it does not estimate siltuximab benefit)"
+        f"CRS refractory to tocilizumab, scored {when}: within {task.window_hours:g} h of the "
+        f"first dose, {listed} (it does not estimate siltuximab benefit)"
     )
 
 

@@ -56,6 +56,7 @@ from training.explain_attribution import (
     contribution,
     one_hot_prefix,
     specs_of,
+    toci_flags,
     variable_label,
 )
 from training.explain_fast import Op, Unsupported, calibrator_predict, compile_step, log_design
@@ -383,18 +384,26 @@ class ModelExplainer:
             probability=proba,
         )
 
-    def explain_row(self, row: Any, top: int = 5) -> PatientExplanation:
+    def explain_row(
+        self, row: Any, top: int = 5, flags: Mapping[str, float] | None = None
+    ) -> PatientExplanation:
         """One patient's probability, base value and top ``top`` variable contributions.
 
         ``row`` is the patient's feature row (dict, Series, 1-row DataFrame or array in
-        ``input_columns`` order) in catalog units, as ``features.build`` makes it.
+        ``input_columns`` order) in catalog units, as ``features.build`` makes it. ``flags``:
+        the full row's ``<analyte>_after_toci`` flags (``explain_attribution.toci_flags``),
+        read from ``row`` itself when it is named and holds them.
         """
-        return self.explain_row_effects(row, top)[0]
+        return self.explain_row_effects(row, top, flags)[0]
 
-    def explain_row_effects(self, row: Any, top: int = 5) -> tuple[PatientExplanation, np.ndarray]:
+    def explain_row_effects(
+        self, row: Any, top: int = 5, flags: Mapping[str, float] | None = None
+    ) -> tuple[PatientExplanation, np.ndarray]:
         """:meth:`explain_row` and every variable's SHAP log-odds (``variables`` order) from the
         same SHAP values: for a caller that words the top variables but reads all of them
         (wording costs more per variable than the SHAP values of a linear model)."""
+        if flags is None and not isinstance(row, np.ndarray):
+            flags = toci_flags(row) or None
         x = self.as_array(row)
         if x.shape[0] != 1:
             raise CrsRiskError(f"explain_row takes one patient, got {x.shape[0]} rows")
@@ -407,7 +416,8 @@ class ModelExplainer:
         order = np.argsort(-np.abs(grouped), kind="stable")[:k]
         per_input = np.bincount(self._col_input, weights=phi, minlength=len(self.input_columns) + 1)
         contributions = tuple(
-            contribution(self, self.variables[v], float(grouped[v]), x[0], per_input) for v in order
+            contribution(self, self.variables[v], float(grouped[v]), x[0], per_input, flags)
+            for v in order
         )
         other = float(grouped.sum() - grouped[order].sum())
         explanation = PatientExplanation(

@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from scipy.special import expit
 
-from features.catalog import CATALOG, FeatureSpec, after_tocilizumab_note
+from features.catalog import CATALOG, TOCI_AFFECTED, FeatureSpec, after_tocilizumab_note
 from features.vocabulary import ANALYTES
 
 if TYPE_CHECKING:
@@ -39,6 +40,26 @@ VARIABLE_LABELS: dict[str, str] = {
     "easix": "EASIX",
 }
 M_EASIX_PARTS = ("ldh_last", "crp_last", "platelets_last")
+AFTER_TOCI_FLAGS: tuple[str, ...] = tuple(f"{a}_after_toci" for a in TOCI_AFFECTED)
+"""The full feature row's ``<analyte>_after_toci`` flags (``features.build``): an explanation
+reads them from the row even when the model does not take them as inputs (the compact clinical
+set does not), so "measured after tocilizumab" never depends on the model's columns."""
+
+
+def toci_flags(row: Any, columns: Sequence[str] | None = None) -> dict[str, float]:
+    """The ``<analyte>_after_toci`` flags of one full feature row: a mapping, Series or 1-row
+    DataFrame by name, or an array in ``columns`` order; flags the row lacks are left out."""
+    if columns is not None:
+        values = np.asarray(row, dtype=np.float64).reshape(-1)
+        index = {c: j for j, c in enumerate(columns)}
+        return {f: float(values[index[f]]) for f in AFTER_TOCI_FLAGS if f in index}
+    if isinstance(row, pd.DataFrame):
+        if len(row) != 1:
+            return {}
+        return {f: float(row[f].iloc[0]) for f in AFTER_TOCI_FLAGS if f in row.columns}
+    if isinstance(row, Mapping | pd.Series):
+        return {f: float(row[f]) for f in AFTER_TOCI_FLAGS if f in row}
+    return {}
 
 
 # --- formatting ------------------------------------------------------------------------------
@@ -197,9 +218,17 @@ def headline(ex: ModelExplainer, variable: str, x: np.ndarray, per_input: np.nda
 
 
 def contribution(
-    ex: ModelExplainer, variable: str, value: float, x: np.ndarray, per_input: np.ndarray
+    ex: ModelExplainer,
+    variable: str,
+    value: float,
+    x: np.ndarray,
+    per_input: np.ndarray,
+    flags: Mapping[str, float] | None = None,
 ) -> Contribution:
-    """The variable's contribution worded: label, the input shown, its value in catalog units."""
+    """The variable's contribution worded: label, the input shown, its value in catalog units.
+
+    ``flags``: the patient's ``<analyte>_after_toci`` flags from the full feature row
+    (:func:`toci_flags`); without them, those among the model's inputs."""
     label = ex.variable_labels[variable]
     if variable == "m_easix" and "m_easix_score" in ex.columns:
         ldh, crp, plt = (x[ex.input_columns.index(c)] for c in M_EASIX_PARTS)
@@ -230,9 +259,12 @@ def contribution(
         level = ex.specs[ex.input_columns[on[0]]].label.split(": ", 1)[1] if on else "other"
         return Contribution(variable, label, name, label, raw, level, "", value)
     text = format_value(spec, raw)
-    # issue 11 §5 (features.catalog): a cytokine measured after tocilizumab says so
+    # issue 11 §5 (features.catalog): a cytokine measured after tocilizumab says so, read
+    # from the full feature row when given (the model need not take the flag as an input)
     flag = f"{spec.source_analyte}_after_toci" if spec is not None else ""
-    if flag in ex.input_columns:
+    if flags is not None and flag in flags:
+        text += after_tocilizumab_note(name, {flag: flags[flag]})
+    elif flag in ex.input_columns:
         text += after_tocilizumab_note(name, {flag: x[ex.input_columns.index(flag)]})
     if ex._rule is not None:
         t = ex._rule["thresholds"][ex.input_columns.index(name)]

@@ -5,7 +5,10 @@ With tens of events, a model given 200 candidate columns mostly learns noise (Ri
 predictors from clinical knowledge rather than select them from the data). So:
 
 - the logistic reference model always uses a compact clinical set, fixed per task and landmark
-  before any data are seen (``COMPACT`` with its rationale);
+  before any data are seen (``COMPACT_*`` with ``COMPACT_RATIONALE``); after infusion it holds
+  the treatment so far (issue 11 §5: IL-6 measured after tocilizumab is raised by the drug and
+  must be read beside it), at the cost of fever, ferritin and second-line drugs
+  (``COMPACT_AFTER_INFUSION_DROPPED`` says why each);
 - a model whose declared columns need more patients than Riley's minimum for the cohort is
   restricted to the same compact set (``resolve_columns`` says so);
 - columns missing for every patient or constant across the cohort carry no information and are
@@ -37,13 +40,26 @@ COMPACT_AFTER_INFUSION: tuple[str, ...] = (
     "ldh_max",
     "platelets_last",
     "crp_max",  # inflammation so far
-    "ferritin_max",
     "il6_max",  # the cytokines of the CRS cascade
     "ifng_max",
-    "temperature_max",  # fever
     "crs_max_grade_so_far",  # the course so far
     "crs_hours_since_onset",
+    # treatment so far (issue 11 §5): tocilizumab raises serum IL-6 by blocking its receptor
+    # (Nishimoto N et al. 2008, Blood 112:3959), so IL-6 after a dose is not risk by itself.
+    # One column carries "given" and "hours since the first dose": missing without a dose, and
+    # the imputer's ``_was_missing`` indicator is "not given" (a separate toci_given would
+    # duplicate that indicator).
+    "toci_hours_since_first",
+    "steroids_given",  # corticosteroids for CRS lower cytokines and the grade
 )
+COMPACT_AFTER_INFUSION_DROPPED: dict[str, str] = {
+    "temperature_max": "fever ≥ 38 °C is what makes CRS grade ≥ 1, so the grade so far carries it",
+    "ferritin_max": "rises later than IL-6 and CRP and tracks them (Teachey DT et al. 2016)",
+    "second_line_given": "siltuximab or anakinra before grade 3 is rare: near-constant at a "
+    "landmark, it would be dropped as uninformative",
+    "toci_given": "carried by toci_hours_since_first (missing = not given)",
+}
+"""Why the after-infusion set leaves these out (it stays ≤ 10 predictors with treatment in)."""
 COMPACT_TOCI: tuple[str, ...] = (
     "marrow_blasts_pct",
     "ldh_max",
@@ -57,9 +73,12 @@ COMPACT_TOCI: tuple[str, ...] = (
     "toci_hours_since_onset",
 )
 COMPACT_RATIONALE = (
-    "pre-specified clinical set (≤ 10 predictors): disease burden, LDH, platelets, CRP, ferritin, "
-    "IL-6, IFN-γ, fever, CRS grade so far and hours since onset (treatment so far for the "
-    "tocilizumab task) — chosen from the literature before seeing the data, not selected on it"
+    "pre-specified clinical set (≤ 10 predictors): disease burden, LDH, platelets, CRP, IL-6, "
+    "IFN-γ, CRS grade so far, hours since onset and treatment so far (tocilizumab and hours "
+    "since its first dose, corticosteroids for CRS: tocilizumab raises IL-6, so IL-6 is read "
+    "beside it; fever is in the grade, ferritin tracks CRP and IL-6, second-line drugs before "
+    "grade 3 are rare) — for the tocilizumab task the grade and hours since onset at the first "
+    "dose — chosen from the literature before seeing the data, not selected on it"
 )
 CYTOKINE_MAX: tuple[str, ...] = (
     "il6_max",

@@ -46,6 +46,7 @@ from features.mapping import (
     WideMeasurementsSource,
     load_mapping,
 )
+from features.mapping.spec import records_crs
 from features.schema import GRADED_EVENTS, PATIENTS
 
 ONE_ROW_PER_PATIENT = (*PER_PATIENT_KINDS, "patient_measurements")
@@ -215,6 +216,13 @@ def add_lost_to_follow_up(r: Reader, frame: pd.DataFrame, known: set[str]) -> pd
     return pd.concat([frame, extra], ignore_index=True)
 
 
+def no_crs_information(patients: pd.DataFrame, events: pd.DataFrame) -> int:
+    """Patients of the written cohort without any CRS event (onset, grade or maximum grade)
+    from any source: "no CRS" unless the mapping declared them lost to follow-up."""
+    recorded = set(events.loc[events["event"].isin(CRS_DERIVED), "patient_id"])
+    return int((~patients["patient_id"].isin(recorded)).sum())
+
+
 def convert(
     mapping: Mapping, sources: list[Path], mapping_name: str = "mapping"
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[SourceReport]]:
@@ -255,4 +263,8 @@ def import_cohort(
         event_counts=events["event"].value_counts().to_dict(),
         warnings=[p.render() for p in written.warnings],
         lost_to_follow_up=reader.lost_to_follow_up,
+        no_crs_information=no_crs_information(patients, events),
+        no_crs_record=parsed.no_crs_record,
+        no_crs_record_set="no_crs_record" in parsed.model_fields_set,
+        records_crs=records_crs(parsed),
     )

@@ -66,7 +66,46 @@ class ImportReport:
     event_counts: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     lost_to_follow_up: int = 0
+    no_crs_information: int = 0
+    """Patients without any CRS event from any source (``assemble.no_crs_information``)."""
+    no_crs_record: str = "nothing"
+    no_crs_record_set: bool = False
+    """Whether the mapping set ``no_crs_record`` itself (else the default applied)."""
+    records_crs: bool = True
+    """Whether any source of the mapping records CRS at all."""
     ok: bool = True
+
+    def no_crs_lines(self) -> list[str]:
+        """How many patients have no CRS information and what ``no_crs_record`` did with them
+        (issue 11 §3): always one line; a warning line when they are read as "no CRS" without
+        the mapping saying so."""
+        n = self.no_crs_information
+        head = f"no CRS information: {n} patients → "
+        if self.no_crs_record == "lost_to_follow_up":
+            return [
+                head + "lost_to_follow_up (no_crs_record: lost_to_follow_up): outcome unknown, "
+                "excluded from training and counted"
+            ]
+        if not self.records_crs:
+            lines = [head + 'read as "no CRS": no source records CRS']
+            if n:
+                lines.append(
+                    f'warning: every one of these {n} patients is read as "no CRS" (a negative '
+                    "in training): map a crs_grade column, a CRS event rule or a long_events "
+                    "source before training on this cohort"
+                )
+            return lines
+        default = "" if self.no_crs_record_set else ", the default"
+        lines = [head + f'read as "no CRS" (no_crs_record: nothing{default})']
+        if n and not self.no_crs_record_set:
+            lines.append(
+                f'warning: {n} patients without any CRS information are read as "no CRS" (a '
+                "negative in training) because the mapping does not set no_crs_record; if their "
+                "outcome is unknown, add `no_crs_record: lost_to_follow_up` to the mapping "
+                "(they are then excluded and counted), or `no_crs_record: nothing` to keep "
+                "this reading and silence this warning"
+            )
+        return lines
 
     def render(self) -> str:
         lines = [f"import with mapping {self.mapping} → {self.out} ({self.fmt})"]
@@ -109,11 +148,7 @@ class ImportReport:
             lines.append(
                 "events: " + ", ".join(f"{k} {v}" for k, v in sorted(self.event_counts.items()))
             )
-        if self.lost_to_follow_up:
-            lines.append(
-                f"no CRS information: {self.lost_to_follow_up} patients → lost_to_follow_up "
-                "(outcome unknown, excluded from training)"
-            )
+        lines.extend(self.no_crs_lines())
         unmatched = sum(len(s.unmatched) for s in self.sources)
         if unmatched:
             lines.append(

@@ -46,8 +46,10 @@ class Mapping(StrictModel):
     )
     no_crs_record: Literal["nothing", "lost_to_follow_up"] = Field(
         "nothing",
-        description="A patient with no CRS information in any source: nothing, or a "
-        "lost_to_follow_up event with unknown time (outcome unknown; counted).",
+        description="A patient with no CRS information in any source: nothing (read as "
+        '"no CRS", a negative), or a lost_to_follow_up event with unknown time (outcome '
+        "unknown: excluded and counted). The import report counts these patients either way "
+        'and warns when this key is not set and some are read as "no CRS".',
     )
     infusion: InfusionSpec | None = Field(
         None, description="Infusion date per patient (needed by unit: date times)."
@@ -75,7 +77,7 @@ class Mapping(StrictModel):
                         f"sources[{i}].analyte_values.{key}.units_before dates each row from "
                         "the patient's infusion date; declare infusion (source and column)"
                     )
-        if self.no_crs_record != "nothing" and not _records_crs(self):
+        if self.no_crs_record != "nothing" and not records_crs(self):
             raise ValueError(
                 "no_crs_record: no source records CRS (a crs_grade column, a CRS event rule "
                 "or a long_events source)"
@@ -112,7 +114,9 @@ def _times(mapping: Mapping) -> list[TimeSpec]:
     return out
 
 
-def _records_crs(mapping: Mapping) -> bool:
+def records_crs(mapping: Mapping) -> bool:
+    """Whether any source of ``mapping`` records CRS (a crs_grade column, a CRS event rule or a
+    long_events source)."""
     for s in mapping.sources:
         if isinstance(s, LongEventsSource):
             return True

@@ -15,6 +15,8 @@ from features.schema import (
     SCHEMA,
 )
 
+CRS_EVENTS = ("crs_onset", "crs_grade", "crs_max_grade", "lost_to_follow_up")
+"""Events that say something about a patient's CRS outcome (or that it is unknown)."""
 TIME_WINDOWS: tuple[tuple[str, float, float], ...] = (
     ("pre-infusion (≤ 0 h)", -math.inf, 0.0),
     ("(0, 24] h", 0.0, 24.0),
@@ -46,6 +48,9 @@ def render_summary(s: Mapping[str, Any]) -> list[str]:
         f"  by time window: {_fmt_count_map(s['measurements_by_window'])}",
         f"events: {s['events']:,} rows, {s['events_unknown_time']:,} with unknown time",
         f"  by type: {_fmt_count_map(s['events_by_type'])}",
+        f"patients without any CRS event: {s.get('patients_without_crs_event', 0):,} (read as "
+        f'"no CRS" unless grading rows say otherwise; lost to follow-up with no time: '
+        f"{s.get('patients_lost_untimed', 0):,})",
         "missing values per patient column: "
         + " · ".join(f"{k} {v:.0%}" for k, v in s["missing_by_patient_column"].items()),
     ]
@@ -64,6 +69,10 @@ def summarise(
     window_counts = np.bincount(window, minlength=len(TIME_WINDOWS))
     by_analyte = measurements["analyte"].value_counts()
     by_event = events["event"].value_counts()
+    crs = events["event"].isin(CRS_EVENTS).to_numpy()
+    lost_untimed = (
+        (events["event"] == "lost_to_follow_up") & events["hours_from_infusion"].isna()
+    ).to_numpy()
     absent = [
         c.name
         for c in SCHEMA["patients"].columns
@@ -85,6 +94,11 @@ def summarise(
         "events": len(events),
         "events_by_type": {e: int(by_event.get(e, 0)) for e in EVENTS if by_event.get(e, 0)},
         "events_unknown_time": int(events["hours_from_infusion"].isna().sum()),
+        # issue 11 §3: "no CRS" and "no CRS information" look alike in a cohort folder
+        "patients_without_crs_event": int(
+            (~patients["patient_id"].isin(set(events.loc[crs, "patient_id"]))).sum()
+        ),
+        "patients_lost_untimed": int(events.loc[lost_untimed, "patient_id"].nunique()),
         "missing_by_patient_column": {
             c.name: float(patients[c.name].isna().mean()) if len(patients) else 0.0
             for c in SCHEMA["patients"].columns

@@ -321,6 +321,27 @@ def test_synthetic_cohort_all_landmarks_and_grade_derivation(synth_dir):
         assert derived[name].summary["exclusions"] == t.summary["exclusions"], name
 
 
+def _only_pre_infusion_days(cohort, table) -> None:
+    """car22's 0 h table holds no value from day 0 or later, for any analyte (issue 11
+    acceptance): a day-granular day d is known at 24·d + 24 h and an exact draw on day 0 at
+    [0, 24) h, so every value at ≤ 0 h lies strictly before the infusion day's start, and each
+    analyte's 0 h features exist exactly for the patients with such a value."""
+    m = cohort.measurements
+    pre = m[m["hours_from_infusion"] <= 0]
+    assert (pre["hours_from_infusion"] < 0).all(), sorted(set(pre["analyte"]))
+    ids = table.ids.astype(str).to_numpy()
+    checked = 0
+    for analyte in m["analyte"].astype(str).unique():
+        with_pre = set(pre.loc[pre["analyte"] == analyte, "patient_id"].astype(str))
+        for col, has in ((f"{analyte}_pre_ld", "value"), (f"{analyte}_missing", "flag")):
+            if col not in table.X.columns:
+                continue
+            known = table.X[col].notna() if has == "value" else table.X[col].eq(0)
+            assert set(ids[known.to_numpy()]) == with_pre & set(ids), (analyte, col)
+            checked += 1
+    assert checked >= 10  # the cytokines and the pre-lymphodepletion labs
+
+
 @pytest.mark.car22
 def test_real_car22_cohort(car22_dir, tmp_path, cli):
     from features.importer import import_cohort
@@ -341,6 +362,7 @@ def test_real_car22_cohort(car22_dir, tmp_path, cli):
         assert t.X["easix_pre_ld"].isna().all() and (t.X["platelets_missing"] == 1).all()
         if landmark == "0h":  # day-0 cytokines are known at the end of day 0 (issue 11 §1)
             assert t.X["il6_missing"].eq(1).all()
+            _only_pre_infusion_days(cohort, t)
         else:
             assert t.X["il6_missing"].eq(0).mean() > 0.5
     assert build_features(cohort, "severe_crs", "0h").n_events == severe

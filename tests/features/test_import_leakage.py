@@ -31,13 +31,16 @@ from features.tasks import assign, get_task
 
 IDS = ("S1", "S2", "S3", "S4")
 COLUMNS = ("grade", "il6", "crp", "temp", "o2", "toci", "steroid", "reason")
+# every landmark of both tasks, and the later severe-CRS landmarks an experiment may list
+# (experiments/car22.yaml: 120 h and 168 h, where CD22 CRS unfolds; issue 11 §6)
+LATE_SEVERE = ("120h", "168h")
 TASK_LANDMARKS = [
     (t, lm) for t in ("severe_crs", "toci_refractory") for lm in get_task(t).landmarks
-]
+] + [("severe_crs", lm) for lm in LATE_SEVERE]
 # the days a flowsheet row can fall on; in hours: times that straddle every landmark
 DAYS = list(range(-2, 9))
 HOURS = [-30.0, -0.5, 0.0, 0.5, 12.0, 23.5, 24.0, 24.5, 36.0, 47.9, 48.0, 48.1, 60.0, 71.5,
-         72.0, 72.5, 96.0, 130.0]  # fmt: skip
+         72.0, 72.5, 96.0, 119.5, 120.0, 120.5, 130.0, 167.5, 168.0, 168.5, 190.0]  # fmt: skip
 
 
 REASONS = {"CRS": "crs", "ICANS": "icans"}
