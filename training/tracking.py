@@ -7,8 +7,9 @@ from different directories agree (MLflow would otherwise resolve ``./mlruns`` ag
 working directory at experiment creation). A shared server (``http://…``) chooses its own
 artifact store. An unreachable server, or one refusing the credentials, is detected before any
 training through MLflow's REST helper and credentials (so MLflow's auth and TLS settings
-apply) and reported as one :class:`CrsRiskError` line; MLflow's HTTP retries are shortened (:data:`FAIL_FAST_ENV`) so
-a server that dies mid-run fails the command within seconds, not minutes.
+apply) and reported as one :class:`CrsRiskError` line; MLflow's HTTP retries are shortened
+(:data:`FAIL_FAST_ENV`) so a server that dies mid-run fails the command within seconds, not
+minutes.
 
 Nothing here ever logs patient-level data: datasets are logged with ``mlflow.log_input`` as the
 feature table's schema only (zero rows) with patient and event counts, the cohort digest and a
