@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## create .venv (uv, bytecode compiled)
 
 demo: venv ## synthesise the seed-sized cohort and run the pipeline on the embedded default store
-	$(BIN)/crs-risk demo --out $(DEMO_DIR)
+	$(BIN)/crs-risk demo --out $(DEMO_DIR) --jobs 2
 
 test: venv ## ruff + the default (fast) test suite
 	$(BIN)/ruff check .
