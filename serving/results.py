@@ -14,6 +14,7 @@ points (``serving.wording``).
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,18 +33,21 @@ from training.interval import COVERS as INTERVAL_TEXT
 
 INTERVAL_COVERS = INTERVAL_TEXT  # what the per-patient interval covers (training.interval)
 
-_CHECKS: dict[tuple[str, str], ModelChecks] = {}
+_CHECKS: weakref.WeakKeyDictionary[Any, ModelChecks] = weakref.WeakKeyDictionary()
 _FLAG_INDEX = np.array([COLUMN[f] for f in AFTER_TOCI_FLAGS], dtype=np.int64)
 _INDEX: dict[tuple[str, ...], np.ndarray] = {}
 
 
 def checks_of(model: LoadedModel) -> ModelChecks:
-    key = (model.name, model.version)
-    c = _CHECKS.get(key)
+    """The model's training-distribution checks, computed once per loaded estimator.
+
+    Keyed by the estimator object itself (weakly: a reloaded or freed model takes its entry
+    with it), not by registry name and version, which another store may give to another
+    model (tests, or a service pointed at a new registry)."""
+    c = _CHECKS.get(model.model)
     if c is None:
-        c = _CHECKS.setdefault(
-            key, model_checks(model.columns, model.distribution, used_variables(model.explainer))
-        )
+        c = model_checks(model.columns, model.distribution, used_variables(model.explainer))
+        _CHECKS[model.model] = c
     return c
 
 
