@@ -96,7 +96,7 @@ def test_the_service_warns_against_the_real_cohorts_bound():
         name=model_name(task, lm),
         task=task,
         landmark=lm,
-        version="privacy-test",  # serving caches checks by (name, version): not another test's
+        version="privacy-test",
         run_id=None,
         model=model,
         columns=columns,

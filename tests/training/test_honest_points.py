@@ -84,12 +84,24 @@ def test_riley_fallback_gives_xgboost_the_compact_set():
     assert not wide.compact and len(wide.columns) > len(compact)
 
 
+def _procedure_run(uri: str):  # type: ignore[no-untyped-def]
+    """The one champion-procedure run of the severe-CRS experiment in the store at ``uri``."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("crs-severe")
+    [run] = [
+        r
+        for r in client.search_runs([exp.experiment_id])
+        if r.data.tags.get("role") == "champion_procedure"
+    ]
+    return run
+
+
 @pytest.mark.slow
 def test_null_check_k_from_the_command_line_is_logged(tmp_path, _store_template, cli):
     """``crs-risk train … --null-check 3`` refits the procedure on 3 permutations: neither the
     automatic 10 (below 100 patients) nor 0, so the flag is what is logged."""
-    import mlflow
-
     (tmp_path / "store").mkdir()
     shutil.copy(_store_template, tmp_path / "store" / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
@@ -101,13 +113,7 @@ def test_null_check_k_from_the_command_line_is_logged(tmp_path, _store_template,
     )
     res = cli("train", exp_file, "--tracking-uri", uri, "--no-register", "--null-check", "3")
     assert res.exit_code == 0, res.stderr
-    client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name("crs-severe")
-    [run] = [
-        r
-        for r in client.search_runs([exp.experiment_id])
-        if r.data.tags.get("role") == "champion_procedure"
-    ]
+    run = _procedure_run(uri)
     assert run.data.params["null_check_k"] == "3" and run.data.params["tuning_grid"]
     assert run.data.metrics["null_check_k"] == 3.0
     assert np.isfinite(run.data.metrics["null_auroc_mean"])
@@ -142,16 +148,12 @@ def test_procedure_without_a_winner_logs_tuning_grid_and_why_no_null_check(
     )
     res = cli("train", exp_file, "--tracking-uri", uri, "--no-register")
     assert res.exit_code == 0, res.stderr
-    client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name("crs-severe")
-    [run] = [
-        r
-        for r in client.search_runs([exp.experiment_id])
-        if r.data.tags.get("role") == "champion_procedure"
-    ]
+    run = _procedure_run(uri)
     assert run.data.tags["model"] == "none"  # no winner
     assert run.data.params["tuning_grid"] == "none"
-    path = client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))
+    path = mlflow.MlflowClient(uri).download_artifacts(
+        run.info.run_id, "metrics.json", str(tmp_path)
+    )
     summary = json.loads(Path(path).read_text(encoding="utf-8"))
     assert summary["null_check"] == {"k": 0, "why": "switched_off"}
 

@@ -66,20 +66,13 @@ def test_the_probe_never_writes_the_environment(monkeypatch):
     assert writes == []
 
 
-def test_commands_on_a_server_switch_off_mlflows_environment_record():
+def test_commands_on_a_server_switch_off_mlflows_environment_record(monkeypatch):
     import os
 
     from training.tracking import FAIL_FAST_ENV, use_fail_fast_http
 
-    before = {k: os.environ.get(k) for k in FAIL_FAST_ENV}
-    try:
-        for k in FAIL_FAST_ENV:
-            os.environ.pop(k, None)
-        use_fail_fast_http()
-        assert os.environ["MLFLOW_RECORD_ENV_VARS_IN_MODEL_LOGGING"] == "false"
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    for k in FAIL_FAST_ENV:  # unset now, and as before once the test ends
+        monkeypatch.setenv(k, "")
+        monkeypatch.delenv(k)
+    use_fail_fast_http()
+    assert os.environ["MLFLOW_RECORD_ENV_VARS_IN_MODEL_LOGGING"] == "false"
