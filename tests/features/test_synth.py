@@ -452,7 +452,9 @@ def test_every_parameter_names_its_source():
     assert all(t.source and t.lo <= t.target <= t.hi for t in TARGETS)
 
 
+@pytest.mark.slow
 def test_stored_intercepts_are_the_calibration_result():
+    """Re-runs the calibration at n = 100,000 (≈13 s): a large-cohort check, in the slow suite."""
     from features.synth.calibrate import calibrate
     from features.synth.params import DEFAULT
 
