@@ -30,7 +30,7 @@ demo: venv ## synthesise the seed-sized cohort and run the pipeline on the embed
 test: venv ## ruff + the default (fast) test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not slow and not team" -n 2 -q
+	$(BIN)/pytest -m "not slow and not team" -n 2 --dist loadscope -q  # a module on one worker: its fixtures are built once
 
 test-slow: venv ## the slow suites (large cohorts, full experiments)
 	$(BIN)/pytest -m "slow" -n 2 -q || [ $$? -eq 5 ]  # 5 = no slow test collected

@@ -48,6 +48,7 @@ from training.registry import (
     current_champion,
     unreachable,
 )
+from training.tracking import WATCH_SIGNAL
 
 
 def history_key() -> str:
@@ -112,10 +113,12 @@ def _no_interrupt() -> Iterator[None]:
         yield
         return
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_watch = signal.signal(WATCH_SIGNAL, signal.SIG_IGN)  # nor the tracking watch's
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, old)
+        signal.signal(WATCH_SIGNAL, old_watch)
 
 
 class RegistrationBatch:

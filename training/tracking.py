@@ -22,6 +22,7 @@ import _thread
 import functools
 import os
 import re
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -237,6 +238,14 @@ class StoreWatch:
     error: str | None = None
 
 
+WATCH_SIGNAL = signal.SIGUSR1
+"""The signal :func:`watch_store` interrupts the main thread with (handled only inside it)."""
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @contextmanager
 def watch_store(
     uri: str, every: float = 5.0, misses: int = 2, timeout: float = 8.0
@@ -248,7 +257,9 @@ def watch_store(
 
     Only for servers, only in the main thread. Inside, the interrupt surfaces as
     ``KeyboardInterrupt`` (so registration rolls back as for Ctrl-C) and leaves as
-    :class:`CrsRiskError`.
+    :class:`CrsRiskError`. It is sent as :data:`WATCH_SIGNAL` with its own handler, not as
+    SIGINT: a command started in the background of a script (or by a service manager)
+    inherits an ignored SIGINT, which ``_thread.interrupt_main`` would silently skip.
     """
     watch = StoreWatch()
     if not _is_http(uri) or threading.current_thread() is not threading.main_thread():
@@ -256,6 +267,7 @@ def watch_store(
         return
     stop = threading.Event()
     lock = threading.Lock()
+    previous = signal.signal(WATCH_SIGNAL, _raise_keyboard_interrupt)
 
     def loop() -> None:
         failed = 0
@@ -269,7 +281,7 @@ def watch_store(
                     with lock:
                         if not stop.is_set():
                             watch.error = str(exc)
-                            _thread.interrupt_main()
+                            _thread.interrupt_main(WATCH_SIGNAL)
                     return
 
     thread = threading.Thread(target=loop, name="tracking-watch", daemon=True)
@@ -283,6 +295,7 @@ def watch_store(
     finally:
         with lock:
             stop.set()
+        signal.signal(WATCH_SIGNAL, previous)
 
 
 def use_fail_fast_http() -> None:

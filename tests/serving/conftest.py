@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving.loading import Snapshot
+from tests.serving.fast_models import build_snapshot
 from tests.serving.stores import CRS_RISK, quickstart_store
 
 
@@ -49,6 +51,12 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return folder
+
+
+@pytest.fixture(scope="session")
+def fast_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+    """In-process champions (``tests.serving.fast_models``): fitted once per worker, no store."""
+    return build_snapshot(tmp_path_factory.mktemp("single-fast"))
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from serving.examples import to_request
 from serving.loading import Snapshot
 from serving.schemas import RiskRequest
 from serving.scoring import score_request
-from tests.serving.test_single_fast import _loaded
+from tests.serving.fast_models import loaded_model
 from tests.training.test_explain import fit
 from training.explain import ModelExplainer
 from training.parsimony import compact_columns
@@ -36,7 +36,7 @@ def served(tmp_path_factory):
     cols = compact_columns(TASK, LANDMARK, catalog)
     y = table.y.to_numpy(dtype=int)
     model = fit("logreg", table.X[cols], y, catalog, None)  # inputs: the compact set only
-    loaded = _loaded(TASK, LANDMARK, model, table.X, y)
+    loaded = loaded_model(TASK, LANDMARK, model, table.X, y)
     assert "il6_after_toci" not in loaded.columns and "il6_max" in loaded.columns
     snap = Snapshot(models={(TASK, LANDMARK): loaded}, missing=(), loaded_at="", tracking_uri="")
     return sc, table, snap

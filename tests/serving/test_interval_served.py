@@ -19,7 +19,7 @@ from serving.registry_names import model_name
 from serving.results import INTERVAL_COVERS
 from serving.schemas import Interval, RiskRequest
 from serving.scoring import score_request
-from tests.serving.test_single_fast import _fit, _loaded
+from tests.serving.fast_models import fit_model, loaded_model
 from training.interval import METHOD_UNION, fit_procedure_interval
 
 TASK, LANDMARK = "severe_crs", "48h"
@@ -32,13 +32,13 @@ def served(tmp_path_factory) -> tuple[Snapshot, list[RiskRequest]]:
     write_cohort(folder, sc.patients, sc.measurements, sc.events)
     table = build_features(load_cohort(folder), TASK, LANDMARK)
     X, y = table.X.astype("float64"), table.y.to_numpy(dtype=int)
-    model = _fit("logreg", table, TASK, LANDMARK, None, compact=False)
+    model = fit_model("logreg", table, TASK, LANDMARK, None, compact=False)
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    est = _fit("logreg", table, TASK, LANDMARK, None, compact=False)
+    est = fit_model("logreg", table, TASK, LANDMARK, None, compact=False)
     p_oof = cross_val_predict(est, X, y, cv=cv, method="predict_proba")[:, 1]
     interval = fit_procedure_interval(model, X, y, p_oof, y.astype(float), n_refit=15)
     assert interval is not None and interval.method == METHOD_UNION
-    loaded = dataclasses.replace(_loaded(TASK, LANDMARK, model, X, y), interval=interval)
+    loaded = dataclasses.replace(loaded_model(TASK, LANDMARK, model, X, y), interval=interval)
     snap = Snapshot(models={(TASK, LANDMARK): loaded}, missing=(), loaded_at="", tracking_uri="")
     other = simulate(30, seed=5)
     reqs = []

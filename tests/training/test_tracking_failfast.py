@@ -5,12 +5,13 @@ probe, and the watch that interrupts a long computation between MLflow calls. Cr
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
 
 from features.errors import CrsRiskError
-from training.tracking import check_reachable, watch_store
+from training.tracking import WATCH_SIGNAL, check_reachable, watch_store
 
 DEAD = "http://127.0.0.1:9"  # the discard port: nothing listens
 
@@ -34,6 +35,24 @@ def test_the_watch_stops_a_long_computation_when_the_server_goes():
         while time.monotonic() - t0 < 30:  # CPU-bound work with no MLflow call
             sum(range(10_000))
     assert time.monotonic() - t0 < 10
+
+
+def test_the_watch_stops_the_computation_with_sigint_ignored():
+    """A command started in the background of a script inherits an ignored SIGINT (as did the
+    test run that found this): the watch must interrupt it all the same."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        t0 = time.monotonic()
+        with (
+            pytest.raises(CrsRiskError, match="stopped mid-run; nothing promoted"),
+            watch_store(DEAD, every=0.2),
+        ):
+            while time.monotonic() - t0 < 30:
+                sum(range(10_000))
+        assert time.monotonic() - t0 < 10
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert signal.getsignal(WATCH_SIGNAL) in (signal.SIG_DFL, None)  # handler removed again
 
 
 def test_the_watch_is_silent_for_a_local_store(tmp_path):
