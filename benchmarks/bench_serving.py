@@ -14,7 +14,11 @@ Measured in one run on one machine, client on the same box (numbers go in the RE
    scoring code can beat on the machine);
 5. 32 concurrent clients — errors.
 
-The machine's load average is recorded with each phase (a shared machine: state it).
+The machine's load average is recorded with each phase (a shared machine: state it), and a
+pure-Python speed probe at the start (the same loop runs 1.1–1.7 s on this VM from one minute to
+the next: compare runs only with it). Latencies are timed with a keep-alive stdlib
+``http.client`` connection (the service's round trip; httpx adds 0.4–0.8 ms of its own per
+request on this machine, and its figures are recorded beside them).
 
 Usage: ``python benchmarks/bench_serving.py [--store DIR] [--requests 200] [--batch 10000]``.
 Without ``--store`` the quickstart is run into a temporary folder first (minutes).
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -59,6 +64,38 @@ def wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float = 300
                 return
         time.sleep(0.3)
     raise RuntimeError(f"{url} not ready after {timeout} s")
+
+
+def speed_probe() -> float:
+    """Seconds for 10⁷ pure-Python additions: how fast this (shared) machine is right now."""
+    t = time.perf_counter()
+    s = 0
+    for i in range(10**7):
+        s += i
+    return time.perf_counter() - t
+
+
+def lean_timed(
+    url: str, n: int, warmup: int, method: str, path: str, body: bytes | None, headers: dict
+) -> list[float]:
+    """Round trips over one keep-alive ``http.client`` connection (no client-library overhead)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    hdrs = {**headers, "Content-Type": "application/json"} if body is not None else headers
+    out = []
+    try:
+        for k in range(warmup + n):
+            t = time.perf_counter()
+            conn.request(method, path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            data = r.read()
+            if k >= warmup:
+                out.append(time.perf_counter() - t)
+            if r.status != 200:
+                raise RuntimeError(f"HTTP {r.status}: {data[:300]!r}")
+    finally:
+        conn.close()
+    return out
 
 
 def percentiles(times: list[float]) -> dict[str, float]:
@@ -326,10 +363,12 @@ def http_floor(body: dict, n: int) -> dict[str, dict[str, float]]:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, proc, "/empty", timeout=60)
+        raw = json.dumps(body).encode()
         with httpx.Client(base_url=url, timeout=60) as c:
             return {
-                "get_empty": percentiles(timed(c, n, 20, lambda cl: cl.get("/empty"))),
-                "post_body_parsed": percentiles(
+                "get_empty": percentiles(lean_timed(url, n, 20, "GET", "/empty", None, {})),
+                "post_body_parsed": percentiles(lean_timed(url, n, 20, "POST", "/parse", raw, {})),
+                "post_body_parsed_httpx": percentiles(
                     timed(c, n, 20, lambda cl: cl.post("/parse", json=body))
                 ),
             }
@@ -391,6 +430,7 @@ def main() -> None:
         "machine": os.uname().nodename,
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg()[0],  # a shared machine: state the conditions
+        "speed_probe_s": speed_probe(),
     }
     try:
         wait_ready(url, serve, "/readyz")
@@ -402,9 +442,13 @@ def main() -> None:
             severe = next(r for r in data["results"] if r["task"] == "severe_crs")
             name = severe["model"]
 
-            single = timed(c, args.requests, 20, lambda cl: cl.post("/v1/risk", json=body))
+            raw_single = json.dumps(body).encode()
+            single = lean_timed(url, args.requests, 20, "POST", "/v1/risk", raw_single, headers)
+            single_httpx = timed(c, args.requests, 20, lambda cl: cl.post("/v1/risk", json=body))
             results["single_with_explanations"] = {
                 **percentiles(single),
+                "client": "http.client keep-alive",
+                "httpx": percentiles(single_httpx),
                 "model": name,
                 "landmark": severe["landmark"],
                 "n_measurements": len(body["measurements"]),
@@ -442,8 +486,9 @@ def main() -> None:
             )
             murl = f"http://127.0.0.1:{mport}"
             wait_ready(murl, mlflow_proc, "/ping")
-            with httpx.Client(base_url=murl, timeout=60) as mc:
-                mlf = timed(mc, args.requests, 20, lambda cl: cl.post("/invocations", json=payload))
+            mlf = lean_timed(
+                murl, args.requests, 20, "POST", "/invocations", json.dumps(payload).encode(), {}
+            )
             results["mlflow_models_serve"] = {
                 **percentiles(mlf),
                 "model": f"{name}/{version}",
