@@ -35,7 +35,7 @@ from features.build import FEATURE_COLUMNS, feature_matrix, patient_features, pr
 from features.catalog import feature_names
 from features.cohort import Cohort
 from features.errors import CrsRiskError
-from features.grading import course_of_records
+from features.grading import Course, course_of_records, derived_of
 from features.records import Records
 from features.tasks import (
     TASKS,
@@ -122,11 +122,14 @@ def choose_landmark(
     return req.landmark, trend, warnings
 
 
-def reached_reasons(records: Records) -> np.ndarray:
+def reached_reasons(records: Records, full_course: Course | None = None) -> np.ndarray:
     """Per patient code: why the outcome is already reached somewhere in the data ("" = not),
-    by the same ``features.tasks`` eligibility rule as at a landmark."""
+    by the same ``features.tasks`` eligibility rule as at a landmark. ``full_course``: the grade
+    course of ``records`` when the caller has it (``course_of_records``; derived or not, the
+    same course)."""
     # the landmark rules on the uncut records: "at the landmark" becomes "anywhere in the data"
-    rules = landmark_rules(records, course_of_records(records), get_task(SEVERE), "end of data")
+    course = course_of_records(records) if full_course is None else full_course
+    rules = landmark_rules(records, course, get_task(SEVERE), "end of data")
     return np.asarray(reasons(records.n, rules), dtype=object)
 
 
@@ -166,6 +169,7 @@ def patient_rows(
     task: Any,
     landmarks: Sequence[str],
     baseline: np.ndarray | None = None,
+    full_course: Course | None = None,
 ) -> dict[str, PatientRow]:
     """A one-patient cohort's feature row at each landmark, with the training feature code.
 
@@ -173,8 +177,9 @@ def patient_rows(
     serving-time eligibility rules and the landmark cut → ``feature_matrix``) without the
     table. ``task``: a task name or ``features.tasks.Task`` (severe CRS with the served
     landmark hours). ``cohort``: a :class:`Cohort`, or its records with ``baseline`` =
-    ``patient_features`` of its patients. The unit tests check the rows equal
-    ``build_patient_features``.
+    ``patient_features`` of its patients. ``full_course``: the uncut records' grade course, for
+    a toci landmark (``assign``'s, shared by a request's landmarks). The unit tests check the
+    rows equal ``build_patient_features``.
     """
     task_obj = get_task(task)
     if task_obj.name == SEVERE:
@@ -199,7 +204,7 @@ def patient_rows(
     a = (
         assign_landmarks(records, task_obj, tuple(landmarks))
         if task_obj.name == SEVERE
-        else assign(records, task_obj, landmarks[0], require_label=False)
+        else assign(records, task_obj, landmarks[0], require_label=False, full_course=full_course)
     )
     eligible = a.eligible.tolist()
     matrix = (
@@ -294,7 +299,9 @@ def score_valid(
     until = data_until(req)
     # an outcome after the landmark needs data after it: no data there, nothing to check
     lm_hours = float(landmark[:-1])
-    reached = str(reached_reasons(records)[0]) if until > lm_hours else ""
+    # the uncut course, computed once: the toci landmarks and the reached check share it
+    full = course_of_records(records, derived_of(records))
+    reached = str(reached_reasons(records, full)[0]) if until > lm_hours else ""
     results: list[dict[str, Any]] = []
     trend: list[TrendPoint] = []
     for lm in trend_lms:
@@ -325,7 +332,7 @@ def score_valid(
     for lm in toci_landmarks(snapshot):
         model = snapshot.get(TOCI, lm)
         try:
-            t_row = patient_rows(records, TOCI, [lm], baseline)[lm]
+            t_row = patient_rows(records, TOCI, [lm], baseline, full)[lm]
         except CrsRiskError as exc:  # a landmark this code version cannot place
             results.append(empty(TOCI, lm, model, "no_model", str(exc)))
             continue

@@ -34,8 +34,13 @@ def assign_toci(
     require_label: bool,
     full: GradeCourse | Course | None,
 ) -> Assignment:
+    """``toci_refractory`` at the ``decision`` or ``first_toci`` landmark (one per patient).
+
+    ``full``: the uncut records' grade course when the caller has it (shared across landmarks);
+    else it is computed here, and only when needed (the decision landmark, the label).
+    """
     n = rec.n
-    fc = as_course(full, n) if full is not None else course_of_records(rec, derived_of(rec))
+    fc = as_course(full, n) if full is not None else None
     first_toci = first_toci_of(rec)
     n_toci = count_per_patient(rec.e_p, n, is_event(rec, "tocilizumab"))
     n_silt = count_per_patient(rec.e_p, n, is_event(rec, "siltuximab"))
@@ -69,6 +74,8 @@ def assign_toci(
     y = np.full(n, np.nan)
     clauses = np.full(n, "", dtype=object)
     if require_label:
+        if fc is None:
+            fc = course_of_records(rec, derived_of(rec))
         label = refractory_label(rec, task, fc, first_toci)
         y = label.y
         clauses = label.clauses
