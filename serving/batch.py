@@ -26,6 +26,7 @@ from pydantic_core import to_json
 
 from features.build import feature_matrix, patient_features
 from features.errors import CrsRiskError
+from features.grading import course_of_records, derived_of
 from features.tasks import assign
 from serving.audit import OUTPUT_KEYS
 from serving.conversion import Frames, Request, column, request_index, to_frames, validate_frames_of
@@ -149,7 +150,9 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
     code_of = np.empty(n, dtype=np.int64)  # request index → patient code
     code_of[request_index(valid)] = np.arange(n)
     baseline = patient_features(valid.patients)
-    reached = reached_reasons(valid.records)
+    # the uncut grade course, once: the reached check and the toci landmarks share it
+    full = course_of_records(valid.records, derived_of(valid.records))
+    reached = reached_reasons(valid.records, full)
     chosen_arr = np.array(chosen, dtype=object)
     needed = sorted(set(chosen), key=lambda x: float(x[:-1]))
     severe_task = task_of(SEVERE, [h for _, h in served] + [float(x[:-1]) for x in needed])
@@ -167,8 +170,10 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
                 results[slot][i] = r
             continue
         try:
-            a = assign(
-                valid.records, severe_task if task == SEVERE else task, lm, require_label=False
+            a = (
+                assign(valid.records, severe_task, lm, require_label=False)
+                if task == SEVERE
+                else assign(valid.records, task, lm, require_label=False, full_course=full)
             )
         except CrsRiskError as exc:  # a landmark this code version cannot place
             r = empty(task, lm, model, "no_model", str(exc))
