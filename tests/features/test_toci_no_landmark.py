@@ -62,3 +62,14 @@ def test_patients_without_the_landmark_are_assigned_as_in_a_mixed_cohort(
                 same(getattr(a.grades, f.name), getattr(course, f.name), f"course {f.name}")
         assert a.grades.n == course.n == sub.n
         assert a.course.steps.empty  # the frame view works on it
+
+
+def test_the_shared_uncut_course_is_the_course_derived_from_the_records(records: Records) -> None:
+    """``serving.scoring`` computes the uncut course once with the shared derived grades and
+    hands it to the reached check, which computed it from the records themselves before."""
+    shared = course_of_records(records, derived_of(records))
+    fresh = course_of_records(records)
+    assert shared.n == fresh.n == records.n
+    for f in dataclasses.fields(Course):
+        if f.name != "n":
+            same(getattr(shared, f.name), getattr(fresh, f.name), f.name)
