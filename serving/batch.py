@@ -151,8 +151,8 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
     code_of[request_index(valid)] = np.arange(n)
     baseline = patient_features(valid.patients)
     # the uncut grade course, once: the reached check and the toci landmarks share it
-    full = course_of_records(valid.records, derived_of(valid.records))
-    reached = reached_reasons(valid.records, full)
+    course = course_of_records(valid.records, derived_of(valid.records))
+    reached = reached_reasons(valid.records, course)
     chosen_arr = np.array(chosen, dtype=object)
     needed = sorted(set(chosen), key=lambda x: float(x[:-1]))
     severe_task = task_of(SEVERE, [h for _, h in served] + [float(x[:-1]) for x in needed])
@@ -173,7 +173,7 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
             a = (
                 assign(valid.records, severe_task, lm, require_label=False)
                 if task == SEVERE
-                else assign(valid.records, task, lm, require_label=False, full_course=full)
+                else assign(valid.records, task, lm, require_label=False, full_course=course)
             )
         except CrsRiskError as exc:  # a landmark this code version cannot place
             r = empty(task, lm, model, "no_model", str(exc))
