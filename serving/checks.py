@@ -14,6 +14,7 @@ warnings.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,14 @@ class ModelChecks:
     products: tuple[str, ...] | None
     variable_of: np.ndarray  # per column: an integer code of its clinical variable
     range_k: int | None = None  # training range: ≥ k patients beyond each bound; None: min/max
+
+    @functools.cached_property
+    def unseen_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``unseen`` as (columns, levels) arrays, to compare every row with all at once."""
+        return (
+            np.array([j for j, _, _ in self.unseen], dtype=np.int64),
+            np.array([level for _, level, _ in self.unseen], dtype=float),
+        )
 
     def first_of_variable(self, flags: np.ndarray) -> np.ndarray:
         """Mask keeping, per row, only the first flagged column of each variable."""
@@ -189,19 +198,22 @@ def row_warnings(
             )
         said[(j, v)] = w = {"code": code, "field": columns[j], "message": message}
         out[i].append(w)
-    for j, level, what in checks.unseen:
-        hit = np.flatnonzero(X[:, j] == level)
+    if checks.unseen:  # every (column, level) at once; the warnings in the same order
+        u_cols, u_levels = checks.unseen_arrays
+        hits = X[:, u_cols] == u_levels
         seen = ", ".join(checks.products) if checks.products else "none recorded"
-        for i in hit.tolist():
+        for k in np.flatnonzero(hits.any(axis=0)).tolist():
+            j, _, what = checks.unseen[k]
             is_product = what.startswith("product ")
-            out[i].append(
-                {
-                    "code": "unseen_product" if is_product else "outside_training_data",
-                    "field": columns[j],
-                    "message": f"{what}: no patient in the training data had it"
-                    + (f" (trained on: {seen})" if is_product else ""),
-                }
-            )
+            for i in np.flatnonzero(hits[:, k]).tolist():
+                out[i].append(
+                    {
+                        "code": "unseen_product" if is_product else "outside_training_data",
+                        "field": columns[j],
+                        "message": f"{what}: no patient in the training data had it"
+                        + (f" (trained on: {seen})" if is_product else ""),
+                    }
+                )
     if len(checks.starts):
         missing = np.logical_and.reduceat(np.isnan(X[:, checks.members]), checks.starts, axis=1)
         packed = np.packbits(missing, axis=1)
