@@ -264,12 +264,6 @@ def _summaries(
     equal in those (and in band) get the same text; ``np.rint`` rounds half to even exactly as
     ``round`` does. Rows with a NaN are written one by one (``round`` decides what happens).
     """
-    k = np.rint(100 * p)
-    code = np.where(100 * p < 0.5, -1.0, np.minimum(k, 100.0))
-    parts = [code, bands.astype(np.float64)]
-    if lows is not None and highs is not None:
-        parts += [np.rint(100 * lows), np.rint(100 * highs)]
-    keys = np.column_stack(parts)
     probs = p.tolist()
     low_list = lows.tolist() if lows is not None else None
     high_list = highs.tolist() if highs is not None else None
@@ -285,6 +279,14 @@ def _summaries(
             horizon,
         )
 
+    if len(probs) == 1:  # one row (a single request): nothing to share
+        return [text(0)]
+    k = np.rint(100 * p)
+    code = np.where(100 * p < 0.5, -1.0, np.minimum(k, 100.0))
+    parts = [code, bands.astype(np.float64)]
+    if lows is not None and highs is not None:
+        parts += [np.rint(100 * lows), np.rint(100 * highs)]
+    keys = np.column_stack(parts)
     if np.isnan(keys).any():
         return [text(r) for r in range(len(probs))]
     _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
