@@ -16,6 +16,7 @@ from features.records import (
     ANALYTE_KEYS,
     EVENT_CODE,
     INDICATION_CODE,
+    code_set,
 )
 from features.schema import LYMPHODEPLETION, PRODUCTS
 
@@ -84,6 +85,7 @@ PRE_LD_J = np.array([TRACKED.index(an) for an in BASELINE_LABS])
 COURSE_COLS = column_indices(_COURSE)
 TREATMENT_COLS = column_indices(_TREATMENT)
 TOCI, STEROID = EVENT_CODE["tocilizumab"], EVENT_CODE["corticosteroids"]
-SECOND = np.array([EVENT_CODE["siltuximab"], EVENT_CODE["anakinra"]])
-NOT_CRS = np.array([INDICATION_CODE["icans"], INDICATION_CODE["other"]])
+# membership tables by code (``table[codes]``, a lookup instead of np.isin)
+IS_SECOND = code_set(("siltuximab", "anakinra"), EVENT_CODE)
+IS_NOT_CRS = code_set(("icans", "other"), INDICATION_CODE)
 AFFECTED = np.array([ANALYTE_CODE[a] for a in TOCI_AFFECTED])

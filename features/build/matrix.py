@@ -10,12 +10,12 @@ from features.build.layout import (
     COURSE_COLS,
     DYN,
     FEATURE_COLUMNS,
+    IS_NOT_CRS,
+    IS_SECOND,
     LOG,
     N_PATIENT,
-    NOT_CRS,
     PRE_LD,
     PRE_LD_J,
-    SECOND,
     STAT_COLS,
     STEROID,
     TEMP,
@@ -153,7 +153,7 @@ def _treatment_features(rec: Records, lm: np.ndarray, n: int, out: np.ndarray) -
     or with no recorded indication, and whether IL-6, sIL-6R and CRP were measured after the
     first tocilizumab dose."""
     ee, ep = rec.e_e, rec.e_p
-    for_crs = ~np.isin(rec.e_i, NOT_CRS)
+    for_crs = ~IS_NOT_CRS[rec.e_i]
     toci = ee == TOCI
     first = np.full(n, np.inf)
     np.minimum.at(first, ep[toci], rec.e_t[toci])
@@ -167,7 +167,7 @@ def _treatment_features(rec: Records, lm: np.ndarray, n: int, out: np.ndarray) -
         given.astype(float),
         lm - first,
         any_of((ee == STEROID) & for_crs),
-        any_of(np.isin(ee, SECOND) & for_crs),
+        any_of(IS_SECOND[ee] & for_crs),
     ]
     with np.errstate(invalid="ignore"):
         after = rec.m_t > first[rec.m_p]
