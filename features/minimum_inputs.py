@@ -146,14 +146,22 @@ def known_variables(X: np.ndarray, columns: Sequence[str], variables: Sequence[s
 
 
 @functools.cache
-def _plan(rule: Rule, columns: tuple[str, ...]) -> tuple[list[Requirement], list[np.ndarray]]:
-    """A rule's requirements and, for each, the value columns that meet it (computed once)."""
+def _plan(
+    rule: Rule, columns: tuple[str, ...]
+) -> tuple[list[Requirement], np.ndarray, np.ndarray, list[list[int]]]:
+    """A rule's requirements, the value columns that can meet any of them, which requirement
+    each meets (columns × requirements, 0/1) and each option's requirements (computed once)."""
     reqs = list(dict.fromkeys(r for opt in rule.options for r in opt))
     by_var = _variable_columns(columns)
     where = [
         np.concatenate([by_var.get(v, np.zeros(0, dtype=np.int64)) for v in r.any_of]) for r in reqs
     ]
-    return reqs, where
+    used = np.unique(np.concatenate([np.zeros(0, dtype=np.int64), *where]))
+    meets = np.zeros((len(used), len(reqs)))
+    for k, js in enumerate(where):
+        meets[np.searchsorted(used, js), k] = 1.0
+    pos = {r: k for k, r in enumerate(reqs)}
+    return reqs, used, meets, [[pos[r] for r in opt] for opt in rule.options]
 
 
 def missing_inputs(
@@ -165,11 +173,9 @@ def missing_inputs(
     rule = rule_for(task, hours)
     if rule is None:
         return [[] for _ in range(X.shape[0])]
-    reqs, where = _plan(rule, tuple(columns))
-    known = ~np.isnan(X)
-    met = np.column_stack([known[:, js].any(axis=1) for js in where])  # rows × requirements
-    pos = {r: k for k, r in enumerate(reqs)}
-    options = [[pos[r] for r in opt] for opt in rule.options]
+    reqs, used, meets, options = _plan(rule, tuple(columns))
+    # rows × requirements: some column of the requirement known (a count of known columns > 0)
+    met = (~np.isnan(X[:, used])).astype(np.float64) @ meets > 0
     enough = np.zeros(X.shape[0], dtype=bool)
     for opt in options:
         enough |= met[:, opt].all(axis=1)
