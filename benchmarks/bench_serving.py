@@ -79,10 +79,10 @@ def replica_throughput(
     clients: int,
     rounds: int,
 ) -> dict[str, object]:
-    """Patients per second of ``crs-risk serve --workers N`` at the default body limit:
-    ``clients`` threads each post ``rounds`` batches of ``bodies`` (a fresh connection per
-    batch, so the kernel hands it to whichever replica accepts), all timed together; then the
-    shared audit file's chain is verified."""
+    """Patients per second of ``crs-risk serve --workers N`` at the default body limit, as
+    JSON and as CSV: ``clients`` threads each post ``rounds`` batches of ``bodies`` (a fresh
+    connection per batch, so the kernel hands it to whichever replica accepts), all timed
+    together; then the shared audit file's chain is verified."""
     port = free_port()
     audit = tmp / "audit-replicas.sqlite"
     proc = subprocess.Popen(
@@ -103,10 +103,14 @@ def replica_throughput(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    raw = json.dumps({"patients": bodies}).encode()
-    hdrs = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    kinds = {
+        "json": (json.dumps({"patients": bodies}).encode(), "application/json"),
+        "csv": (csv_body(bodies), "text/csv"),
+    }
 
-    def post() -> None:
+    def post(kind: str) -> None:
+        raw, ctype = kinds[kind]
+        hdrs = {"Authorization": f"Bearer {TOKEN}", "Content-Type": ctype}
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         try:
             conn.request("POST", "/v1/risk/batch", body=raw, headers=hdrs)
@@ -117,39 +121,43 @@ def replica_throughput(
         finally:
             conn.close()
 
+    out: dict[str, object] = {
+        "workers": workers,
+        "clients": clients,
+        "patients_per_request": len(bodies),
+        "body_limit": "default (16 MB)",
+    }
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc, "/readyz")
-        for _ in range(2 * workers):  # warm the replicas (first requests load lazily)
-            post()
-        load = os.getloadavg()[0]
-        t = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(lambda _: [post() for _ in range(rounds)], range(clients)))
-        dt = time.perf_counter() - t
+        for kind in kinds:
+            for _ in range(2 * workers):  # warm the replicas (first requests load lazily)
+                post(kind)
+            load = os.getloadavg()[0]
+            t = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(lambda _, k=kind: [post(k) for _ in range(rounds)], range(clients)))
+            dt = time.perf_counter() - t
+            n = len(bodies) * clients * rounds
+            out[kind] = {
+                "body_mb": len(kinds[kind][0]) / 1e6,
+                "patients": n,
+                "seconds": dt,
+                "patients_per_s": n / dt,
+                "load_average_before": load,
+            }
     finally:
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=30)
-    n = len(bodies) * clients * rounds
     verify = subprocess.run(
         [str(BIN / "crs-risk"), "audit", "verify", str(audit)],
         env=env,
         capture_output=True,
         text=True,
     )
-    return {
-        "workers": workers,
-        "clients": clients,
-        "patients_per_request": len(bodies),
-        "body_mb": len(raw) / 1e6,
-        "body_limit": "default",
-        "patients": n,
-        "seconds": dt,
-        "patients_per_s": n / dt,
-        "load_average_before": load,
-        "audit_verify": verify.stdout.strip().splitlines()[-1:] if verify.stdout else [],
-        "audit_verify_exit": verify.returncode,
-    }
+    out["audit_verify"] = verify.stdout.strip().splitlines()[-1:]
+    out["audit_verify_exit"] = verify.returncode
+    return out
 
 
 def speed_probe() -> float:
