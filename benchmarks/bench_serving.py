@@ -12,7 +12,11 @@ Measured in one run on one machine, client on the same box (numbers go in the RE
    load-time check let the array path serve it (``serving.explaining.fast_path_problem``);
 4. the HTTP floor: do-nothing FastAPI endpoints under the same uvicorn and client (what no
    scoring code can beat on the machine);
-5. 32 concurrent clients — errors.
+5. 32 concurrent clients — errors;
+6. the deployment's batch throughput: ``crs-risk serve --workers 2`` (one replica per core) at
+   the *default* body limit, concurrent clients posting batches of 5,000 patients (11 MB of
+   JSON) on fresh connections, patients per second over all of them; then ``crs-risk audit
+   verify`` on the replicas' shared audit file.
 
 The machine's load average is recorded with each phase (a shared machine: state it), and a
 pure-Python speed probe at the start (the same loop runs 1.1–1.7 s on this VM from one minute to
@@ -20,7 +24,8 @@ the next: compare runs only with it). Latencies are timed with a keep-alive stdl
 ``http.client`` connection (the service's round trip; httpx adds 0.4–0.8 ms of its own per
 request on this machine, and its figures are recorded beside them).
 
-Usage: ``python benchmarks/bench_serving.py [--store DIR] [--requests 200] [--batch 10000]``.
+Usage: ``python benchmarks/bench_serving.py [--store DIR] [--requests 200] [--batch 10000]
+[--replica-batch 5000] [--replica-clients 4]``.
 Without ``--store`` the quickstart is run into a temporary folder first (minutes).
 """
 
@@ -64,6 +69,95 @@ def wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float = 300
                 return
         time.sleep(0.3)
     raise RuntimeError(f"{url} not ready after {timeout} s")
+
+
+def replica_throughput(
+    env: dict[str, str],
+    tmp: Path,
+    bodies: list[dict],
+    workers: int,
+    clients: int,
+    rounds: int,
+) -> dict[str, object]:
+    """Patients per second of ``crs-risk serve --workers N`` at the default body limit, as
+    JSON and as CSV: ``clients`` threads each post ``rounds`` batches of ``bodies`` (a fresh
+    connection per batch, so the kernel hands it to whichever replica accepts), all timed
+    together; then the shared audit file's chain is verified."""
+    port = free_port()
+    audit = tmp / "audit-replicas.sqlite"
+    proc = subprocess.Popen(
+        [
+            str(BIN / "crs-risk"),
+            "serve",
+            "--port",
+            str(port),
+            "--audit-db",
+            str(audit),
+            "--log-level",
+            "warning",
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    kinds = {
+        "json": (json.dumps({"patients": bodies}).encode(), "application/json"),
+        "csv": (csv_body(bodies), "text/csv"),
+    }
+
+    def post(kind: str) -> None:
+        raw, ctype = kinds[kind]
+        hdrs = {"Authorization": f"Bearer {TOKEN}", "Content-Type": ctype}
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        try:
+            conn.request("POST", "/v1/risk/batch", body=raw, headers=hdrs)
+            r = conn.getresponse()
+            data = r.read()
+            if r.status != 200:
+                raise RuntimeError(f"replica batch HTTP {r.status}: {data[:300]!r}")
+        finally:
+            conn.close()
+
+    out: dict[str, object] = {
+        "workers": workers,
+        "clients": clients,
+        "patients_per_request": len(bodies),
+        "body_limit": "default (16 MB)",
+    }
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, "/readyz")
+        for kind in kinds:
+            for _ in range(2 * workers):  # warm the replicas (first requests load lazily)
+                post(kind)
+            load = os.getloadavg()[0]
+            t = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(lambda _, k=kind: [post(k) for _ in range(rounds)], range(clients)))
+            dt = time.perf_counter() - t
+            n = len(bodies) * clients * rounds
+            out[kind] = {
+                "body_mb": len(kinds[kind][0]) / 1e6,
+                "patients": n,
+                "seconds": dt,
+                "patients_per_s": n / dt,
+                "load_average_before": load,
+            }
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+    verify = subprocess.run(
+        [str(BIN / "crs-risk"), "audit", "verify", str(audit)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    out["audit_verify"] = verify.stdout.strip().splitlines()[-1:]
+    out["audit_verify_exit"] = verify.returncode
+    return out
 
 
 def speed_probe() -> float:
@@ -384,6 +478,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--replica-batch", type=int, default=5_000, help="patients per request")
+    ap.add_argument("--replica-clients", type=int, default=4)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results_serving.json")
     args = ap.parse_args()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -571,6 +667,16 @@ def main() -> None:
                 p.terminate()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(timeout=20)
+        if sys.exc_info()[0] is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        if args.batch:
+            # the deployment: one replica per core, the default body limit
+            results["batch_replicas"] = replica_throughput(
+                env, tmp, batch_bodies(args.replica_batch), 2, args.replica_clients, 4
+            )
+            print("batch, serve --workers 2:", results["batch_replicas"], flush=True)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results["load_average_at_end"] = os.getloadavg()[0]
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -19,7 +19,9 @@ Trust (issue 14 §8):
   DELETE, so an honest client cannot change it by mistake;
 - writes run on one writer thread, never on the event loop, with a short busy timeout; while
   the file cannot be written ``writable()`` is False (``/readyz`` answers 503) and scoring
-  returns 503 instead of a score without a record.
+  returns 503 instead of a score without a record;
+- the replicas of ``crs-risk serve --workers N`` share the file: each write reads the chain's
+  head inside its own write transaction, so the records of all replicas form one chain.
 
 The service refuses to start when the file cannot be created or written.
 """
@@ -57,8 +59,12 @@ OUTPUT_KEYS = (
 )
 """What the log keeps of each task result (no inputs, no explanations)."""
 BUSY_MS = 250
-"""How long a write waits for a lock held by another process before the log counts as not
-writable (the request then gets 503; /healthz is never blocked)."""
+"""How long the readiness probe (``writable``) waits for a lock held by another process before
+the log counts as not writable (``/readyz`` then answers 503; /healthz is never blocked)."""
+WRITE_BUSY_MS = 1000
+"""How long a write waits for that lock before the request gets 503: longer than the probe,
+because the replicas of ``crs-risk serve --workers N`` take turns on one file (a 10⁴-patient
+batch holds it ≈0.1–0.2 s)."""
 _KEEP = {"__all__": set(OUTPUT_KEYS)}
 
 SCHEMA = """
@@ -196,7 +202,7 @@ class AuditLog:
         self._lock = threading.Lock()
         _create_private(path)
         self._conn = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_MS / 1000
+            str(path), check_same_thread=False, isolation_level=None, timeout=WRITE_BUSY_MS / 1000
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -237,11 +243,14 @@ class AuditLog:
     def event(self, event: str, detail: dict[str, Any]) -> None:
         """A service event (start, reload, close), carrying the head of the score chain."""
         with self._lock:
-            detail = {**detail, "scores_head": list(self._head)}
-            text = json.dumps(detail, sort_keys=True)
             now = _now()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                # the heads as written, by any process: replicas share the file
+                self._head = self._last_hash("scores")
+                self._event_head = self._last_hash("service_events")
+                detail = {**detail, "scores_head": list(self._head)}
+                text = json.dumps(detail, sort_keys=True)
                 rid = self._next_id("service_events")
                 h = chain(self._chain_key, self._event_head[1], [rid, now, event, text])
                 self._conn.execute(
@@ -334,7 +343,9 @@ class AuditLog:
                 raise
             try:
                 first = self._next_id("scores")
-                prev = self._head[1]
+                # the head as written, by any process (the replicas of ``serve --workers N``
+                # share the file): a head cached in this process would fork the chain
+                prev = self._last_hash("scores")[1]
                 chained = []
                 key = self._chain_key
                 if tails is None:
@@ -378,6 +389,7 @@ class AuditLog:
         if not self._lock.acquire(timeout=BUSY_MS / 1000):
             return False
         try:
+            self._conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute("ROLLBACK")
             return True
@@ -386,6 +398,8 @@ class AuditLog:
                 self._conn.execute("ROLLBACK")
             return False
         finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute(f"PRAGMA busy_timeout={WRITE_BUSY_MS}")
             self._lock.release()
 
     def close(self) -> None:

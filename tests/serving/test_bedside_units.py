@@ -8,6 +8,7 @@ import os
 import sqlite3
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from features.build import FEATURE_COLUMNS
 from features.errors import CrsRiskError
 from features.minimum_inputs import RULES, missing_inputs
-from serving.audit import AuditRecord, open_audit
+from serving.audit import AuditLog, AuditRecord, open_audit
 from serving.audit_key import KEY_ENV
 from serving.audit_verify import verify
 from serving.auth import add_token, load_tokens, read_token_file
@@ -237,6 +238,40 @@ def test_a_locked_audit_file_fails_fast_and_recovers(tmp_path, monkeypatch):
     log.append([_record(2)])
     log.close()
     assert verify(db).ok
+
+
+def test_replicas_sharing_one_audit_file_keep_one_chain(tmp_path, monkeypatch):
+    """``serve --workers N``: N processes append to one file; each must chain onto the head
+    as written, not onto the last record it wrote itself (two logs = two connections)."""
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    db = tmp_path / "audit.sqlite"
+    a = open_audit(db)
+    b = open_audit(db)
+    a.append([_record(1)])
+    b.append([_record(2)])
+    a.append([_record(3), _record(4)])
+    b.append_encoded("req5", ["MRN-5", None], ['{"m":"1"}'] * 2, ["d" * 64] * 2, ["[]"] * 2)
+    a.append([_record(6)])
+    # both take turns under load: the write waits for the other's lock instead of failing
+    errors: list[BaseException] = []
+
+    def burst(log: AuditLog, start: int) -> None:
+        try:
+            for k in range(20):
+                log.append([_record(start + 100 * k + j) for j in range(200)])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=burst, args=(log, s)) for log, s in ((a, 10), (b, 50))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    a.close()
+    b.close()
+    report = verify(db)
+    assert report.ok, report.problems
 
 
 def _chattr(flag: str, *paths: Path) -> bool:
