@@ -70,6 +70,8 @@ def parse_table(name: str, frame: Table, file: str, col: Collector) -> Parsed:
         if label in known:
             if label in positions:
                 col.add(file, "column appears more than once in the header", column=label)
+                if label == "patient_id":  # not read, but its cells are ids all the same
+                    col.hidden.update(text_codes(column(j)).uniques)
             else:
                 positions[label] = j
     if names and not positions:

@@ -242,6 +242,41 @@ def test_cli_validate_ok(cli, tmp_path):
     assert "SECRET" not in result.stdout + result.stderr
 
 
+def test_cli_validate_never_shows_an_id_of_a_table_read_later(cli, tmp_path):
+    """A patient id that appears only in measurements.csv, pasted into an age cell of
+    patients.csv (read first): the age problem is reported without the id (cell problems are
+    shown once every table's ids are known)."""
+    t = frames()
+    secret = "PT-SECRET-ONLY-MEASURED"
+    patients = t["patients"].astype({"age_years": object})
+    patients.loc[patients.index[1], "age_years"] = secret
+    measurements = t["measurements"].astype({"patient_id": object})
+    measurements.loc[measurements.index[0], "patient_id"] = secret
+    folder = write_raw(tmp_path / "c", {**t, "patients": patients, "measurements": measurements})
+    result = cli("cohort", "validate", folder)
+    assert result.exit_code == 2
+    assert "patients.csv:2 column=age_years value=<patient id hidden> — not a number" in (
+        result.stdout
+    ), result.stdout
+    assert secret not in result.stdout + result.stderr
+
+
+def test_cli_validate_never_shows_the_ids_of_a_repeated_id_column(cli, tmp_path):
+    """A second ``patient_id`` column (only the first is read) still holds ids: one of them in
+    an age cell is hidden (found by the random-frames test under hypothesis)."""
+    t = frames()
+    secret = "PT-SECRET-IN-SECOND-ID-COLUMN"
+    patients = t["patients"].astype({"age_years": object})
+    patients.loc[patients.index[1], "age_years"] = secret
+    patients.insert(1, "patient_id ", [secret] * len(patients), allow_duplicates=True)
+    folder = write_raw(tmp_path / "c", {**t, "patients": patients})
+    result = cli("cohort", "validate", folder)
+    assert result.exit_code == 2
+    assert "column appears more than once in the header" in result.stdout
+    assert "patients.csv:2 column=age_years value=<patient id hidden>" in result.stdout
+    assert secret not in result.stdout + result.stderr
+
+
 def test_cli_validate_missing_folder(cli, tmp_path):
     result = cli("cohort", "validate", tmp_path / "nowhere")
     assert result.exit_code == 2
