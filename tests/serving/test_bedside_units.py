@@ -171,6 +171,8 @@ def test_audit_key_lives_outside_the_file_and_both_are_private(tmp_path, monkeyp
     key_file = tmp_path / "audit.sqlite.key"
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    lock_file = tmp_path / "audit.sqlite.lock"  # the replicas' turns: holds nothing, private too
+    assert lock_file.stat().st_size == 0 and stat.S_IMODE(lock_file.stat().st_mode) == 0o600
     key = key_file.read_text().strip()
     for path in tmp_path.glob("audit.sqlite*"):
         if path != key_file:
