@@ -18,9 +18,9 @@ Measured in one run on one machine, client on the same box (numbers go in the RE
    JSON) on fresh connections, patients per second over all of them; then ``crs-risk audit
    verify`` on the replicas' shared audit file.
 
-The machine's load average is recorded with each phase (a shared machine: state it), and a
-pure-Python speed probe at the start (the same loop runs 1.1–1.7 s on this VM from one minute to
-the next: compare runs only with it). Latencies are timed with a keep-alive stdlib
+The machine's load average and a pure-Python speed probe are recorded with each phase (a shared
+VM whose speed changes from one minute to the next — the same loop ran 0.37–0.67 s on
+2026-12-07 — compare runs only with them). Latencies are timed with a keep-alive stdlib
 ``http.client`` connection (the service's round trip; httpx adds 0.4–0.8 ms of its own per
 request on this machine, and its figures are recorded beside them).
 
@@ -152,6 +152,7 @@ def replica_throughput(
                 "patients_per_s": float(np.median(rates)),
                 "runs_patients_per_s": rates,
                 "load_average_before": load,
+                "speed_probe_s": speed_probe(),
             }
     finally:
         proc.terminate()
@@ -558,6 +559,7 @@ def main() -> None:
                 "n_measurements": len(body["measurements"]),
                 "requests": args.requests,
                 "load_average": os.getloadavg()[0],
+                "speed_probe_s": speed_probe(),
                 "in_process": single_breakdown(store_uri, body, args.requests),
             }
             print(
@@ -597,6 +599,7 @@ def main() -> None:
                 **percentiles(mlf),
                 "model": f"{name}/{version}",
                 "load_average": os.getloadavg()[0],
+                "speed_probe_s": speed_probe(),
             }
             ratio = (
                 results["mlflow_models_serve"]["p50_ms"]
@@ -641,12 +644,14 @@ def main() -> None:
             batch["patients_per_s"] = batch["json"]["patients_per_s"]  # type: ignore[index]
             batch["in_process"] = in_process_breakdown(store_uri, raw, csv)
             batch["load_average"] = os.getloadavg()[0]
+            batch["speed_probe_s"] = speed_probe()
             results["batch_no_explanations"] = batch
             print("batch:", results["batch_no_explanations"], flush=True)
 
         results["http_floor"] = {
             **http_floor(body, args.requests),
             "load_average": os.getloadavg()[0],
+            "speed_probe_s": speed_probe(),
         }
         print("HTTP floor (do-nothing FastAPI endpoints):", results["http_floor"], flush=True)
 
