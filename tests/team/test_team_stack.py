@@ -98,7 +98,7 @@ def _risk_body(svc: Service) -> dict:
 
 
 def test_two_replicas_switch_to_a_promotion_together_without_failed_requests(
-    team: Team, quickstart: Path, serving: Service
+    team: Team, quickstart: Path, serving: Service, tmp_path: Path
 ):
     body = _risk_body(serving)
     seen_before = httpx.get(serving.url + "/readyz", timeout=10).json()["versions"]
@@ -159,3 +159,6 @@ def test_two_replicas_switch_to_a_promotion_together_without_failed_requests(
     new = (wanted["crs-severe-24h"], wanted["crs-severe-48h"])
     assert sets <= {old, new}, f"a response mixed versions across landmarks: {sets}"
     assert new in sets
+    # both replicas wrote the one audit file (the serving fixture's): one intact chain
+    verify = team.run("audit", "verify", tmp_path / "audit.sqlite")
+    assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
