@@ -44,6 +44,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -71,6 +72,30 @@ def wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float = 300
     raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
+def start_serve(env: dict[str, str], tmp: Path, port: int, audit: Path, *extra: str) -> Any:
+    """``crs-risk serve`` on 127.0.0.1:``port`` with the audit log ``audit`` (``extra``: more
+    options), quiet, as a subprocess."""
+    return subprocess.Popen(
+        [
+            *(str(BIN / "crs-risk"), "serve", "--port", str(port), "--audit-db", str(audit)),
+            *("--log-level", "warning", *extra),
+        ],
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(*procs: Any) -> None:
+    """Terminate the processes that were started (None: not started), waiting up to 30 s."""
+    for p in procs:
+        if p is not None:
+            p.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=30)
+
+
 def replica_throughput(
     env: dict[str, str],
     tmp: Path,
@@ -85,24 +110,7 @@ def replica_throughput(
     together, three times (the median); then the shared audit file's chain is verified."""
     port = free_port()
     audit = tmp / "audit-replicas.sqlite"
-    proc = subprocess.Popen(
-        [
-            str(BIN / "crs-risk"),
-            "serve",
-            "--port",
-            str(port),
-            "--audit-db",
-            str(audit),
-            "--log-level",
-            "warning",
-            "--workers",
-            str(workers),
-        ],
-        env=env,
-        cwd=tmp,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_serve(env, tmp, port, audit, "--workers", str(workers))
     kinds = {
         "json": (json.dumps({"patients": bodies}).encode(), "application/json"),
         "csv": (csv_body(bodies), "text/csv"),
@@ -155,9 +163,7 @@ def replica_throughput(
                 "speed_probe_s": speed_probe(),
             }
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
+        stop(proc)
     verify = subprocess.run(
         [str(BIN / "crs-risk"), "audit", "verify", str(audit)],
         env=env,
@@ -512,24 +518,7 @@ def main() -> None:
     }
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    serve = subprocess.Popen(
-        [
-            str(BIN / "crs-risk"),
-            "serve",
-            "--port",
-            str(port),
-            "--audit-db",
-            str(tmp / "audit.sqlite"),
-            "--log-level",
-            "warning",
-            "--max-body-mb",
-            "64",
-        ],
-        env=env,
-        cwd=tmp,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    serve = start_serve(env, tmp, port, tmp / "audit.sqlite", "--max-body-mb", "64")
     mlflow_proc = None
     results: dict[str, object] = {
         "machine": os.uname().nodename,
@@ -674,15 +663,7 @@ def main() -> None:
             "seconds": time.perf_counter() - t,
         }
         print("concurrency:", results["concurrency"], flush=True)
-    finally:
-        for p in (serve, mlflow_proc):
-            if p is not None:
-                p.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(timeout=20)
-        if sys.exc_info()[0] is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-    try:
+        stop(serve, mlflow_proc)  # the replicas get the machine to themselves
         if args.batch:
             # the deployment: one replica per core, the default body limit
             results["batch_replicas"] = replica_throughput(
@@ -690,6 +671,7 @@ def main() -> None:
             )
             print("batch, serve --workers 2:", results["batch_replicas"], flush=True)
     finally:
+        stop(serve, mlflow_proc)
         shutil.rmtree(tmp, ignore_errors=True)
     results["load_average_at_end"] = os.getloadavg()[0]
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -265,8 +265,6 @@ class AuditLog:
                 f"audit log {path} was written with another key: give its key file (or "
                 f"{KEY_ENV}), or start a new log"
             )
-        self._head = self._last_hash("scores")
-        self._event_head = self._last_hash("service_events")
         self.failure: str | None = None
 
     def _last_hash(self, table: str) -> tuple[int, str]:
@@ -288,23 +286,21 @@ class AuditLog:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 # the heads as written, by any process: replicas share the file
-                self._head = self._last_hash("scores")
-                self._event_head = self._last_hash("service_events")
-                detail = {**detail, "scores_head": list(self._head)}
+                prev = self._last_hash("service_events")[1]
+                detail = {**detail, "scores_head": list(self._last_hash("scores"))}
                 text = json.dumps(detail, sort_keys=True)
                 rid = self._next_id("service_events")
-                h = chain(self._chain_key, self._event_head[1], [rid, now, event, text])
+                h = chain(self._chain_key, prev, [rid, now, event, text])
                 self._conn.execute(
                     "INSERT INTO service_events(id, time, event, detail, prev_hash, row_hash) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (rid, now, event, text, self._event_head[1], h),
+                    (rid, now, event, text, prev, h),
                 )
                 self._conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
                 raise
-            self._event_head = (rid, h)
 
     def _next_id(self, table: str) -> int:
         """The id AUTOINCREMENT would give next (never reused, even after a deletion)."""
@@ -416,8 +412,6 @@ class AuditLog:
                 self.failure = f"{type(exc).__name__}: {exc}"
                 raise
             self.failure = None
-            if chained:
-                self._head = (chained[-1][0], chained[-1][-1])
             self._unchecked += len(rows)
             if self._unchecked >= CHECKPOINT_ROWS:
                 self._unchecked = 0

@@ -170,10 +170,12 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
                 results[slot][i] = r
             continue
         try:
-            a = (
-                assign(valid.records, severe_task, lm, require_label=False)
-                if task == SEVERE
-                else assign(valid.records, task, lm, require_label=False, full_course=course)
+            a = assign(
+                valid.records,
+                severe_task if task == SEVERE else task,
+                lm,
+                require_label=False,
+                full_course=None if task == SEVERE else course,
             )
         except CrsRiskError as exc:  # a landmark this code version cannot place
             r = empty(task, lm, model, "no_model", str(exc))
