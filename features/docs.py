@@ -222,9 +222,14 @@ def render_cohort_format() -> str:
         "",
         "**Rows** in messages are data rows: row 1 is the first record after the header, so in "
         "a CSV file without blank lines the line number is row + 1 (the same numbering is used "
-        "for Parquet). Each message reads `file:row column=… value=… — rule`. At most "
-        f"{MAX_LISTED} rows are listed per rule and file, followed by a count of the rest. "
-        "Patient identifiers are never shown.",
+        "for Parquet). Each message reads `file:row column=… — rule`, followed where it helps "
+        "by the kind of the offending cell, e.g. `patients.csv:3 column=age_years — not a "
+        "number; the cell holds text` or `measurements.csv:4 column=value — impossible "
+        "temperature value: outside 25–45 °C; the value, converted to °C, is above this "
+        "range`. A cell's content is never shown (a misplaced cell may hold a name or a "
+        "hospital number, and messages reach terminals and logs); nor are patient "
+        f"identifiers. At most {MAX_LISTED} rows are listed per rule and file, followed by a "
+        "count of the rest.",
         "",
         f"The summary of a valid cohort counts patients per centre, measurements per analyte and "
         f"per time window ({windows}), events per type, events with unknown time and missing "

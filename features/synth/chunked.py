@@ -281,7 +281,7 @@ def _shift(problems: Iterable[Problem], offsets: Mapping[str, int]) -> list[Prob
     out = []
     for p in problems:
         row = p.row if p.row is None else p.row + offsets.get(p.file, 0)
-        out.append(Problem(p.file, row, p.column, p.value, p.rule, p.severity, p.more))
+        out.append(Problem(p.file, row, p.column, p.kind, p.rule, p.severity, p.more))
     return out
 
 

@@ -103,7 +103,7 @@ def validate_tables(
             col.hidden.update(parsed[name].text["patient_id"].uniques)
     # unknown-column names are shown before the hidden set is complete: redact them now
     col.problems = [
-        Problem(p.file, p.row, HIDDEN, p.value, p.rule, p.severity, p.more)
+        Problem(p.file, p.row, HIDDEN, p.kind, p.rule, p.severity, p.more)
         if p.column is not None and p.column.strip() in col.hidden
         else p
         for p in col.problems

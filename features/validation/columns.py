@@ -16,7 +16,7 @@ from features.schema import (
     Column,
 )
 from features.validation.cells import Codes, bools, fmt_range, numbers, text_codes
-from features.validation.collect import Collector, Column_, Table
+from features.validation.collect import Collector, Column_, Table, side_kind
 from features.validation.problems import Problem
 
 
@@ -148,7 +148,7 @@ def check_columns(p: Parsed, col: Collector) -> None:
             values = p.num[c.name]
             if c.dtype == "int":
                 frac = ~np.isnan(values) & (values != np.round(values))
-                col.rows(p.file, frac, "not a whole number", column=c.name, values=p.raw[c.name])
+                col.rows(p.file, frac, "not a whole number", column=c.name)
                 values[frac] = np.nan
                 p.bad[c.name] |= frac
             _check_ranges(p, c, values, col)
@@ -175,6 +175,7 @@ def _check_allowed(p: Parsed, c: Column, col: Collector) -> None:
         f"value not allowed (allowed: {shown})",
         column=c.name,
         values=codes.text,
+        type_matters=False,
     )
     p.text[c.name] = Codes(table[codes.codes], list(c.allowed))
 
@@ -190,6 +191,10 @@ def _check_ranges(p: Parsed, c: Column, values: np.ndarray, col: Collector) -> N
         return  # graded per event type in check_events (the event's own range)
     present = ~np.isnan(values) & ~p.blank
     hard_bad = np.zeros(p.n, dtype=bool)
+
+    def sides(bounds: tuple[float, float]) -> Callable[[np.ndarray], list[str]]:
+        return lambda idx: [side_kind(values[i], bounds) for i in idx]
+
     if c.hard is not None:
         hard_bad = present & ((values < c.hard[0]) | (values > c.hard[1]))
         if hard_bad.any():
@@ -198,7 +203,7 @@ def _check_ranges(p: Parsed, c: Column, values: np.ndarray, col: Collector) -> N
                 hard_bad,
                 f"impossible value: outside {fmt_range(c.hard, c.unit)}",
                 column=c.name,
-                values=p.raw[c.name],
+                kinds=sides(c.hard),
             )
     if c.soft is not None:
         soft_bad = present & ~hard_bad & ((values < c.soft[0]) | (values > c.soft[1]))
@@ -208,6 +213,6 @@ def _check_ranges(p: Parsed, c: Column, values: np.ndarray, col: Collector) -> N
                 soft_bad,
                 f"implausible value: outside {fmt_range(c.soft, c.unit)}",
                 column=c.name,
-                values=p.raw[c.name],
+                kinds=sides(c.soft),
                 severity="warning",
             )

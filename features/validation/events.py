@@ -9,7 +9,7 @@ from features.schema import (
     EVENTS,
     GRADED_EVENTS,
 )
-from features.validation.collect import Collector
+from features.validation.collect import Collector, side_kind
 from features.validation.columns import Parsed
 from features.validation.rows import repeat_rows
 
@@ -18,7 +18,6 @@ def check_events(p: Parsed, col: Collector) -> None:
     if "event" not in p.text or p.n == 0:
         return
     event = p.text["event"].codes  # index into EVENTS after _check_allowed
-    names = np.array([*EVENTS, ""], dtype=object)
     grade = p.num.get("grade", np.full(p.n, np.nan))
     graded_bad = p.bad.get("grade", np.zeros(p.n, dtype=bool))
     rows_ok = (event >= 0) & ~p.blank
@@ -33,12 +32,13 @@ def check_events(p: Parsed, col: Collector) -> None:
                 f"grade required for {e}",
                 column="grade",
             )
+            bounds = (float(lo), float(hi))
             col.rows(
                 p.file,
                 this & ~np.isnan(grade) & ((grade < lo) | (grade > hi)),
                 f"grade outside {lo}–{hi}, the range of {e}",
                 column="grade",
-                values=p.raw.get("grade"),
+                kinds=lambda idx, b=bounds: [side_kind(grade[i], b) for i in idx],
             )
         else:
             col.rows(
@@ -46,7 +46,6 @@ def check_events(p: Parsed, col: Collector) -> None:
                 this & ~np.isnan(grade),
                 f"grade given for {e}, which is not a graded event (leave it empty)",
                 column="grade",
-                values=p.raw.get("grade"),
             )
         if e not in DRUG_EVENTS and "dose_mg_per_kg" in p.num:
             col.rows(
@@ -54,7 +53,6 @@ def check_events(p: Parsed, col: Collector) -> None:
                 this & ~np.isnan(p.num["dose_mg_per_kg"]),
                 f"dose given for {e}, which is not a drug event",
                 column="dose_mg_per_kg",
-                values=p.raw["dose_mg_per_kg"],
                 severity="warning",
             )
         if e not in DRUG_EVENTS and "indication" in p.text:
@@ -63,7 +61,6 @@ def check_events(p: Parsed, col: Collector) -> None:
                 this & (p.text["indication"].codes >= 0),
                 f"indication given for {e}, which is not a drug event (leave it empty)",
                 column="indication",
-                values=p.raw.get("indication"),
             )
     if "patient_id" not in p.text or "hours_from_infusion" not in p.num:
         return
@@ -85,21 +82,25 @@ def check_events(p: Parsed, col: Collector) -> None:
         def detail(idx: np.ndarray, first: np.ndarray = first) -> list[str]:
             return [f"first at row {first[pid[i]] + 1}" for i in idx]
 
-        col.rows(
-            p.file,
-            repeat,
-            rule,
-            column="event",
-            values=names[event],
-            detail=detail,
-        )
+        col.rows(p.file, repeat, rule, column="event", detail=detail)
 
-    def earliest(mask: np.ndarray) -> np.ndarray:
+    def earliest(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per patient code: the earliest time of the rows of ``mask`` and its row (first row
+        on ties; ``inf`` and -1 when none)."""
         out = np.full(n_pid, np.inf)
-        np.minimum.at(out, pid[mask], hours[mask])
-        return out
+        at = np.full(n_pid, -1, dtype=np.int64)
+        rows = np.flatnonzero(mask)
+        if rows.size:
+            rows = rows[np.lexsort((rows, hours[rows], pid[rows]))]
+            who = pid[rows]
+            first = np.r_[True, who[1:] != who[:-1]]
+            out[who[first]] = hours[rows[first]]
+            at[who[first]] = rows[first]
+        return out, at
 
-    onset = earliest(timed & is_("crs_onset"))
+    # a row's own time is never quoted (it is the submitted value): the message names the row
+    # of the event it conflicts with
+    onset, onset_row = earliest(timed & is_("crs_onset"))
     after_onset = is_("crs_grade") | is_("crs_resolved") | is_("crs_max_grade")
     onset_of_row = onset[np.where(pid >= 0, pid, n_pid - 1)]
     # no crs_onset at all is allowed (e.g. crs_max_grade alone, timed at onset)
@@ -109,18 +110,16 @@ def check_events(p: Parsed, col: Collector) -> None:
         early,
         "timed before this patient's crs_onset",
         column="hours_from_infusion",
-        values=p.raw["hours_from_infusion"],
-        detail=lambda idx: [f"{names[event[i]]}; crs_onset at {onset[pid[i]]:g} h" for i in idx],
+        detail=lambda idx: [f"crs_onset at row {onset_row[pid[i]] + 1}" for i in idx],
     )
-    death = earliest(timed & is_("death"))
+    death, death_row = earliest(timed & is_("death"))
     late = timed & ~is_("death") & (hours > death[np.where(pid >= 0, pid, n_pid - 1)])
     col.rows(
         p.file,
         late,
         "timed after this patient's death",
         column="hours_from_infusion",
-        values=p.raw["hours_from_infusion"],
-        detail=lambda idx: [f"{names[event[i]]}; death at {death[pid[i]]:g} h" for i in idx],
+        detail=lambda idx: [f"death at row {death_row[pid[i]] + 1}" for i in idx],
     )
     _check_icu(p, col, pid, hours, timed & is_("icu_admission"), timed & is_("icu_discharge"))
 
@@ -157,14 +156,13 @@ def _check_icu(
     admitted = np.full(d_rows.size, np.nan)
     admitted[found] = hours[a_rows[pos[found]]]
     before = found & (hours[d_rows] < admitted)
-    admitted_at = dict(zip(d_rows[before].tolist(), admitted[before].tolist(), strict=True))
+    admitted_row = dict(zip(d_rows[before].tolist(), a_rows[pos[before]].tolist(), strict=True))
     col.rows(
         p.file,
         np.sort(d_rows[before]),
         "icu_discharge before its icu_admission",
         column="hours_from_infusion",
-        values=p.raw["hours_from_infusion"],
-        detail=lambda idx: [f"admission at {admitted_at[int(i)]:g} h" for i in idx],
+        detail=lambda idx: [f"icu_admission at row {admitted_row[int(i)] + 1}" for i in idx],
     )
     col.rows(
         p.file,

@@ -11,11 +11,11 @@ import numpy as np
 
 from features.records import ANALYTE_KEYS
 from features.validation.cells import fmt_range
-from features.validation.collect import Collector
+from features.validation.collect import Collector, side_kind
 from features.validation.columns import Parsed
 from features.validation.problems import Severity
 from features.validation.rows import ANALYTE_RANK, is_sorted, rank_texts
-from features.vocabulary import ANALYTES, resolve_analyte, resolve_unit
+from features.vocabulary import ANALYTES, Analyte, resolve_analyte, resolve_unit
 
 # per analyte code (an extra last slot for unknown analytes): ranges, whole-number flag
 _HARD_LOW = np.array([a.hard[0] for a in ANALYTES.values()] + [-np.inf])
@@ -67,6 +67,7 @@ def check_measurements(p: Parsed, col: Collector) -> Measured | None:
         "unknown analyte (see the analyte table in docs/cohort-format.md)",
         column="analyte",
         values=names.text,
+        type_matters=False,
         detail=lambda idx: [
             f"did you mean {m[0]!r}?"
             if (m := difflib.get_close_matches(str(t).lower(), _VOCABULARY, n=1))
@@ -99,6 +100,7 @@ def check_measurements(p: Parsed, col: Collector) -> Measured | None:
             f"unit not accepted for {a.key} (accepted: {', '.join(a.units)})",
             column="unit",
             values=units.text,
+            type_matters=False,
         )
 
     raw_value = p.num["value"]
@@ -111,13 +113,18 @@ def check_measurements(p: Parsed, col: Collector) -> Measured | None:
     integer = _INTEGER[a_idx]
     frac_bad = ok & ~hard_bad & integer & (canon != np.round(canon))
 
-    def shown(idx: np.ndarray) -> list[str]:
-        unit_text = units.text(idx)
-        return [f"{col.show(raw_value[i])} {unit_text[k] or ''}".strip() for k, i in enumerate(idx)]
+    def sides(a: Analyte, bounds: tuple[float, float]) -> Callable[[np.ndarray], list[str]]:
+        """Above or below ``bounds`` (in the canonical unit, converted from the row's unit)."""
 
-    def converted(key: str) -> Callable[[np.ndarray], list[str]]:
-        unit = ANALYTES[key].canonical_unit
-        return lambda idx: [f"= {canon[i]:.6g} {unit} in the canonical unit" for i in idx]
+        def kinds(idx: np.ndarray) -> list[str]:
+            converts = (row_scale[idx] != 1.0) | (offset[a_idx[idx], u_idx[idx]] != 0.0)
+            to = f"converted to {a.canonical_unit}"
+            return [
+                side_kind(canon[i], bounds, to if c else "")
+                for i, c in zip(idx, converts, strict=True)
+            ]
+
+        return kinds
 
     checks: tuple[tuple[np.ndarray, str, Severity], ...] = (
         (hard_bad, "impossible", "error"),
@@ -132,8 +139,7 @@ def check_measurements(p: Parsed, col: Collector) -> Measured | None:
                 mask & (akey == ai),
                 f"{kind} {a.key} value: outside {fmt_range(bounds, a.canonical_unit)}",
                 column="value",
-                values=shown,
-                detail=converted(a.key),
+                kinds=sides(a, bounds),
                 severity=severity,
             )
     for ai in np.unique(akey[frac_bad]) if frac_bad.any() else ():
@@ -143,7 +149,6 @@ def check_measurements(p: Parsed, col: Collector) -> Measured | None:
             frac_bad & (akey == ai),
             f"{a.key} takes whole numbers only ({a.canonical_unit})",
             column="value",
-            values=shown,
         )
     canon[hard_bad | frac_bad] = np.nan
 
@@ -185,19 +190,13 @@ def check_measurements(p: Parsed, col: Collector) -> Measured | None:
             conflict_mask,
             "conflicting duplicate: same patient, time and analyte with a different value",
             column="value",
-            values=shown,
-            detail=lambda idx: [
-                f"row {first_of[i] + 1} has {canon[first_of[i]]:.6g} "
-                f"{ANALYTES[ANALYTE_KEYS[akey[i]]].canonical_unit}"
-                for i in idx
-            ],
+            detail=lambda idx: [f"differs from row {first_of[i] + 1}" for i in idx],
         )
         col.rows(
             p.file,
             ident_mask,
             "identical duplicate of an earlier row, dropped",
             column="value",
-            values=shown,
             detail=lambda idx: [f"same as row {first_of[i] + 1}" for i in idx],
             severity="warning",
         )

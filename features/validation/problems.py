@@ -1,4 +1,5 @@
-"""Validation problems and the report: one finding per rule and row, rendered without ids."""
+"""Validation problems and the report: one finding per rule and row, rendered without any cell's
+content (the engineering standard: never the submitted value or a patient id)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ _ROWS_NOTE = "rows are data rows: row 1 is the first record after the header (CS
 class Problem:
     """One validation finding. ``row`` is the 1-based data row (``None`` = file or column level).
 
-    ``more`` > 0 marks the entry that stands for that many further rows of the rule listed above.
+    ``kind`` describes the offending cell without its content ("the cell holds text", "the value
+    is above this range"), or is ``None`` when the rule says it all. ``more`` > 0 marks the entry
+    that stands for that many further rows of the rule listed above.
     """
 
     file: str
     row: int | None
     column: str | None
-    value: str | None
+    kind: str | None
     rule: str
     severity: Severity = "error"
     more: int = 0
@@ -40,9 +43,9 @@ class Problem:
         parts = [where]
         if self.column is not None:
             parts.append(f"column={self.column}")
-        if self.value is not None:
-            parts.append(f"value={self.value}")
         text = f"{' '.join(parts)} — {self.rule}"
+        if self.kind is not None:
+            text += f"; {self.kind}"
         if self.more:
             text += f" (… and {self.more:,} more rows)"
         return text
@@ -85,7 +88,7 @@ class ValidationReport:
         return sum(p.more or 1 for p in self.warnings)
 
     def render_problems(self) -> str:
-        """Every problem, one per line as ``file:row column=… value=… — rule``."""
+        """Every problem, one per line as ``file:row column=… — rule[; kind of cell]``."""
         lines: list[str] = []
         for title, items in (("errors", self.errors), ("warnings", self.warnings)):
             if items:

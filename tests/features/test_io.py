@@ -133,7 +133,8 @@ def test_load_cohort_raises_with_every_problem(tmp_path):
     with pytest.raises(CohortError) as err:
         load_cohort(folder)
     text = str(err.value)
-    assert "measurements.csv:2 column=unit value='mg/dk'" in text
+    assert "measurements.csv:2 column=unit — unit not accepted for crp" in text
+    assert "mg/dk" not in text  # the cell is never shown
     assert "events.csv:1 column=grade — grade required for crs_onset" in text
     assert len(err.value.problems) == 2
     assert "SECRET" not in text
@@ -255,8 +256,9 @@ def test_cli_validate_never_shows_an_id_of_a_table_read_later(cli, tmp_path):
     folder = write_raw(tmp_path / "c", {**t, "patients": patients, "measurements": measurements})
     result = cli("cohort", "validate", folder)
     assert result.exit_code == 2
-    assert "patients.csv:2 column=age_years value=<patient id hidden> — not a number" in (
-        result.stdout
+    assert (
+        "patients.csv:2 column=age_years — not a number; the cell holds a patient id"
+        in result.stdout
     ), result.stdout
     assert secret not in result.stdout + result.stderr
 
@@ -273,7 +275,9 @@ def test_cli_validate_never_shows_the_ids_of_a_repeated_id_column(cli, tmp_path)
     result = cli("cohort", "validate", folder)
     assert result.exit_code == 2
     assert "column appears more than once in the header" in result.stdout
-    assert "patients.csv:2 column=age_years value=<patient id hidden>" in result.stdout
+    assert "patients.csv:2 column=age_years — not a number; the cell holds a patient id" in (
+        result.stdout
+    )
     assert secret not in result.stdout + result.stderr
 
 
@@ -301,8 +305,10 @@ def test_cli_validate_a_corrupted_copy_names_each_problem(cli, tmp_path):
     result = cli("cohort", "validate", bad)
     assert result.exit_code == 2
     out = result.stdout
-    assert "measurements.csv:2 column=unit value='mg/dl.' — unit not accepted for crp" in out
-    assert "measurements.csv:3 column=value value='-450 pg/mL' — impossible il6 value" in out
+    assert "measurements.csv:2 column=unit — unit not accepted for crp" in out
+    assert "measurements.csv:3 column=value — impossible il6 value" in out
+    assert out.count("the value is below this range") == 1
+    assert "mg/dl." not in out and "-450" not in out  # the cells are never shown
     assert "measurements.csv:12 column=patient_id — patient_id not found" in out
     assert "patients.csv column=center — required column missing" in out
     assert "SECRET" not in out + result.stderr and "Traceback" not in out + result.stderr

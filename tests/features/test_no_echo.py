@@ -47,9 +47,11 @@ def _validate(cli: Callable, tmp_path: Path, plant: Callable[[dict], None], fmt:
     tables["events"]["grade"] = tables["events"]["grade"].astype(object)
     tables["events"].loc[0, "grade"] = None
     plant(tables)
+    if fmt == "parquet":  # mixed cells: Parquet columns of text (the validator parses them)
+        tables = {k: v.astype("string") for k, v in tables.items()}
     result = cli("cohort", "validate", write_raw(tmp_path / "c", tables, fmt))
     assert result.exit_code == 2, result.stdout + result.stderr
-    assert "events.csv:1 column=grade" in result.stdout or fmt != "csv", result.stdout
+    assert f"events.{fmt}:1 column=grade" in result.stdout, result.stdout
     return result.stdout + result.stderr
 
 
