@@ -170,8 +170,12 @@ def render_import_mapping() -> str:
         "",
         "A bad mapping exits with code 2 and one line per problem naming the file, the YAML "
         "path (`sources[2].time.unit`) and the rule; a bad cell names file, row, column and "
-        "rule. Nothing is written unless every source converts. Messages never show a patient "
-        "id (a cell equal to any patient id is not shown).",
+        "rule, and where it helps the kind of the cell, e.g. `labs.csv row 2, column D "
+        "('result'): value is not a number; the cell holds text; …`. Nothing is written unless "
+        "every source converts. Messages never show a cell's content (a misplaced cell may hold "
+        "a name or a hospital number; units and analyte names included: distinct unaccepted "
+        "ones are counted and named by their first row) nor a patient id; headers and the "
+        "mapping's own entries (value-map keys, placeholders) are shown.",
         "",
         "## Rules",
         "",

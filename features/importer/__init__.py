@@ -26,8 +26,11 @@ Rules applied to every source, each counted in the :class:`ImportReport`:
 - values outside the analyte's possible range and times outside the contract are errors.
 
 Messages name file, row number (as in the spreadsheet or text editor), column letter and header,
-value and rule; they never carry a patient id (a cell equal to any patient id is not shown) or
-a raw row. Any problem stops the import before anything is written, and every problem is listed.
+and rule, and where it helps the kind of the offending cell ("the cell holds text", "the value
+is above this range"); they never show a cell's content (units and analyte names included: a
+cell could hold anything; distinct unaccepted ones are counted and named by their first row),
+a patient id or a raw row. Headers and the mapping's own entries may be shown. Any problem stops
+the import before anything is written, and every problem is listed.
 """
 
 from features.importer.assemble import convert, import_cohort

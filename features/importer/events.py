@@ -38,12 +38,10 @@ def read_long_events(r: Reader, k: int, src: LongEventsSource, ids: list[str | N
             continue
         event = str(name).strip()
         if event not in EVENTS:
-            r.cell_problem(
-                k,
-                i,
-                ej,
-                f"event {r.shown(name)} is not an event ({', '.join(EVENTS)}); map it with values",
+            message = r.described(
+                f"event not in the vocabulary ({', '.join(EVENTS)})", name, type_matters=False
             )
+            r.cell_problem(k, i, ej, f"{message}; map it with values")
             continue
         grade = None
         if event in GRADED_EVENTS:
@@ -99,9 +97,8 @@ def resolve_grade_conflicts(
         places = []
         for _, row in rows.iterrows():
             t = r.table(int(row["_src"]))
-            places.append(
+            places.append(  # the grades themselves are cells: never shown
                 f"{t.file} row {t.row_number(int(row['_row']))}, {t.column_label(int(row['_col']))}"
-                f" (grade {int(row['grade'])})"
             )
         r.problem(
             f"conflicting {what} grades for one patient at the same time: "

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 from features.importer.cells import fill_template, is_empty, parse_number
 from features.importer.reader import Reader
 from features.importer.report import rows_text
+from features.importer.table import SourceTable
 from features.mapping import (
     AnalyteValues,
     ColumnSpec,
@@ -27,6 +27,8 @@ from features.vocabulary import ANALYTES
 from features.vocabulary import resolve_unit as _resolve_unit
 
 resolve_unit = functools.lru_cache(maxsize=4096)(_resolve_unit)  # pure; extracts repeat units
+MAX_FIRST_ROWS = 10
+"""Distinct unaccepted cells of one rule named by their first row; the rest are counted."""
 
 
 @dataclass
@@ -47,21 +49,34 @@ class Measure:
     rules: AnalyteValues | None = None
 
 
+def first_rows(t: SourceTable, firsts: list[int], noun: str) -> str:
+    """Where to find distinct unaccepted cells without showing them: the first row of each."""
+    if len(firsts) == 1:
+        return f"first at row {t.row_number(firsts[0])}"
+    listed = ", ".join(str(t.row_number(i)) for i in firsts[:MAX_FIRST_ROWS])
+    more = ", …" if len(firsts) > MAX_FIRST_ROWS else ""
+    return f"{len(firsts)} distinct {noun}, first at rows {listed}{more}"
+
+
 class BadUnits:
-    """Units not accepted for an analyte, collected per (analyte, unit) and reported once."""
+    """Units not accepted for an analyte, collected per (analyte, column) and reported once: a
+    count of rows and of distinct units, each named by its first row (a unit cell could hold
+    anything, so it is never shown)."""
 
     def __init__(self) -> None:
-        self.at: dict[tuple[str, str, int], list[int]] = {}
+        self.at: dict[tuple[str, int], dict[str, list[int]]] = {}
 
     def add(self, key: str, unit: str, j: int, i: int) -> None:
-        self.at.setdefault((key, unit, j), []).append(i)
+        self.at.setdefault((key, j), {}).setdefault(unit, []).append(i)
 
     def report(self, r: Reader, k: int) -> None:
         t = r.table(k)
-        for (key, unit_text, j), rows in self.at.items():
+        for (key, j), units in self.at.items():
+            n = sum(len(rows) for rows in units.values())
+            firsts = sorted(rows[0] for rows in units.values())
             r.problem(
-                f"{t.file} {t.column_label(j)}: unit {r.shown(unit_text)} is not accepted for "
-                f"{key} in {rows_text(len(rows))} (first at row {t.row_number(rows[0])}) "
+                f"{t.file} {t.column_label(j)}: unit not accepted for {key} in {rows_text(n)} "
+                f"({first_rows(t, firsts, 'units')}) "
                 f"(accepted: {', '.join(ANALYTES[key].units)})"
             )
 
@@ -79,7 +94,7 @@ def read_long(r: Reader, k: int, src: LongMeasurementsSource, ids: list[str | No
     # required columns: resolved, else a problem returned above
     assert tj is not None and aj is not None and vj is not None
     report, t = r.reports[k], r.table(k)
-    unknown: Counter = Counter()
+    unknown: dict[str, list[int]] = {}  # analyte cell text → its rows (never shown)
     bad_units = BadUnits()
     fixed_unit: dict[str, list[int]] = {}
     for i, pid in enumerate(ids):
@@ -91,7 +106,7 @@ def read_long(r: Reader, k: int, src: LongMeasurementsSource, ids: list[str | No
         key, skip = r.analyte_key(src, str(name))
         if key is None:
             if skip is None:
-                unknown[str(name)] += 1
+                unknown.setdefault(str(name), []).append(i)
             else:
                 report.drop(skip)
             continue
@@ -115,7 +130,8 @@ def read_long(r: Reader, k: int, src: LongMeasurementsSource, ids: list[str | No
             if not is_empty(q):
                 q = str(q).strip()
                 if q not in ("<", ">"):
-                    r.cell_problem(k, i, qj, f"qualifier {r.shown(q)} is not '<' or '>'")
+                    message = r.described("qualifier is not '<' or '>'", q, type_matters=False)
+                    r.cell_problem(k, i, qj, message)
                     continue
                 value = f"{q}{value}"
         hours = r.time_cell(k, i, tj, src.time, src.time.number("fallback"), pid)
@@ -131,10 +147,13 @@ def read_long(r: Reader, k: int, src: LongMeasurementsSource, ids: list[str | No
             f"(accepted: {', '.join(ANALYTES[key].units)})",
         )
     bad_units.report(r, k)
-    for name, n in unknown.most_common():
+    if unknown:
+        n = sum(len(rows) for rows in unknown.values())
+        firsts = sorted(rows[0] for rows in unknown.values())
         r.problem(
-            f"{t.file}, {t.column_label(aj)}: unknown analyte {r.shown(name)} in {rows_text(n)}; "
-            "map it under analytes (to a key or 'skip') or set unknown_analytes: skip"
+            f"{t.file}, {t.column_label(aj)}: unknown analyte in {rows_text(n)} "
+            f"({first_rows(t, firsts, 'names')}); map each under analytes (to a key or 'skip') "
+            "or set unknown_analytes: skip"
         )
 
 

@@ -5,6 +5,7 @@ the infusion date and per-patient events."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from features.importer.reader import Reader
 from features.importer.report import R_REPEATED_PATIENT
 from features.mapping import ColumnSpec, PatientEventRule, PatientsSource
 from features.schema import GRADED_EVENTS, PATIENTS
+from features.validation.collect import side_kind
 
 
 def per_patient_rows(r: Reader, k: int, ids: list[str | None]) -> dict[str, int]:
@@ -53,24 +55,38 @@ def per_patient_rows(r: Reader, k: int, ids: list[str | None]) -> dict[str, int]
     return rows
 
 
-def patient_value(name: str, value: object, shown: str) -> tuple[bool, object]:
-    """Coerce one patient field value to the contract's type; ``(False, why)`` if it can't."""
+def patient_value(
+    name: str, value: object, shown: str | None, kind: Callable[[bool], str | None]
+) -> tuple[bool, object]:
+    """Coerce one patient field value to the contract's type; ``(False, why)`` if it can't.
+
+    ``shown``: the value as a message may show it (a mapping constant), ``None`` for a cell
+    (never shown: ``kind(type_matters)`` describes it instead)."""
     col = PATIENTS.column(name)
+    what = "value" if shown is None else f"value {shown}"
+
+    def rejected(rule: str, type_matters: bool, hint: str = "") -> tuple[bool, str]:
+        described = kind(type_matters) if shown is None else None
+        return False, f"{name}: {what} {rule}" + (f"; {described}" if described else "") + hint
+
     if col.dtype == "bool":
         if isinstance(value, bool | np.bool_):
             return True, bool(value)
-        return False, f"{name}: value {shown} is not a boolean; map it with values: {{…: true}}"
+        return rejected("is not a boolean", True, "; map it with values: {…: true}")
     if col.dtype in ("string", "category"):
         text = patient_id(value) if not isinstance(value, str) else value.strip()
         if col.allowed is not None and text not in col.allowed:
-            return False, f"{name}: value {shown} not allowed ({', '.join(col.allowed)})"
+            return rejected(f"not allowed ({', '.join(col.allowed)})", False)
         return True, text
     parsed = parse_number(value)
     if parsed is None:
-        return False, f"{name}: value {shown} is not a number"
+        return rejected("is not a number", True)
     number = parsed[0]
     if col.hard is not None and not col.hard[0] <= number <= col.hard[1]:
-        return False, f"{name}: value {number:g} outside the possible range {col.hard}"
+        rule = f"outside the possible range {col.hard}"
+        if shown is None:
+            rule += f"; {side_kind(number, col.hard)}"
+        return rejected(rule, False)
     return True, number
 
 
@@ -78,7 +94,7 @@ def read_patients(r: Reader, k: int, src: PatientsSource) -> None:
     cols = {name: r.resolve(k, spec, f"columns.{name}") for name, spec in src.columns.items()}
     constants: dict[str, object] = {}
     for name, value in src.constants.items():
-        ok, out = patient_value(name, value, repr(value))
+        ok, out = patient_value(name, value, repr(value), lambda _: None)
         if ok:
             constants[name] = out
         else:
@@ -93,7 +109,9 @@ def read_patients(r: Reader, k: int, src: PatientsSource) -> None:
             present, cell = r.cell(k, i, j, src.columns[name], f"{name}: ")
             if not present:
                 continue
-            ok, out = patient_value(name, cell, r.shown(cell))
+            ok, out = patient_value(
+                name, cell, None, lambda type_matters, c=cell: r.kind(c, type_matters)
+            )
             if ok:
                 record[name] = out
             else:
@@ -119,7 +137,9 @@ def read_infusion(r: Reader) -> None:
         parsed = parse_date(value, spec.date_format)
         if parsed is None:
             fmt = spec.date_format or "ISO 8601, e.g. 2024-03-01"
-            r.cell_problem(k, i, j, f"infusion date is not a date (expected {fmt}); not shown")
+            r.cell_problem(
+                k, i, j, r.described(f"infusion date is not a date (expected {fmt})", value)
+            )
             continue
         r.infusion[pid] = parsed
 

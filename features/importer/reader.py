@@ -4,8 +4,9 @@ It holds the read tables, the per-source reports and the list of problems, and a
 common to every source: placeholders and empty cells (dropped, counted), value maps (must cover
 every value), numbers, grades, times (days, hours or calendar dates, with the day-granular
 placement of :class:`~features.mapping.TimeSpec`) and measurement values (ranges, imputed
-constants, assay limits). Messages name file, row, column and rule; a cell is shown only when it
-cannot be a patient id.
+constants, assay limits). Messages name file, row, column and rule, and where it helps the kind of
+the offending cell (:meth:`Reader.kind`), never its content: a cell may hold a name or a hospital
+number. Headers and the mapping's own entries (value-map keys, placeholders) may be shown.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ from features.mapping import (
     value_key,
 )
 from features.schema import GRADED_EVENTS, HOURS, INDICATIONS
+from features.validation.collect import ID_KIND, cell_kind, side_kind
 from features.vocabulary import ANALYTES, resolve_analyte, resolve_unit
 
 MAX_LISTED_PROBLEMS = 60
-HIDDEN = "(a value equal to a patient id; not shown)"
 R_NO_INFUSION = "no infusion date for the patient"
 M_COLS = ["patient_id", "hours_from_infusion", "analyte", "value", "unit", "qualifier"]
 E_COLS = ["patient_id", "hours_from_infusion", "event", "grade", "dose_mg_per_kg", "indication"]
@@ -66,8 +67,10 @@ class Reader:
             SourceReport(f"{s.name} ({s.file})" if s.name else s.file, s.kind)
             for s in mapping.sources
         ]
-        self.placeholders = [
-            {value_key(v) for v in (*mapping.na_values, *s.na_values)} for s in mapping.sources
+        # comparison key → the placeholder as the mapping spells it (shown in the report)
+        self.placeholders: list[dict[str, str]] = [
+            {value_key(v): str(v) for v in (*mapping.na_values, *s.na_values)}
+            for s in mapping.sources
         ]
         self.measurements: list[tuple] = []
         self.events: list[tuple] = []
@@ -90,9 +93,17 @@ class Reader:
     def problem(self, message: str) -> None:
         self.problems.append(message)
 
-    def shown(self, value: object) -> str:
-        """``repr`` of a cell for a message, unless it could be a patient id."""
-        return HIDDEN if cached_key(value) in self.id_keys else repr(value)
+    def kind(self, value: object, type_matters: bool = True) -> str | None:
+        """A cell described for a message, never shown: a patient id is said to be one, any
+        other cell by its kind ("the cell holds text"), or ``None`` when not ``type_matters``."""
+        if cached_key(value) in self.id_keys:
+            return ID_KIND
+        return f"the cell holds {cell_kind(value)}" if type_matters else None
+
+    def described(self, message: str, value: object, type_matters: bool = True) -> str:
+        """``message`` followed by :meth:`kind` of the cell, when there is one."""
+        kind = self.kind(value, type_matters)
+        return message if kind is None else f"{message}; {kind}"
 
     def cell_problem(self, k: int, i: int, j: int, message: str) -> None:
         t = self.table(k)
@@ -185,9 +196,8 @@ class Reader:
             return value
         key = cached_key(value)
         if key not in values:
-            self.cell_problem(
-                k, i, j, f"value {self.shown(value)} is not in the value map ({', '.join(values)})"
-            )
+            message = f"value not in the value map ({', '.join(values)})"
+            self.cell_problem(k, i, j, self.described(message, value))
             return None
         return values[key]
 
@@ -207,7 +217,7 @@ class Reader:
             report.drop(f"{label}{R_EMPTY}")
             return False, None
         if self.is_placeholder(k, value):
-            report.drop(f"{label}{placeholder_reason(value)}")
+            report.drop(f"{label}{placeholder_reason(self.placeholders[k][cached_key(value)])}")
             return False, None
         values = values if values is not None else (spec.values if spec is not None else None)
         if values is not None:
@@ -229,16 +239,21 @@ class Reader:
                 if isinstance(value, str)
                 else ""
             )
-            self.cell_problem(k, i, j, f"{what} {self.shown(value)} is not a number{hint}")
+            self.cell_problem(k, i, j, self.described(f"{what} is not a number", value) + hint)
         return parsed
 
     def grade(self, k: int, i: int, j: int, value: object, event: str) -> int | None:
         parsed = parse_number(value)
         lo, hi = GRADED_EVENTS[event]
         if parsed is None or not parsed[0].is_integer() or not lo <= parsed[0] <= hi:
-            self.cell_problem(
-                k, i, j, f"grade {self.shown(value)} is not a whole number in {lo}–{hi} for {event}"
-            )
+            message = f"grade is not a whole number in {lo}–{hi} for {event}"
+            if parsed is None:
+                message = self.described(message, value)
+            elif not lo <= parsed[0] <= hi:
+                message += f"; {side_kind(parsed[0], (lo, hi))}"
+            else:
+                message += "; the value is not a whole number"
+            self.cell_problem(k, i, j, message)
             return None
         return int(parsed[0])
 
@@ -248,9 +263,8 @@ class Reader:
         if not present:
             return None
         if not isinstance(value, bool | np.bool_):
-            self.cell_problem(
-                k, i, j, f"flag value {self.shown(value)} is not a boolean; map it with values"
-            )
+            message = self.described("flag value is not a boolean", value)
+            self.cell_problem(k, i, j, f"{message}; map it with values")
             return None
         return bool(value)
 
@@ -266,23 +280,23 @@ class Reader:
             return None
         text = str(value).strip().casefold()
         if text not in INDICATIONS:
-            self.cell_problem(
-                k,
-                i,
-                j,
-                f"indication {self.shown(value)} is not one of {', '.join(INDICATIONS)}; "
-                "map it with values",
+            message = self.described(
+                f"indication is not one of {', '.join(INDICATIONS)}", value, type_matters=False
             )
+            self.cell_problem(k, i, j, f"{message}; map it with values")
             return None
         return text
 
     # -- times ------------------------------------------------------------------------------
-    def in_contract(self, k: int, i: int, j: int, h: float, what: str) -> float | None:
+    def in_contract(self, k: int, i: int, j: int, h: float, converted: str) -> float | None:
+        """``h`` when within the contract's times, else a problem saying on which side (the
+        time is never shown; ``converted``: how the cell became hours from infusion)."""
         assert HOURS.hard is not None  # the contract bounds every time
         lo, hi = HOURS.hard
         if not lo <= h <= hi:
+            side = side_kind(h, (lo, hi), converted)
             self.cell_problem(
-                k, i, j, f"time {what} = {h:g} h is outside the contract [{lo:g}, {hi:g}] h"
+                k, i, j, f"time is outside the contract [{lo:g}, {hi:g}] h from infusion; {side}"
             )
             return None
         return h
@@ -292,7 +306,8 @@ class Reader:
         self.reports[k].placements.add(spec.describe_placement())
         t = value + spec.offset
         h = t if spec.unit == "hours" else place_day(t, spec.placed)
-        return self.in_contract(k, i, j, h, f"{value!r} {spec.unit}")
+        converted = "" if spec.unit == "hours" else f"converted from {spec.unit} to hours"
+        return self.in_contract(k, i, j, h, converted)
 
     def date_hours(
         self, k: int, i: int, j: int, value: object, spec: TimeSpec, pid: str
@@ -302,7 +317,7 @@ class Reader:
         parsed = parse_date(value, spec.date_format)
         if parsed is None:
             fmt = spec.date_format or "ISO 8601, e.g. 2024-03-01 or 2024-03-01T14:30"
-            self.cell_problem(k, i, j, f"not a date (expected {fmt}); value not shown")
+            self.cell_problem(k, i, j, self.described(f"not a date (expected {fmt})", value))
             return None
         origin = self.infusion.get(pid)
         if origin is None:
@@ -316,7 +331,7 @@ class Reader:
             elif not isinstance(placed, str):
                 stamp += dt.timedelta(hours=float(placed))
         h = (stamp - origin[0]).total_seconds() / 3600.0
-        return self.in_contract(k, i, j, h, "of the date")
+        return self.in_contract(k, i, j, h, "counted from the infusion date")
 
     def time_cell(
         self,
@@ -348,18 +363,20 @@ class Reader:
     # -- measurements and events ------------------------------------------------------------
     def analyte_key(self, src: AnalyteOptions, name: str) -> tuple[str | None, str | None]:
         """Vocabulary key for a source analyte name, or ``(None, reason to skip)``;
-        ``(None, None)`` = unknown and not to be skipped (a problem)."""
+        ``(None, None)`` = unknown and not to be skipped (a problem). A reason names an analyte
+        only by the mapping's own entry (its comparison key), never by a cell."""
         cache = self.analyte_cache.setdefault(id(src), {})
         if name not in cache:
             mapped = src.analytes.get(value_key(name))
             if mapped == SKIP:
-                cache[name] = None, f"analyte {self.shown(name)} skipped (mapping says skip)"
+                entry = value_key(name)
+                cache[name] = None, f"analyte {entry!r} skipped (mapping says skip)"
             elif mapped is not None:
                 cache[name] = mapped, None
             elif (key := resolve_analyte(name)) is not None:
                 cache[name] = key, None
             elif src.unknown_analytes == "skip":
-                cache[name] = None, f"unknown analyte {self.shown(name)} skipped"
+                cache[name] = None, "unknown analyte skipped (unknown_analytes: skip)"
             else:
                 cache[name] = None, None
         return cache[name]
@@ -401,13 +418,13 @@ class Reader:
                 qualifier = qualifier or "<"
         lo, hi = ANALYTES[key].hard
         if not lo <= canonical <= hi:
-            shown = "" if unit == ANALYTES[key].canonical_unit else f" (= {canonical:g})"
+            to = ANALYTES[key].canonical_unit
+            side = side_kind(canonical, (lo, hi), "" if unit == to else f"converted to {to}")
             self.cell_problem(
                 k,
                 i,
                 j,
-                f"value {number:g} {unit}{shown} of {key} is outside the possible range "
-                f"[{lo:g}, {hi:g}] {ANALYTES[key].canonical_unit}",
+                f"value of {key} is outside the possible range [{lo:g}, {hi:g}] {to}; {side}",
             )
             return
         # a tuple per row (columns M_COLS, _canonical, PROV): a dict would cost 5× the memory

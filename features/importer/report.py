@@ -21,8 +21,10 @@ R_IMPUTED = "imputed constant = missing (analyte_values.missing)"
 R_REPEATED_PATIENT = "identical repeat of a patient row (rows: repeated)"
 
 
-def placeholder_reason(value: object) -> str:
-    return f"placeholder {value!r} = missing"
+def placeholder_reason(entry: str) -> str:
+    """Drop reason of a placeholder cell, named by the mapping's ``na_values`` entry it matched
+    (configuration, not the cell)."""
+    return f"placeholder {entry!r} = missing"
 
 
 def rows_text(n: int) -> str:

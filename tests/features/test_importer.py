@@ -217,7 +217,7 @@ def test_long_measurements(tmp_path, extract):
     long = text.split("- labs.csv")[1].split("\n- ")[0]
     for reason in (
         "dropped 1: empty = not measured",
-        "dropped 1: analyte 'Sodium' skipped (mapping says skip)",
+        "dropped 1: analyte 'sodium' skipped (mapping says skip)",  # the mapping's entry
         "dropped 1: placeholder 'NR' = missing",
         "dropped 1: patient not in the patient table",
         "dropped 1: duplicate of an identical value",
@@ -510,7 +510,7 @@ def test_cli_import_succeeds(tmp_path, extract, cli):
     assert cli("cohort", "validate", out).exit_code == 0
 
 
-def test_bad_cells_name_file_row_column_value_and_never_the_patient(tmp_path, extract):
+def test_bad_cells_name_file_row_column_and_rule_never_the_cell(tmp_path, extract):
     write(
         extract / "labs.csv",
         """
@@ -535,15 +535,20 @@ SECRET-1,1,Zinc,1,µmol/L
     assert lines[0].startswith("import with mapping mapping.yaml failed (5 problems; nothing")
     assert "patients.csv rows 2 and 3: the same patient id twice" in message
     assert (
-        "labs.csv row 2, column D ('result'): value 'high' is not a number; declare it " in message
+        "labs.csv row 2, column D ('result'): value is not a number; the cell holds text; "
+        "declare it " in message
     )
     assert (
-        "labs.csv row 3, column D ('result'): value -5 pg/mL of il6 is outside the possible"
-        in message
+        "labs.csv row 3, column D ('result'): value of il6 is outside the possible range "
+        "[0, 1e+08] pg/mL; the value is below this range" in message
     )
-    assert "labs.csv row 4, column B ('day'): time 'soon' is not a number" in message
-    assert "unknown analyte 'Zinc' in 1 row; map it under analytes" in message
-    assert "SECRET" not in message
+    assert "labs.csv row 4, column B ('day'): time is not a number; the cell holds text" in message
+    assert (
+        "labs.csv, column C ('test'): unknown analyte in 1 row (first at row 5); map each under "
+        "analytes" in message
+    )
+    for cell in ("SECRET", "high", "-5", "soon", "Zinc", "µmol/L"):
+        assert cell not in message
     assert not (tmp_path / "out").exists()
 
 
@@ -552,15 +557,16 @@ def test_value_map_must_cover_every_value(tmp_path, extract):
     clinic["columns"]["sex"] = {"header": "Sex", "values": {1: "M"}}
     with pytest.raises(
         CrsRiskError,
-        match=r"patients\.csv row 4, column C \('Sex'\): value '2' "
-        r"is not in the value map \(1\)",
+        match=r"patients\.csv row 4, column C \('Sex'\): value not in the value map \(1\); "
+        r"the cell holds a number",
     ):
         import_cohort(dump(tmp_path, {"sources": [clinic]}), [extract], tmp_path / "out")
 
 
 def test_flags_need_a_boolean(tmp_path, extract):
     clinic = patients_source(events=[{"event": "tocilizumab", "flag": "Toci"}])
-    with pytest.raises(CrsRiskError, match="flag value '1' is not a boolean; map it with values"):
+    expected = "flag value is not a boolean; the cell holds a number; map it with values"
+    with pytest.raises(CrsRiskError, match=expected):
         import_cohort(dump(tmp_path, {"sources": [clinic]}), [extract], tmp_path / "out")
 
 

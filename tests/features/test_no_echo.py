@@ -215,7 +215,7 @@ def test_import_never_echoes_a_cell(cli, tmp_path, file, row, header, text):
 def test_import_never_echoes_the_unaccepted_units_of_many_rows(cli, tmp_path):
     """Distinct unaccepted units are counted, each named by its first row, never shown."""
     src = _extract(tmp_path)
-    for row, n in ((1, 1), (2, 2), (3, 1)):
+    for row, n in ((1, 1), (2, 1), (3, 2)):  # crp rows 1 and 3 (two units), il6 row 2
         _set_cell(src / "labs.csv", row, "units", f"{MARKER}{n}")
     mapping = dump(tmp_path, {"sources": _sources()})
     result = cli("cohort", "import", "--mapping", mapping, "--out", tmp_path / "c", src)
