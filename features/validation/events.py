@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from features.schema import (
@@ -84,42 +86,48 @@ def check_events(p: Parsed, col: Collector) -> None:
 
         col.rows(p.file, repeat, rule, column="event", detail=detail)
 
-    def earliest(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per patient code: the earliest time of the rows of ``mask`` and its row (first row
-        on ties; ``inf`` and -1 when none)."""
+    def earliest(mask: np.ndarray) -> np.ndarray:
         out = np.full(n_pid, np.inf)
-        at = np.full(n_pid, -1, dtype=np.int64)
-        rows = np.flatnonzero(mask)
-        if rows.size:
-            rows = rows[np.lexsort((rows, hours[rows], pid[rows]))]
-            who = pid[rows]
-            first = np.r_[True, who[1:] != who[:-1]]
-            out[who[first]] = hours[rows[first]]
-            at[who[first]] = rows[first]
-        return out, at
+        np.minimum.at(out, pid[mask], hours[mask])
+        return out
 
-    # a row's own time is never quoted (it is the submitted value): the message names the row
-    # of the event it conflicts with
-    onset, onset_row = earliest(timed & is_("crs_onset"))
+    def row_at(mask: np.ndarray, times: np.ndarray) -> Callable[[np.ndarray], list[int]]:
+        """For listed rows: the 1-based row of their patient's earliest ``mask`` row (only
+        computed for a problem: a row's own time is never quoted, the row it conflicts with is
+        named instead)."""
+
+        def rows(idx: np.ndarray) -> list[int]:
+            return [
+                int(np.flatnonzero(mask & (pid == pid[i]) & (hours == times[pid[i]]))[0]) + 1
+                for i in idx
+            ]
+
+        return rows
+
+    onset_mask = timed & is_("crs_onset")
+    onset = earliest(onset_mask)
     after_onset = is_("crs_grade") | is_("crs_resolved") | is_("crs_max_grade")
     onset_of_row = onset[np.where(pid >= 0, pid, n_pid - 1)]
     # no crs_onset at all is allowed (e.g. crs_max_grade alone, timed at onset)
     early = timed & after_onset & np.isfinite(onset_of_row) & (hours < onset_of_row)
+    onset_row = row_at(onset_mask, onset)
     col.rows(
         p.file,
         early,
         "timed before this patient's crs_onset",
         column="hours_from_infusion",
-        detail=lambda idx: [f"crs_onset at row {onset_row[pid[i]] + 1}" for i in idx],
+        detail=lambda idx: [f"crs_onset at row {r}" for r in onset_row(idx)],
     )
-    death, death_row = earliest(timed & is_("death"))
+    death_mask = timed & is_("death")
+    death = earliest(death_mask)
     late = timed & ~is_("death") & (hours > death[np.where(pid >= 0, pid, n_pid - 1)])
+    death_row = row_at(death_mask, death)
     col.rows(
         p.file,
         late,
         "timed after this patient's death",
         column="hours_from_infusion",
-        detail=lambda idx: [f"death at row {death_row[pid[i]] + 1}" for i in idx],
+        detail=lambda idx: [f"death at row {r}" for r in death_row(idx)],
     )
     _check_icu(p, col, pid, hours, timed & is_("icu_admission"), timed & is_("icu_discharge"))
 
