@@ -201,12 +201,18 @@ def same_features(rec: Records, cols: dict[str, Any], r_rec: Any, r_cols: Any, r
         same_array(build.feature_matrix(a, base), ref["build"].feature_matrix(b, r_base), lm)
 
 
+def problem_shape(p: Any) -> tuple:
+    """A problem without its wording: file, row, column, the rule's stem (before any
+    parenthesised detail), severity and overflow count. Messages stopped quoting cells after the
+    reference (a cell's kind instead of its value, other rows named instead of their values): a
+    change of wording meant, while the problems found must stay the same."""
+    return (p.file, p.row, p.column, p.rule.split(" (")[0], p.severity, p.more)
+
+
 def validate_both(tables: dict[str, Any], ref: dict[str, ModuleType], **kw: Any) -> tuple:
     new = validate_frames(tables, "request", **kw)
     old = ref["validate"].validate_frames(tables, "request", **kw)
-    assert [dataclasses.astuple(p) for p in new.problems] == [
-        dataclasses.astuple(p) for p in old.problems
-    ]
+    assert [problem_shape(p) for p in new.problems] == [problem_shape(p) for p in old.problems]
     return new, old
 
 
