@@ -13,7 +13,7 @@ the cross-table and per-patient ordering rules would be custom checks anyway.
 Rows are **data rows**: row 1 is the first record after the header (for CSV: line = row + 1 when
 the file has no blank lines). Each problem names file, row, column and rule, and where it helps the
 *kind* of the offending cell ("the cell holds text", "the value is above this range", "the cell
-holds a patient id"), never its content: a cell may hold a name or a hospital number, and messages
+equals a patient id"), never its content: a cell may hold a name or a hospital number, and messages
 reach terminals and CI logs. Many problems of one kind are
 listed up to :data:`MAX_LISTED` rows, followed by one entry counting the rest.
 

@@ -22,8 +22,9 @@ Table: TypeAlias = pd.DataFrame | Mapping[str, np.ndarray | pd.Series | Sequence
 
 
 NOT_SCALAR = object()
-ID_KIND = "the cell holds a patient id"
-"""A cell equal to a patient identifier (a likely pasted-in id): said, never shown."""
+ID_KIND = "the cell equals a patient id"
+"""A cell whose text equals a patient identifier (a pasted-in id, or a code like "1" in a cohort
+with numeric ids): said so, never shown."""
 
 _DATE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?")
 

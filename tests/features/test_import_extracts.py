@@ -505,11 +505,11 @@ def test_a_shifted_column_never_prints_patient_ids(tmp_path):
     message = str(info.value)
     assert "MRN" not in message
     assert (
-        "p.csv row 2, column C ('age'): age_years: value is not a number; the cell holds a "
+        "p.csv row 2, column C ('age'): age_years: value is not a number; the cell equals a "
         "patient id" in message
     )
     assert (
-        "labs.csv row 2, column C ('crp'): value is not a number; the cell holds a patient id"
+        "labs.csv row 2, column C ('crp'): value is not a number; the cell equals a patient id"
         in message
     )
 

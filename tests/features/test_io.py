@@ -257,7 +257,7 @@ def test_cli_validate_never_shows_an_id_of_a_table_read_later(cli, tmp_path):
     result = cli("cohort", "validate", folder)
     assert result.exit_code == 2
     assert (
-        "patients.csv:2 column=age_years — not a number; the cell holds a patient id"
+        "patients.csv:2 column=age_years — not a number; the cell equals a patient id"
         in result.stdout
     ), result.stdout
     assert secret not in result.stdout + result.stderr
@@ -275,7 +275,7 @@ def test_cli_validate_never_shows_the_ids_of_a_repeated_id_column(cli, tmp_path)
     result = cli("cohort", "validate", folder)
     assert result.exit_code == 2
     assert "column appears more than once in the header" in result.stdout
-    assert "patients.csv:2 column=age_years — not a number; the cell holds a patient id" in (
+    assert "patients.csv:2 column=age_years — not a number; the cell equals a patient id" in (
         result.stdout
     )
     assert secret not in result.stdout + result.stderr

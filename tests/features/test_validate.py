@@ -557,7 +557,7 @@ def test_many_problems_of_one_kind_are_listed_compactly(tmp_path):
 def test_patient_id_in_another_column_is_hidden(tmp_path):
     report = _report(tmp_path, _set("patients", 2, "sex", IDS[0]))
     problem = _find(report, "patients.csv", 2, "sex", "value not allowed")
-    assert problem.kind == "the cell holds a patient id"
+    assert problem.kind == "the cell equals a patient id"
     _assert_no_ids(report)
 
 
