@@ -42,10 +42,13 @@ def _after_fork_in_child() -> None:
     _cached_get_request_session.cache_clear()
 
 
-def serve_replicas(n: int, sock: socket.socket, run_one: Callable[[socket.socket], None]) -> None:
-    """Fork ``n`` replicas running ``run_one(sock)``; return when they have all stopped."""
+def serve_replicas(
+    n: int, sock: socket.socket, run_one: Callable[[socket.socket, int], None]
+) -> None:
+    """Fork ``n`` replicas running ``run_one(sock, i)`` (``i``: 0…n−1); return when they have
+    all stopped."""
     pids: list[int] = []
-    for _ in range(n):
+    for i in range(n):
         pid = os.fork()
         if pid == 0:  # the replica
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -53,7 +56,7 @@ def serve_replicas(n: int, sock: socket.socket, run_one: Callable[[socket.socket
             _after_fork_in_child()
             code = 0
             try:
-                run_one(sock)
+                run_one(sock, i)
             except CrsRiskError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 code = 2
