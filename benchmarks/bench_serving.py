@@ -19,10 +19,13 @@ Measured in one run on one machine, client on the same box (numbers go in the RE
    verify`` on the replicas' shared audit file.
 
 The machine's load average and a pure-Python speed probe are recorded with each phase (a shared
-VM whose speed changes from one minute to the next — the same loop ran 0.37–0.67 s on
-2026-12-07 — compare runs only with them). Latencies are timed with a keep-alive stdlib
-``http.client`` connection (the service's round trip; httpx adds 0.4–0.8 ms of its own per
-request on this machine, and its figures are recorded beside them).
+VM whose speed changes from one minute to the next — the same loop ran 0.37–1.39 s on
+2026-12-07 — compare runs only with them). Latencies are timed as wrk or h2load would: HTTP/1.1
+keep-alive round trips on a plain socket, the request encoded once and the response read by its
+length (:class:`RawClient`), so a figure is the server's latency plus the loopback. Client
+libraries add their own parsing per request (stdlib ``http.client`` ≈0.4–0.9 ms, httpx more
+on this machine); their figures are recorded beside. crs-risk and ``mlflow models serve`` are
+timed in alternating blocks, so a change in the machine's speed falls on both.
 
 Usage: ``python benchmarks/bench_serving.py [--store DIR] [--requests 200] [--batch 10000]
 [--replica-batch 5000] [--replica-clients 4]``.
@@ -182,6 +185,87 @@ def speed_probe() -> float:
     for i in range(10**7):
         s += i
     return time.perf_counter() - t
+
+
+class RawClient:
+    """HTTP/1.1 keep-alive round trips of one request on a plain socket (module docstring)."""
+
+    def __init__(self, url: str, method: str, path: str, body: bytes, headers: dict) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.address = (host, int(port))
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}"]
+        lines += [f"{k}: {v}" for k, v in {**headers, "Content-Type": "application/json"}.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        self.request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        self.sock: socket.socket | None = None
+
+    def round_trip(self) -> tuple[int, bytes]:
+        """Send the request, read the whole response; (status, body)."""
+        if self.sock is None:
+            self.sock = socket.create_connection(self.address, timeout=60)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = self.sock
+        sock.sendall(self.request)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("connection closed before the response")
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        fields = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+        if "content-length" in fields:
+            size = int(fields["content-length"])
+            while len(rest) < size:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError("connection closed inside the response")
+                rest += chunk
+            data = rest[:size]
+        elif fields.get("transfer-encoding", "").lower() == "chunked":
+            data, rest = self._chunked(rest)
+        else:
+            raise RuntimeError("a response without a length")
+        if fields.get("connection", "").lower() == "close":
+            self.close()
+        return status, data
+
+    def _chunked(self, rest: bytes) -> tuple[bytes, bytes]:
+        sock = self.sock
+        assert sock is not None
+        out = b""
+        while True:
+            while b"\r\n" not in rest:
+                rest += sock.recv(65536)
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            while len(rest) < size + 2:
+                rest += sock.recv(65536)
+            out, rest = out + rest[:size], rest[size + 2 :]
+            if size == 0:
+                return out, rest
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def raw_timed(client: RawClient, n: int, warmup: int) -> list[float]:
+    """Seconds of ``n`` round trips after ``warmup`` on a fresh connection (a server closes
+    one left idle); any status but 200 stops the run."""
+    client.close()
+    out = []
+    for k in range(warmup + n):
+        t = time.perf_counter()
+        status, data = client.round_trip()
+        if k >= warmup:
+            out.append(time.perf_counter() - t)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {data[:300]!r}")
+    return out
 
 
 def lean_timed(
@@ -474,9 +558,16 @@ def http_floor(body: dict, n: int) -> dict[str, dict[str, float]]:
         wait_ready(url, proc, "/empty", timeout=60)
         raw = json.dumps(body).encode()
         with httpx.Client(base_url=url, timeout=60) as c:
+            empty, parse = (
+                RawClient(url, "GET", "/empty", b"", {}),
+                RawClient(url, "POST", "/parse", raw, {}),
+            )
             return {
-                "get_empty": percentiles(lean_timed(url, n, 20, "GET", "/empty", None, {})),
-                "post_body_parsed": percentiles(lean_timed(url, n, 20, "POST", "/parse", raw, {})),
+                "get_empty": percentiles(raw_timed(empty, n, 20)),
+                "post_body_parsed": percentiles(raw_timed(parse, n, 20)),
+                "post_body_parsed_http_client": percentiles(
+                    lean_timed(url, n, 20, "POST", "/parse", raw, {})
+                ),
                 "post_body_parsed_httpx": percentiles(
                     timed(c, n, 20, lambda cl: cl.post("/parse", json=body))
                 ),
@@ -537,26 +628,6 @@ def main() -> None:
             name = severe["model"]
 
             raw_single = json.dumps(body).encode()
-            single = lean_timed(url, args.requests, 20, "POST", "/v1/risk", raw_single, headers)
-            single_httpx = timed(c, args.requests, 20, lambda cl: cl.post("/v1/risk", json=body))
-            results["single_with_explanations"] = {
-                **percentiles(single),
-                "client": "http.client keep-alive",
-                "httpx": percentiles(single_httpx),
-                "model": name,
-                "landmark": severe["landmark"],
-                "n_measurements": len(body["measurements"]),
-                "requests": args.requests,
-                "load_average": os.getloadavg()[0],
-                "speed_probe_s": speed_probe(),
-                "in_process": single_breakdown(store_uri, body, args.requests),
-            }
-            print(
-                "single /v1/risk with explanations:",
-                results["single_with_explanations"],
-                flush=True,
-            )
-
             # mlflow models serve on the same registered version, feature row prebuilt
             payload, version = feature_row(store_uri, body, name)
             mport = free_port()
@@ -581,22 +652,50 @@ def main() -> None:
             )
             murl = f"http://127.0.0.1:{mport}"
             wait_ready(murl, mlflow_proc, "/ping")
-            mlf = lean_timed(
-                murl, args.requests, 20, "POST", "/invocations", json.dumps(payload).encode(), {}
+            raw_payload = json.dumps(payload).encode()
+            ours = RawClient(url, "POST", "/v1/risk", raw_single, headers)
+            theirs = RawClient(murl, "POST", "/invocations", raw_payload, {})
+            single: list[float] = []
+            mlf: list[float] = []
+            for _ in range(3):  # alternating blocks: the machine's speed falls on both
+                single += raw_timed(ours, args.requests, 20)
+                mlf += raw_timed(theirs, args.requests, 20)
+            ours.close()
+            theirs.close()
+            n = args.requests
+            single_stdlib = lean_timed(url, n, 20, "POST", "/v1/risk", raw_single, headers)
+            mlf_stdlib = lean_timed(murl, n, 20, "POST", "/invocations", raw_payload, {})
+            single_httpx = timed(c, args.requests, 20, lambda cl: cl.post("/v1/risk", json=body))
+            results["single_with_explanations"] = {
+                **percentiles(single),
+                "client": "raw socket keep-alive (RawClient), 3 blocks alternating with mlflow",
+                "http_client": percentiles(single_stdlib),
+                "httpx": percentiles(single_httpx),
+                "model": name,
+                "landmark": severe["landmark"],
+                "n_measurements": len(body["measurements"]),
+                "requests": 3 * args.requests,
+                "load_average": os.getloadavg()[0],
+                "speed_probe_s": speed_probe(),
+                "in_process": single_breakdown(store_uri, body, args.requests),
+            }
+            print(
+                "single /v1/risk with explanations:",
+                results["single_with_explanations"],
+                flush=True,
             )
             results["mlflow_models_serve"] = {
                 **percentiles(mlf),
+                "http_client": percentiles(mlf_stdlib),
                 "model": f"{name}/{version}",
                 "load_average": os.getloadavg()[0],
                 "speed_probe_s": speed_probe(),
             }
-            ratio = (
-                results["mlflow_models_serve"]["p50_ms"]
-                / results[  # type: ignore[index]
-                    "single_with_explanations"
-                ]["p50_ms"]
-            )  # type: ignore[index]
+            ratio = float(np.median(mlf) / np.median(single))
             results["speedup_p50_vs_mlflow"] = ratio
+            results["speedup_p50_vs_mlflow_http_client"] = float(
+                np.median(mlf_stdlib) / np.median(single_stdlib)
+            )
             print(
                 "mlflow models serve (no explanations):",
                 results["mlflow_models_serve"],

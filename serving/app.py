@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.crs = state
     state.tokens = load_tokens(settings.token_file, settings.token)
     state.page = (HERE / "templates" / "index.html").read_text(encoding="utf-8")
-    app.add_middleware(Gate, limit=settings.max_body_bytes, tokens=state.tokens)
+    app.add_middleware(Gate, limit=settings.max_body_bytes, tokens=state.tokens, load=state.load)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -73,15 +73,17 @@ def input_digests(
     e_order = np.argsort(records.e_p, kind="stable")
     m_off = _offsets(records.m_p[m_order], n)
     e_off = _offsets(records.e_p[e_order], n)
-    head = np.column_stack(
-        [
-            *(_canonical(_codes(patients[name])) for name in PATIENT_FIELDS),
-            _canonical(np.asarray(as_of_hours, dtype=np.float64)),
-            np.array([_landmark_code(lm) for lm in landmark], dtype="<f8"),
-            np.diff(m_off).astype("<f8"),
-            np.diff(e_off).astype("<f8"),
-        ]
-    ).astype("<f8")
+    head = _canonical(
+        np.column_stack(
+            [
+                *(_codes(patients[name]) for name in PATIENT_FIELDS),
+                np.asarray(as_of_hours, dtype=np.float64),
+                np.array([_landmark_code(lm) for lm in landmark], dtype="<f8"),
+                np.diff(m_off).astype("<f8"),
+                np.diff(e_off).astype("<f8"),
+            ]
+        )
+    )
     m = np.empty(len(m_order), dtype=[("a", "<i8"), ("t", "<f8"), ("v", "<f8")])
     m["a"], m["t"], m["v"] = (
         records.m_a[m_order],

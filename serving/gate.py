@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from serving.accept import HEAVY_BYTES, Load
 from serving.auth import ADMIN_PATHS, is_open
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -30,10 +31,11 @@ class Gate:
     streamed, get 413 before any parsing.
     """
 
-    def __init__(self, app: Any, limit: int, tokens: Any) -> None:
+    def __init__(self, app: Any, limit: int, tokens: Any, load: Load | None = None) -> None:
         self.app = app
         self.limit = limit
         self.tokens = tokens
+        self.load = load if load is not None else Load()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -64,14 +66,21 @@ class Gate:
                 )
                 return
             state["token_name"] = token.name
-        too_big = False
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            with contextlib.suppress(ValueError):
-                too_big = int(declared) > self.limit
-        if too_big:
+        declared = -1
+        with contextlib.suppress(ValueError):
+            declared = int(headers.get(b"content-length", b"-1"))
+        if declared > self.limit:
             await self._reject(send, rid)
             return
+        heavy = declared >= HEAVY_BYTES  # busy until answered (serving.accept)
+        self.load.heavy += heavy
+        try:
+            await self._pass(scope, receive, send, rid)
+        finally:
+            self.load.heavy -= heavy
+
+    async def _pass(self, scope: dict, receive: Callable, send: Callable, rid: str) -> None:
+        """Read the body (413 above the limit), then run the app with it and the id header."""
         chunks: list[bytes] = []
         size = 0
         more = scope.get("method") not in ("GET", "HEAD")

@@ -1,11 +1,12 @@
 """``crs-risk serve --workers N``: N service processes (replicas) behind one port.
 
 The parent binds the listening socket once, then forks N children; each builds its own app
-(audit log, models) and accepts connections on the shared socket, so the kernel spreads
-connections across replicas. Each replica polls the registry itself (``serving.store``), so all
-of them move to a new promotion within one poll interval and none ever mixes versions. The
-parent forwards SIGTERM/SIGINT to the replicas and, when one of them exits, stops the others
-and reports it (a supervisor — systemd, Kubernetes — restarts the whole service).
+(audit log, models) and takes connections on the shared socket least loaded first
+(``serving.accept``: uvicorn's own accepting sent every connection to one idle replica). Each
+replica polls the registry itself (``serving.store``), so all of them move to a new promotion
+within one poll interval and none ever mixes versions. The parent forwards SIGTERM/SIGINT to
+the replicas and, when one of them exits, stops the others and reports it (a supervisor —
+systemd, Kubernetes — restarts the whole service).
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ def _after_fork_in_child() -> None:
     _cached_get_request_session.cache_clear()
 
 
-def serve_replicas(n: int, sock: socket.socket, run_one: Callable[[socket.socket], None]) -> None:
-    """Fork ``n`` replicas running ``run_one(sock)``; return when they have all stopped."""
+def serve_replicas(
+    n: int, sock: socket.socket, run_one: Callable[[socket.socket, int], None]
+) -> None:
+    """Fork ``n`` replicas running ``run_one(sock, i)`` (``i``: 0…n−1); return when they have
+    all stopped."""
     pids: list[int] = []
-    for _ in range(n):
+    for i in range(n):
         pid = os.fork()
         if pid == 0:  # the replica
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -53,7 +57,7 @@ def serve_replicas(n: int, sock: socket.socket, run_one: Callable[[socket.socket
             _after_fork_in_child()
             code = 0
             try:
-                run_one(sock)
+                run_one(sock, i)
             except CrsRiskError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 code = 2

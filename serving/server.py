@@ -16,11 +16,14 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 import uvloop
+from uvicorn.server import STARTUP_FAILURE
 
 from features.errors import CrsRiskError
+from serving.accept import Acceptor, Board
 from serving.app import create_app
 from serving.audit import open_audit
 from serving.auth import is_loopback, load_tokens
@@ -91,8 +94,11 @@ def serve(
     check_reachable(settings.tracking_uri)
     if workers > 1:
         sock = bind(host, port)
+        board = Board(workers)  # before the fork: shared by the replicas (serving.accept)
         serve_replicas(
-            workers, sock, lambda s: _run(settings, host, port, log_level, s, tls_cert, tls_key)
+            workers,
+            sock,
+            lambda s, i: _run(settings, host, port, log_level, s, tls_cert, tls_key, (board, i)),
         )
         return
     _run(settings, host, port, log_level, None, tls_cert, tls_key)
@@ -106,8 +112,10 @@ def _run(
     sock: socket.socket | None = None,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    replica: tuple[Board, int] | None = None,
 ) -> None:
-    """One service process under uvicorn (on ``sock`` when given: a replica)."""
+    """One service process under uvicorn; a replica takes its connections on the shared
+    ``sock`` through ``serving.accept`` (slot ``i`` of the replicas' load board)."""
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -121,7 +129,11 @@ def _run(
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
     )
-    server = uvicorn.Server(config)
+    if sock is None or replica is None:
+        server = uvicorn.Server(config)
+    else:
+        app.state.crs.load.attach(*replica)
+        server = _Replica(config, *replica)
     # libuv event loop: less per-request overhead than asyncio's
     uvloop.run(server.serve(sockets=None if sock is None else [sock]))
     error = app.state.crs.startup_error
@@ -129,3 +141,28 @@ def _run(
         raise CrsRiskError(error)
     if not server.started:
         raise CrsRiskError("the service did not start (see the messages above)")
+
+
+class _Replica(uvicorn.Server):
+    """uvicorn's server, taking its connections on the shared socket through a load-aware
+    :class:`serving.accept.Acceptor` instead of ``loop.create_server`` (the rest of
+    ``uvicorn.Server.startup`` as it is: lifespan, protocol, started)."""
+
+    def __init__(self, config: uvicorn.Config, board: Board, i: int) -> None:
+        super().__init__(config)
+        self.board, self.i = board, i
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            sys.exit(STARTUP_FAILURE)
+        config = self.config
+
+        def protocol() -> Any:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+
+        acceptors = [Acceptor(s, protocol, self.board, self.i, config.ssl) for s in sockets or []]
+        self.servers = acceptors  # type: ignore[assignment]
+        self.started = True

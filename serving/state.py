@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from serving.accept import Load
+
 TOKEN_ENV = "CRS_RISK_TOKEN"
 
 
@@ -44,6 +46,7 @@ class State:
     writer: Any = None  # the audit writer thread (concurrent.futures executor)
     tokens: Any = None  # serving.auth token set (falsy: no tokens configured)
     page: str = ""  # the clinician page (templates/index.html)
+    load: Load = field(default_factory=Load)  # heavy requests in flight (serving.accept)
 
 
 async def get_state(request: Request) -> State:

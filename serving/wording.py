@@ -22,11 +22,10 @@ def horizon_text(task: Any, landmark: str) -> str:
     """What the probability is of, and over which time (from the task's declared rules)."""
     if task.name == "severe_crs":
         hours = landmark[:-1] if landmark.endswith("h") else landmark
-        start = "before infusion" if hours == "0" else f"after {hours} h"
-        return (
-            f"ASTCT grade ≥{task.severity_threshold} CRS (or death from CRS) {start} from CAR T "
-            "infusion, until CRS resolves"
-        )
+        what = f"ASTCT grade ≥{task.severity_threshold} CRS (or death from CRS)"
+        if hours == "0":
+            return f"{what} from CAR T infusion until CRS resolves, scored before infusion"
+        return f"{what} from {hours} h after CAR T infusion until CRS resolves"
     when = "at the anti-IL-6 decision" if landmark == "decision" else "at the first dose"
     clauses = {
         "second_line": "a second-line drug for CRS",

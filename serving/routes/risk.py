@@ -108,11 +108,15 @@ async def risk(body: RiskRequest, request: Request, state: AppState) -> Any:
         _outputs(resp.results),
         request.state.token_name,
     )
-    try:  # on the audit writer thread: a locked file never blocks the event loop
-        await asyncio.wrap_future(state.writer.submit(state.audit.append, [record]))
+    # on the audit writer thread: a locked file never blocks the event loop; the response is
+    # serialised meanwhile (SQLite releases the GIL) and leaves only once the record is written
+    write = asyncio.wrap_future(state.writer.submit(state.audit.append, [record]))
+    response = model_json(resp)
+    try:
+        await write
     except Exception as exc:
         return audit_failed(rid, exc)
-    return model_json(resp)
+    return response
 
 
 @router.post(

@@ -1,4 +1,4 @@
-"""The refractory horizon says what the label counts (README "What it is for"; issue 11 §4):
+"""Horizons say what the label counts (README "What it is for"; issue 11 §4). Refractory:
 within the task's window after the first dose, a second-line drug for CRS, worsening to grade
 ≥3, or no improvement — each enabled clause, with the window the task declares."""
 
@@ -27,3 +27,15 @@ def test_the_horizon_follows_the_declared_window_and_clauses():
     text = horizon_text(task, "first_toci")
     assert "within 48 h of the first dose, a second-line drug for CRS (" in text
     assert "worsening" not in text and "no improvement" not in text
+
+
+def test_the_severe_horizon_reads_as_a_sentence_at_every_landmark():
+    """The 0 h landmark once read "… before infusion from CAR T infusion"."""
+    task = get_task("severe_crs")
+    assert horizon_text(task, "0h") == (
+        "ASTCT grade ≥3 CRS (or death from CRS) from CAR T infusion until CRS resolves, "
+        "scored before infusion"
+    )
+    assert horizon_text(task, "48h") == (
+        "ASTCT grade ≥3 CRS (or death from CRS) from 48 h after CAR T infusion until CRS resolves"
+    )
