@@ -96,7 +96,7 @@ def test_page_asks_for_the_token_and_scores_in_clinical_language(page, service: 
     assert risk.inner_text().endswith("%")
     assert "plausible range" in page.inner_text("[data-testid=interval-severe_crs]")
     assert " in 100 patients like this" in page.inner_text("[data-testid=summary-severe_crs]")
-    assert "after 48 h" in page.inner_text("#results")  # the horizon is stated
+    assert "from 48 h after CAR T infusion" in page.inner_text("#results")  # the horizon
     reasons = page.inner_text("[data-testid=reasons-severe_crs]")
     assert "raises the risk" in reasons or "lowers the risk" in reasons
     assert "log-odds" not in reasons  # log-odds only in the details view
