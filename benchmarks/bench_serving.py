@@ -19,7 +19,7 @@ Measured in one run on one machine, client on the same box (numbers go in the RE
    verify`` on the replicas' shared audit file.
 
 The machine's load average and a pure-Python speed probe are recorded with each phase (a shared
-VM whose speed changes from one minute to the next — the same loop ran 0.37–1.39 s on
+VM whose speed changes from one minute to the next — the same loop ran 0.37–1.66 s on
 2026-12-07 — compare runs only with them). Latencies are timed as wrk or h2load would: HTTP/1.1
 keep-alive round trips on a plain socket, the request encoded once and the response read by its
 length (:class:`RawClient`), so a figure is the server's latency plus the loopback. Client

@@ -4,6 +4,7 @@ the infusion date and per-patient events."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -53,6 +54,11 @@ def per_patient_rows(r: Reader, k: int, ids: list[str | None]) -> dict[str, int]
         if not differ:
             r.reports[k].drop(R_REPEATED_PATIENT)
     return rows
+
+
+def _kind_of(r: Reader, cell: object, type_matters: bool) -> str | None:
+    """``Reader.kind`` of one cell, for :func:`patient_value` (it never shows the cell)."""
+    return r.kind(cell, type_matters)
 
 
 def patient_value(
@@ -109,9 +115,7 @@ def read_patients(r: Reader, k: int, src: PatientsSource) -> None:
             present, cell = r.cell(k, i, j, src.columns[name], f"{name}: ")
             if not present:
                 continue
-            ok, out = patient_value(
-                name, cell, None, lambda type_matters, c=cell: r.kind(c, type_matters)
-            )
+            ok, out = patient_value(name, cell, None, functools.partial(_kind_of, r, cell))
             if ok:
                 record[name] = out
             else:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -14,6 +15,11 @@ from features.schema import (
 from features.validation.collect import Collector, side_kind
 from features.validation.columns import Parsed
 from features.validation.rows import repeat_rows
+
+
+def _sides(grade: np.ndarray, bounds: tuple[float, float], idx: np.ndarray) -> Sequence[str]:
+    """Which side of ``bounds`` each listed row's grade lies on (never the grade itself)."""
+    return [side_kind(grade[i], bounds) for i in idx]
 
 
 def check_events(p: Parsed, col: Collector) -> None:
@@ -40,7 +46,7 @@ def check_events(p: Parsed, col: Collector) -> None:
                 this & ~np.isnan(grade) & ((grade < lo) | (grade > hi)),
                 f"grade outside {lo}–{hi}, the range of {e}",
                 column="grade",
-                kinds=lambda idx, b=bounds: [side_kind(grade[i], b) for i in idx],
+                kinds=functools.partial(_sides, grade, bounds),
             )
         else:
             col.rows(
