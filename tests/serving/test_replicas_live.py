@@ -4,8 +4,9 @@ A client that declares a batch-sized body and sends it slowly keeps one replica 
 long as it likes (``serving.accept``: the Gate counts the request from its headers). Every new
 connection must then reach the other replica (``/readyz`` names the process that answered);
 with both replicas loaded, connections are still answered promptly; once the slow clients go,
-both replicas score again. Under uvicorn's own accepting (libuv accepts in C as soon as any
-replica's loop wakes), one replica took all 40 connections made while both were idle.
+both replicas score again. Under uvicorn's own accepting (libuv accepts as soon as any
+replica's loop wakes), the loaded replica kept taking new connections, and in one run one
+replica took all 40 connections made while both were idle.
 """
 
 from __future__ import annotations
@@ -37,8 +38,14 @@ def replicas(store_uri: str, tmp_path_factory) -> Iterator[Service]:
         args=("--workers", "2", "--tls-cert", str(cert), "--tls-key", str(key)),
         scheme="https",
     )
-    yield svc
-    stop_service(svc)
+    try:  # the second replica may still be loading its models when the first answers
+        deadline = time.monotonic() + 300
+        while len({_who(svc)[0] for _ in range(10)}) < 2:
+            assert time.monotonic() < deadline, "both replicas answer once idle"
+            time.sleep(0.5)
+        yield svc
+    finally:
+        stop_service(svc)
 
 
 def _who(svc: Service) -> tuple[int, float]:
