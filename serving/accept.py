@@ -2,10 +2,10 @@
 
 Every replica listens on one shared socket. Under uvicorn (as under asyncio) a replica's event
 loop accepts each connection it sees, and a replica scoring a batch has a free loop (the batch
-runs in a worker thread), so it accepts as eagerly as an idle sibling. Measured: 40 connections
-made one after another to 2 idle replicas all went to one of them; with 8 clients posting
-5,000-patient batches, one replica used 5.0 CPU-s and the other 2.4 in the same 4.7 s, a core
-idle a third of the time (``benchmarks/bench_serving.py``, replica phase).
+runs in a worker thread), so it accepts as eagerly as an idle sibling. Measured: in one run 40
+connections made one after another to 2 idle replicas all went to one of them; with 8 clients
+posting 5,000-patient batches, one replica used 5.0 CPU-s and the other 2.4 in the same 4.7 s,
+a core idle a third of the time (``benchmarks/bench_serving.py``, replica phase).
 
 Here each replica publishes its load on a :class:`Board` in memory shared by the replicas (an
 anonymous shared mapping made before they fork): the heavy requests it has in flight (a

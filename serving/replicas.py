@@ -2,7 +2,7 @@
 
 The parent binds the listening socket once, then forks N children; each builds its own app
 (audit log, models) and takes connections on the shared socket least loaded first
-(``serving.accept``: uvicorn's own accepting sent every connection to one idle replica). Each
+(``serving.accept``: under uvicorn's own accepting a busy replica kept taking them). Each
 replica polls the registry itself (``serving.store``), so all of them move to a new promotion
 within one poll interval and none ever mixes versions. The parent forwards SIGTERM/SIGINT to
 the replicas and, when one of them exits, stops the others and reports it (a supervisor —

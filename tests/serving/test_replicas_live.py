@@ -77,10 +77,11 @@ def test_a_loaded_replica_leaves_new_connections_to_its_idle_sibling(replicas: S
 
     slow = _slow_batch(replicas)
     try:
-        answered = [_who(replicas) for _ in range(20)]
-        assert len({pid for pid, _ in answered}) == 1, "every connection goes to the idle one"
-        idle = answered[0][0]
+        answered = [_who(replicas)[0] for _ in range(20)]
+        idle = max(seen, key=answered.count)
         (busy,) = seen - {idle}
+        # the idle one takes them; the loaded one only after MAX_WAIT_S (a starved CI worker)
+        assert answered.count(idle) >= 18, "new connections go to the idle replica"
 
         second = _slow_batch(replicas)  # least loaded first: it lands on the idle replica
         try:
