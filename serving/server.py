@@ -98,10 +98,10 @@ def serve(
         serve_replicas(
             workers,
             sock,
-            lambda s, i: _run(settings, host, port, log_level, s, tls_cert, tls_key, (board, i)),
+            lambda s, i: _run(settings, host, port, log_level, tls_cert, tls_key, (s, board, i)),
         )
         return
-    _run(settings, host, port, log_level, None, tls_cert, tls_key)
+    _run(settings, host, port, log_level, tls_cert, tls_key)
 
 
 def _run(
@@ -109,13 +109,12 @@ def _run(
     host: str,
     port: int,
     log_level: str,
-    sock: socket.socket | None = None,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
-    replica: tuple[Board, int] | None = None,
+    replica: tuple[socket.socket, Board, int] | None = None,
 ) -> None:
-    """One service process under uvicorn; a replica takes its connections on the shared
-    ``sock`` through ``serving.accept`` (slot ``i`` of the replicas' load board)."""
+    """One service process under uvicorn; a ``replica`` (shared socket, load board, its slot)
+    takes its connections on that socket through ``serving.accept``."""
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -129,13 +128,14 @@ def _run(
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
     )
-    if sock is None or replica is None:
-        server = uvicorn.Server(config)
+    if replica is None:
+        server, sockets = uvicorn.Server(config), None
     else:
-        app.state.crs.load.attach(*replica)
-        server = _Replica(config, *replica)
+        sock, board, i = replica
+        app.state.crs.load.attach(board, i)
+        server, sockets = _Replica(config, board, i), [sock]
     # libuv event loop: less per-request overhead than asyncio's
-    uvloop.run(server.serve(sockets=None if sock is None else [sock]))
+    uvloop.run(server.serve(sockets=sockets))
     error = app.state.crs.startup_error
     if error is not None:
         raise CrsRiskError(error)
