@@ -47,23 +47,27 @@ from serving.scoring import (
 
 @dataclass
 class BatchScores:
-    """A scored batch as JSON texts, one per patient in request order.
+    """A scored batch: the response's JSON pieces and, per patient in request order, what the
+    audit log keeps.
 
-    ``items``: the response's ``BatchItem`` objects; ``outputs`` / ``versions``: what the audit
-    log keeps (the task results' :data:`serving.audit.OUTPUT_KEYS`, the model versions);
-    ``digests``: the audit input digests (``serving.digest``).
+    ``parts``: the ``BatchResponse`` document as UTF-8 pieces in order — slot 0 for the head
+    (it holds the request id), then each ``BatchItem``'s pieces with commas between, the tail
+    last — joined once by :meth:`body`; ``outputs`` / ``versions``: what the audit log keeps
+    (the task results' :data:`serving.audit.OUTPUT_KEYS`, the model versions); ``digests``: the
+    audit input digests (``serving.digest``).
     """
 
     refs: list[str | None]
-    items: list[bytes]
+    parts: list[bytes]
     outputs: list[str]
     versions: list[str]
     digests: list[str]
 
     def body(self, request_id: str) -> bytes:
-        """The ``BatchResponse`` document (UTF-8 pieces joined once: no str of the whole)."""
-        head = f'{{"request_id":{_text(request_id)},"n":{len(self.items)},"items":['.encode()
-        return b"".join((head, b",".join(self.items), f'],"notice":{_text(NOTICE)}}}'.encode()))
+        """The ``BatchResponse`` document, in one join of its pieces (no copy per item)."""
+        head = f'{{"request_id":{_text(request_id)},"n":{len(self.refs)},"items":['
+        self.parts[0] = head.encode()
+        return b"".join(self.parts)
 
 
 _text = json.encoder.encode_basestring_ascii  # C: a JSON string
@@ -231,14 +235,21 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
         return text
 
     # UTF-8 throughout: the results' texts hold non-ASCII (≥), so a str of them would be
-    # UCS-2 and transcoded again at the end.
-    items = [
-        f'{{"index":{i},"patient_ref":{"null" if ref is None else _text(ref)},'
-        f'"landmark":"{lm}","results":['.encode()
-        + b",".join([as_json(r) for r in rs])
-        + b'],"errors":[]}'
-        for i, (ref, lm, rs) in enumerate(zip(refs, chosen, per_patient, strict=True))
-    ]
+    # UCS-2 and transcoded again at the end. One flat list of pieces, joined once by
+    # ``BatchScores.body``: no bytes object per item, no second copy of the document.
+    parts: list[bytes] = [b""]  # slot 0: the head (``BatchScores.body``)
+    add = parts.append
+    for i, (ref, lm, rs) in enumerate(zip(refs, chosen, per_patient, strict=True)):
+        add(
+            f'{"," if i else ""}{{"index":{i},"patient_ref":'
+            f'{"null" if ref is None else _text(ref)},"landmark":"{lm}","results":['.encode()
+        )
+        for k, result in enumerate(rs):
+            if k:
+                add(b",")
+            add(as_json(result))
+        add(b'],"errors":[]}')
+    add(f'],"notice":{_text(NOTICE)}}}'.encode())
     outputs = ["[" + ",".join([as_output(r) for r in rs]) + "]" for rs in per_patient]
     cache: dict[tuple[Any, ...], str] = {}
     versions = []
@@ -253,4 +264,4 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
         valid.records, valid.patients, as_of[order], [asked[i] for i in order]
     )
     digests = [digest_of[c] for c in code_of.tolist()]
-    return BatchScores(refs, items, outputs, versions, digests)
+    return BatchScores(refs, parts, outputs, versions, digests)
