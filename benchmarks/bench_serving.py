@@ -20,11 +20,14 @@ Measured in one run on one machine, client on the same box (numbers go in the RE
 
 The machine's load average and a pure-Python speed probe are recorded with each phase (a shared
 VM whose speed changes from one minute to the next — the same loop ran 0.37–1.66 s on
-2026-12-07 — compare runs only with them). Latencies are timed as wrk or h2load would: HTTP/1.1
-keep-alive round trips on a plain socket, the request encoded once and the response read by its
-length (:class:`RawClient`), so a figure is the server's latency plus the loopback. Client
-libraries add their own parsing per request (stdlib ``http.client`` ≈0.4–0.9 ms, httpx more
-on this machine); their figures are recorded beside. crs-risk and ``mlflow models serve`` are
+2026-12-07 — compare runs only with them), and, at the start, the CPU model and a NumPy
+small-call probe: on 2026-12-07 at 16:30 UTC the pure-Python probe read its usual 0.37–0.43 s
+while the single route's in-process stages (many small NumPy calls) took 1.7–2.5× their usual
+time. Latencies are timed as wrk or h2load would: HTTP/1.1 keep-alive round trips on a plain
+socket, the request encoded once and the response read by its length (:class:`RawClient`), so
+a figure is the server's latency plus the loopback. Client libraries add their own parsing per
+request (stdlib ``http.client`` ≈0.4–0.9 ms, httpx more on this machine); their figures are
+recorded beside. crs-risk and ``mlflow models serve`` are
 timed in alternating blocks, so a change in the machine's speed falls on both.
 
 Usage: ``python benchmarks/bench_serving.py [--store DIR] [--requests 200] [--batch 10000]
@@ -185,6 +188,28 @@ def speed_probe() -> float:
     for i in range(10**7):
         s += i
     return time.perf_counter() - t
+
+
+def numpy_probe() -> float:
+    """Milliseconds (best of 3) for 20,000 ``np.nanmax`` calls on 50 numbers: the small-array
+    call overhead the single route is made of, which the pure-Python probe does not see."""
+    x = np.linspace(0.0, 1.0, 50)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(20_000):
+            np.nanmax(x)
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), or "unknown"."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 class RawClient:
@@ -616,6 +641,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg()[0],  # a shared machine: state the conditions
         "speed_probe_s": speed_probe(),
+        "numpy_probe_ms": numpy_probe(),
+        "cpu_model": cpu_model(),
     }
     try:
         wait_ready(url, serve, "/readyz")
