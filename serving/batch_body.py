@@ -57,10 +57,12 @@ _COMPUTING = threading.Lock()
 """One batch at a time per process is parsed, scored and audited; the next waits, its body
 already read. Two batches on two threads share one GIL: measured in one process, six
 5,000-patient batches took 10–18 % more CPU time on two threads than one after the other
-(2.68–3.25 s → 3.16–3.36 s). Under ``serve --workers 2`` with 4 clients, holding the turn through
-the audit write too (rather than scoring the next batch meanwhile) used 604 instead of 649
-CPU-ms per batch (means of 6 alternated runs: 14.2 → 15.0 k patients/s); a replica has no
-idle core to spend on the contention. The same discipline as a gunicorn sync worker's."""
+(2.68–3.25 s → 3.16–3.36 s), and a replica of ``serve --workers N`` has no idle core to spend
+on the contention. Holding the turn through the audit write too (rather than scoring the next
+batch meanwhile), under ``serve --workers 2`` with 4 clients: 604 instead of 649 CPU-ms per
+batch in one A/B (6 alternated runs), no difference beyond the machine's drift in a second (8
+runs, 23 → 15 k patients/s over 6 minutes for both). The same discipline as a gunicorn sync
+worker's."""
 
 
 def parse_and_score(state: State, raw: bytes, ctype: str, rid: str, token: str | None) -> Any:
