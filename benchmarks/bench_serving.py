@@ -15,8 +15,10 @@ Measured in one run on one machine, client on the same box (numbers go in the RE
 5. 32 concurrent clients — errors;
 6. the deployment's batch throughput: ``crs-risk serve --workers 2`` (one replica per core) at
    the *default* body limit, concurrent clients posting batches of 5,000 patients (11 MB of
-   JSON) on fresh connections, patients per second over all of them; then ``crs-risk audit
-   verify`` on the replicas' shared audit file.
+   JSON) on fresh connections, patients per second over all of them, with the server's CPU
+   time per batch and its share of the cores; then ``crs-risk audit verify`` on the replicas'
+   shared audit file. ``--replicas-only`` runs this phase alone (about a minute: sample a
+   drifting machine often), ``--bin <checkout>/.venv/bin`` serves another checkout (A/B).
 
 The machine's load average and a pure-Python speed probe are recorded with each phase (a shared
 VM whose speed changes from one minute to the next — the same loop ran 0.37–1.66 s on
@@ -31,7 +33,9 @@ recorded beside. crs-risk and ``mlflow models serve`` are
 timed in alternating blocks, so a change in the machine's speed falls on both.
 
 Usage: ``python benchmarks/bench_serving.py [--store DIR] [--requests 200] [--batch 10000]
-[--replica-batch 5000] [--replica-clients 4]``.
+[--replica-batch 5000] [--replica-clients 4] [--replicas-only] [--bin DIR] [--out FILE]``
+(results: ``benchmarks/results_serving.json``, or ``results_replicas.json`` for
+``--replicas-only``).
 Without ``--store`` the quickstart is run into a temporary folder first (minutes).
 """
 
@@ -152,19 +156,26 @@ def replica_throughput(
                 post(kind)
             load = os.getloadavg()[0]
             n = len(bodies) * clients * rounds
-            rates = []
+            rates, cpu_ms, use = [], [], []
             for _ in range(3):  # ≈4 s each on a shared machine: the median of three
+                c0 = process_tree_cpu(proc.pid)
                 t = time.perf_counter()
                 with ThreadPoolExecutor(clients) as pool:
                     work = [pool.submit(client, kind) for _ in range(clients)]
                     for w in work:
                         w.result()
-                rates.append(n / (time.perf_counter() - t))
+                wall = time.perf_counter() - t
+                cpu = process_tree_cpu(proc.pid) - c0
+                rates.append(n / wall)
+                cpu_ms.append(1e3 * cpu / (clients * rounds))
+                use.append(cpu / (wall * (os.cpu_count() or 1)))
             out[kind] = {
                 "body_mb": len(kinds[kind][0]) / 1e6,
                 "patients_per_run": n,
                 "patients_per_s": float(np.median(rates)),
                 "runs_patients_per_s": rates,
+                "server_cpu_ms_per_batch": cpu_ms,  # replicas and parent, user + system
+                "server_cpu_use_of_cores": use,
                 "load_average_before": load,
                 "speed_probe_s": speed_probe(),
             }
@@ -179,6 +190,20 @@ def replica_throughput(
     out["audit_verify"] = verify.stdout.strip().splitlines()[-1:]
     out["audit_verify_exit"] = verify.returncode
     return out
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its children that still run
+    (Linux ``/proc``; the replicas of ``serve --workers N`` are the server's children)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    kids = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [pid, *(int(k) for k in kids.read_text().split())] if kids.exists() else [pid]
+    for p in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def speed_probe() -> float:
@@ -611,9 +636,20 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--replica-batch", type=int, default=5_000, help="patients per request")
     ap.add_argument("--replica-clients", type=int, default=4)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results_serving.json")
+    ap.add_argument(
+        "--replicas-only",
+        action="store_true",
+        help="only the deployment's batch throughput (phase 6, about a minute)",
+    )
+    ap.add_argument("--bin", type=Path, help="the venv bin folder to serve from (A/B a checkout)")
+    ap.add_argument("--out", type=Path, help="results JSON (default benchmarks/results_*.json)")
     args = ap.parse_args()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    global BIN
+    if args.bin is not None:
+        BIN = args.bin.resolve()
+    kind = "replicas" if args.replicas_only else "serving"
+    out = args.out or REPO / "benchmarks" / f"results_{kind}.json"
 
     tmp = Path(tempfile.mkdtemp(prefix="crs-bench-serving-"))
     store = args.store
@@ -632,6 +668,22 @@ def main() -> None:
         "CRS_RISK_TOKEN": TOKEN,
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
     }
+    if args.replicas_only:
+        replicas: dict[str, object] = {
+            "machine": os.uname().nodename,
+            "cpu_model": cpu_model(),
+            "speed_probe_s": speed_probe(),
+            "numpy_probe_ms": numpy_probe(),
+            "bin": str(BIN),
+            "batch_replicas": replica_throughput(
+                env, tmp, batch_bodies(args.replica_batch), 2, args.replica_clients, 4
+            ),
+        }
+        print("batch, serve --workers 2:", replicas["batch_replicas"], flush=True)
+        out.write_text(json.dumps(replicas, indent=2) + "\n", encoding="utf-8")
+        print(f"written {out}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     serve = start_serve(env, tmp, port, tmp / "audit.sqlite", "--max-body-mb", "64")
@@ -800,8 +852,8 @@ def main() -> None:
         stop(serve, mlflow_proc)
         shutil.rmtree(tmp, ignore_errors=True)
     results["load_average_at_end"] = os.getloadavg()[0]
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"written {args.out}")
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"written {out}")
     sys.exit(0)
 
 
