@@ -24,7 +24,7 @@ The machine's load average and a pure-Python speed probe are recorded with each 
 VM whose speed changes from one minute to the next — the same loop ran 0.37–1.66 s on
 2026-12-07 — compare runs only with them), and, at the start, the CPU model and a NumPy
 small-call probe: on 2026-12-07 at 16:30 UTC the pure-Python probe read its usual 0.37–0.43 s
-while the single route's in-process stages (many small NumPy calls) took 1.7–2.5× their usual
+while the single route's in-process stages (many small NumPy calls) took 1.5–2.3× their usual
 time. Latencies are timed as wrk or h2load would: HTTP/1.1 keep-alive round trips on a plain
 socket, the request encoded once and the response read by its length (:class:`RawClient`), so
 a figure is the server's latency plus the loopback. Client libraries add their own parsing per
