@@ -29,8 +29,8 @@ time. Latencies are timed as wrk or h2load would: HTTP/1.1 keep-alive round trip
 socket, the request encoded once and the response read by its length (:class:`RawClient`), so
 a figure is the server's latency plus the loopback. Client libraries add their own parsing per
 request (stdlib ``http.client`` ≈0.4–0.9 ms, httpx more on this machine); their figures are
-recorded beside. crs-risk and ``mlflow models serve`` are
-timed in alternating blocks, so a change in the machine's speed falls on both.
+recorded beside. crs-risk and ``mlflow models serve`` are timed in alternating blocks, so a
+change in the machine's speed falls on both.
 
 Usage: ``python benchmarks/bench_serving.py [--store DIR] [--requests 200] [--batch 10000]
 [--replica-batch 5000] [--replica-clients 4] [--replicas-only] [--bin DIR] [--out FILE]``

@@ -50,9 +50,9 @@ class BatchScores:
     """A scored batch: the response's JSON pieces and, per patient in request order, what the
     audit log keeps.
 
-    ``parts``: the ``BatchResponse`` document as UTF-8 pieces in order — slot 0 for the head
-    (it holds the request id), then each ``BatchItem``'s pieces with commas between, the tail
-    last — joined once by :meth:`body`; ``outputs`` / ``versions``: what the audit log keeps
+    ``parts``: the ``BatchResponse`` document after its head (which holds the request id) as
+    UTF-8 pieces in order — each ``BatchItem``'s pieces with commas between, then the tail —
+    joined once by :meth:`body`; ``outputs`` / ``versions``: what the audit log keeps
     (the task results' :data:`serving.audit.OUTPUT_KEYS`, the model versions); ``digests``: the
     audit input digests (``serving.digest``).
     """
@@ -66,8 +66,7 @@ class BatchScores:
     def body(self, request_id: str) -> bytes:
         """The ``BatchResponse`` document, in one join of its pieces (no copy per item)."""
         head = f'{{"request_id":{_text(request_id)},"n":{len(self.refs)},"items":['
-        self.parts[0] = head.encode()
-        return b"".join(self.parts)
+        return b"".join([head.encode(), *self.parts])
 
 
 _text = json.encoder.encode_basestring_ascii  # C: a JSON string
@@ -237,7 +236,7 @@ def score_batch(snapshot: Snapshot, batch: BatchInput | Sequence[Request]) -> Ba
     # UTF-8 throughout: the results' texts hold non-ASCII (≥), so a str of them would be
     # UCS-2 and transcoded again at the end. One flat list of pieces, joined once by
     # ``BatchScores.body``: no bytes object per item, no second copy of the document.
-    parts: list[bytes] = [b""]  # slot 0: the head (``BatchScores.body``)
+    parts: list[bytes] = []
     add = parts.append
     for i, (ref, lm, rs) in enumerate(zip(refs, chosen, per_patient, strict=True)):
         add(

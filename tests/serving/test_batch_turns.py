@@ -40,36 +40,26 @@ def test_concurrent_batches_take_turns(
         writer=writer,
     )
     inside, most, lock = 0, 0, threading.Lock()
-    real = batch_body.score_batch
 
-    def counted(snapshot, reqs):  # type: ignore[no-untyped-def]
-        nonlocal inside, most
-        with lock:
-            inside += 1
-            most = max(most, inside)
-        try:
-            time.sleep(0.05)  # hold the turn long enough for the other batch to arrive
-            return real(snapshot, reqs)
-        finally:
+    def counted(real, pause: float):  # type: ignore[no-untyped-def]
+        """``real``, counting who is inside it or any other counted call."""
+
+        def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal inside, most
             with lock:
-                inside -= 1
+                inside += 1
+                most = max(most, inside)
+            try:
+                time.sleep(pause)  # hold the turn long enough for another batch to arrive
+                return real(*args, **kwargs)
+            finally:
+                with lock:
+                    inside -= 1
 
-    real_append = audit.append_encoded
+        return call
 
-    def appended(*args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal inside, most
-        with lock:
-            inside += 1
-            most = max(most, inside)
-        try:
-            time.sleep(0.02)
-            return real_append(*args, **kwargs)
-        finally:
-            with lock:
-                inside -= 1
-
-    monkeypatch.setattr(batch_body, "score_batch", counted)
-    monkeypatch.setattr(audit, "append_encoded", appended)
+    monkeypatch.setattr(batch_body, "score_batch", counted(batch_body.score_batch, 0.05))
+    monkeypatch.setattr(audit, "append_encoded", counted(audit.append_encoded, 0.02))
     patients = [copy.deepcopy(e["request"]) for e in example_patients()] * 3
     raw = json.dumps({"patients": patients}).encode()
     try:
