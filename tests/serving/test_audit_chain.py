@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import sqlite3
 
 import pytest
 
-from serving.audit import _chain_fast, open_audit
-from serving.audit_key import KEY_ENV, chain
+from serving.audit import AuditRecord, _chain_fast, _Mac, open_audit
+from serving.audit_key import KEY_ENV, chain, subkey
 from serving.audit_verify import verify
 
 ODD = 'é "quoted" \\ back\nline \u2028 \U0001f600 \x00'
@@ -23,7 +25,7 @@ ODD = 'é "quoted" \\ back\nline \u2028 \U0001f600 \x00'
 )
 def test_fast_record_hash_is_the_chain_hash(values):
     key = bytes(range(32))
-    assert _chain_fast(key, "prev", values) == chain(key, "prev", values)
+    assert _chain_fast(_Mac(key), "prev", values) == chain(key, "prev", values)
 
 
 def test_a_batch_append_verifies(tmp_path, monkeypatch):
@@ -45,3 +47,21 @@ def test_a_batch_append_verifies(tmp_path, monkeypatch):
         (hashed[3], versions[0], None),
     ]
     con.close()
+
+
+def test_patient_hash_is_the_documented_hmac(tmp_path, monkeypatch):
+    """HMAC-SHA256 of the reference under the key's pseudonym subkey, on both append paths:
+    a patient keeps the same pseudonym across logs and versions of this code."""
+    key = bytes(range(32))
+    monkeypatch.setenv(KEY_ENV, key.hex())
+    db = tmp_path / "audit.sqlite"
+    log = open_audit(db)
+    log.append_encoded("r1", ["P1", ODD], ['{"m": "1"}'] * 2, ["d" * 64] * 2, ["[]"] * 2)
+    log.append([AuditRecord("r2", "P1", {"m": "1"}, "e" * 64, [])])
+    log.close()
+    pseudonym = subkey(key, b"pseudonym")
+    want = [hmac.new(pseudonym, r.encode(), hashlib.sha256).hexdigest() for r in ("P1", ODD, "P1")]
+    con = sqlite3.connect(db)
+    assert [r[0] for r in con.execute("SELECT patient_hash FROM scores ORDER BY id")] == want
+    con.close()
+    assert verify(db).ok
