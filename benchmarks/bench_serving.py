@@ -668,6 +668,13 @@ def main() -> None:
         "CRS_RISK_TOKEN": TOKEN,
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
     }
+
+    def deployment() -> dict[str, object]:
+        """Phase 6: ``serve --workers 2``, one replica per core, 4 batches per client."""
+        return replica_throughput(
+            env, tmp, batch_bodies(args.replica_batch), 2, args.replica_clients, 4
+        )
+
     if args.replicas_only:
         replicas: dict[str, object] = {
             "machine": os.uname().nodename,
@@ -675,9 +682,7 @@ def main() -> None:
             "speed_probe_s": speed_probe(),
             "numpy_probe_ms": numpy_probe(),
             "bin": str(BIN),
-            "batch_replicas": replica_throughput(
-                env, tmp, batch_bodies(args.replica_batch), 2, args.replica_clients, 4
-            ),
+            "batch_replicas": deployment(),
         }
         print("batch, serve --workers 2:", replicas["batch_replicas"], flush=True)
         out.write_text(json.dumps(replicas, indent=2) + "\n", encoding="utf-8")
@@ -844,9 +849,7 @@ def main() -> None:
         stop(serve, mlflow_proc)  # the replicas get the machine to themselves
         if args.batch:
             # the deployment: one replica per core, the default body limit
-            results["batch_replicas"] = replica_throughput(
-                env, tmp, batch_bodies(args.replica_batch), 2, args.replica_clients, 4
-            )
+            results["batch_replicas"] = deployment()
             print("batch, serve --workers 2:", results["batch_replicas"], flush=True)
     finally:
         stop(serve, mlflow_proc)

@@ -267,11 +267,9 @@ class AuditLog:
         self._checkpointer = _Checkpointer(path)
         self._turns = _Turns(path.with_name(path.name + ".lock"))
         self._unchecked = 0
-        self._key = subkey(key, b"pseudonym")
-        self._chain_key = subkey(key, b"chain")
-        self._pseudonym = _Mac(self._key)
-        self._chain = _Mac(self._chain_key)
-        self._check = hmac.new(self._chain_key, b"key check", hashlib.sha256).hexdigest()
+        self._pseudonym = _Mac(subkey(key, b"pseudonym"))
+        self._chain = _Mac(subkey(key, b"chain"))
+        self._check = self._chain.hex(b"key check")
         row = self._conn.execute("SELECT value FROM meta WHERE key='key_check'").fetchone()
         if row is None:
             self._conn.execute(
@@ -307,7 +305,7 @@ class AuditLog:
                 detail = {**detail, "scores_head": list(self._last_hash("scores"))}
                 text = json.dumps(detail, sort_keys=True)
                 rid = self._next_id("service_events")
-                h = chain(self._chain_key, prev, [rid, now, event, text])
+                h = chain(self._chain.key, prev, [rid, now, event, text])
                 self._conn.execute(
                     "INSERT INTO service_events(id, time, event, detail, prev_hash, row_hash) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
