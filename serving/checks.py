@@ -28,13 +28,26 @@ from training.distribution import PRODUCT_PREFIX, bounds, range_k
 Warning_ = dict[str, Any]
 
 
-def _number(value: float, unit: str) -> str:
+def _number(value: float, unit: str, digits: int = 0) -> str:
+    """A value with its unit, to 3 significant figures (``digits`` more when asked)."""
     if unit in ("count", "ratio", "score") or unit.startswith("log10"):
         unit = ""
     if unit == "yes/no":
         return "yes" if value >= 0.5 else "no"
-    text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    text = f"{value:,.{digits}f}" if abs(value) >= 1000 else f"{value:.{3 + digits}g}"
     return f"{text} {unit}".strip()
+
+
+def _apart(column: str, value: float, edge: float, unit: str) -> tuple[str, str]:
+    """A value outside the training range and the range's bound, in words that differ: with
+    more decimals when the usual rounding makes them read the same ("5 h earlier is above the
+    highest value (5 h earlier)" would contradict itself)."""
+    for digits in range(4):
+        a = value_words(column, value, _number(value, unit, digits), digits)
+        b = value_words(column, edge, _number(edge, unit, digits), digits)
+        if a != b:
+            break
+    return a, b
 
 
 @dataclass(frozen=True)
@@ -176,8 +189,7 @@ def row_warnings(
             continue
         lo, hi, unit = checks.low[j], checks.high[j], checks.units[j]
         edge = lo if v < lo else hi
-        value = value_words(columns[j], v, _number(v, unit))
-        edge_words = value_words(columns[j], edge, _number(edge, unit))
+        value, edge_words = _apart(columns[j], v, edge, unit)
         if checks.source == "training" and checks.range_k is not None:
             # a real cohort's bound (training.distribution): not any one patient's value
             side = "below" if v < lo else "above"

@@ -78,21 +78,22 @@ def points(p: float, p_without: float) -> float:
     return 100.0 * (p - p_without)
 
 
-def value_words(feature: str, value: float | None, default: str) -> str:
-    """A feature value in clinical words (slopes, ratios, times); ``default`` otherwise."""
+def value_words(feature: str, value: float | None, default: str, digits: int = 0) -> str:
+    """A feature value in clinical words (slopes, ratios, times); ``default`` otherwise.
+    ``digits``: decimals beyond the usual (to tell apart two values that read the same)."""
     spec = CATALOG.get(feature)
     if spec is None or value is None or not math.isfinite(value):
         return default
     if spec.unit.startswith("log10(1+x) per"):
         factor = 10.0 ** abs(value)
-        if factor < 1.1:
+        if factor < 1.1 and not digits:
             return "about stable over a day"
         way = "rising" if value > 0 else "falling"
-        return f"{way} about {factor:.1f}-fold per day"
+        return f"{way} about {factor:.{1 + digits}f}-fold per day"
     if spec.unit == "ratio":
-        return f"{value:.1f} times the pre-infusion value"
+        return f"{value:.{1 + digits}f} times the pre-infusion value"
     if spec.unit == "h" and "since" in feature:
-        return f"{value:.0f} h earlier"
+        return f"{value:.{digits}f} h earlier"
     return default
 
 

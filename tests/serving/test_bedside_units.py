@@ -105,6 +105,39 @@ def test_distribution_flags_values_beyond_training_and_unseen_products():
     assert old[1][0]["code"] == "no_training_distribution"
 
 
+def test_a_value_beyond_the_training_range_never_reads_the_same_as_the_bound():
+    """The usual rounding made a value and the bound it exceeds read alike ("5 h earlier is
+    above the highest value in the training data (5 h earlier)"): more decimals then."""
+    X = pd.DataFrame(
+        {
+            "il6_hours_since_first": [1.0, 3.0, 4.9],
+            "ferritin_max": [100.0, 1000.0, 1000.2],
+            "crp_slope_24h": [0.0, 0.01, 0.02],
+        }
+    )
+    cols = tuple(X.columns)
+    checks = model_checks(cols, training_distribution(X, synthetic=True), None)
+    rows = np.array([[5.04, 1000.4, 0.03], [7.0, 2500.0, 0.5]])
+    warned = row_warnings(checks, cols, rows, "0h")
+    said = {w["field"]: w["message"] for w in warned[0]}
+    assert (
+        "5.0 h earlier is above the highest value in the training data (4.9 h earlier)"
+        in (said["il6_hours_since_first"])
+    )
+    assert "1,000.4 ng/mL is above" in said["ferritin_max"]
+    assert "(1,000.2 ng/mL)" in said["ferritin_max"]
+    assert "(rising about 1.05-fold per day)" in said["crp_slope_24h"]
+    for message in said.values():  # the value and the bound always read differently
+        value, bound = message.split(": ", 1)[1].split(" is above ")
+        assert value not in bound
+    # far from the bound: the usual rounding
+    far = {w["field"]: w["message"] for w in warned[1]}
+    assert (
+        "7 h earlier is above the highest value in the training data (5 h earlier)"
+        in (far["il6_hours_since_first"])
+    )
+
+
 # --- 5. interval ----------------------------------------------------------------------------
 def test_interval_narrows_with_more_validation_patients_and_covers_the_observed_rate():
     rng = np.random.default_rng(3)
