@@ -40,7 +40,7 @@ from serving.auth import is_open, load_tokens
 from serving.examples import example_patients
 from serving.gate import Gate
 from serving.responses import clean_errors, json_response, log
-from serving.routes import health, models, page, risk
+from serving.routes import health, models, page, risk, risk_fast
 from serving.schemas import NOTICE, BatchRequest
 from serving.state import TOKEN_ENV, Settings, State, swapped
 from serving.store import ModelStore
@@ -128,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    risk_fast.install(app)  # POST /v1/risk: valid JSON bodies skip FastAPI's request handling
     _openapi_with_batch_schema(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")

@@ -96,25 +96,32 @@ class Gate:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
         async def send_with_id(message: dict) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
-        await self.app(scope, replay, send_with_id)
+        await self.app(scope, replaying(body, receive), send_with_id)
 
     async def _reject(self, send: Callable, rid: str) -> None:
         payload = b'{"detail":"request body too large: the limit is %d bytes"}' % self.limit
         await _send_json(send, 413, payload, rid, [(b"connection", b"close")])
+
+
+def replaying(body: bytes, receive: Callable) -> Callable:
+    """An ASGI receive that gives ``body`` (already read) once, then whatever the connection
+    says next (a disconnect)."""
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _send_json(

@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from features.schema import EVENTS, GRADED_EVENTS
@@ -21,7 +22,7 @@ from serving.conversion import RequestProblems, validate_requests
 from serving.responses import ERRORS, audit_failed, json_response, model_json, problems
 from serving.schemas import BatchResponse, ExamplesResponse, RiskRequest, RiskResponse
 from serving.scoring import request_digest, score_valid
-from serving.state import AppState
+from serving.state import AppState, State
 
 router = APIRouter(tags=["risk"])
 
@@ -88,11 +89,18 @@ def vocabulary() -> dict[str, Any]:
     },
 )
 async def risk(body: RiskRequest, request: Request, state: AppState) -> Any:
-    # Scored on the event loop, not in the thread pool: a request is a few milliseconds of
-    # CPU under the GIL either way, and the hop to a worker thread and back costs a sizeable
-    # share of that. (The batch route, which runs for seconds, uses the pool.)
+    # The documented route, and the exact path of ``serving.routes.risk_fast``: a JSON body
+    # that its parse does not accept comes here, for FastAPI's own messages.
+    return await score_one(state, body, request.state.request_id, request.state.token_name)
 
-    rid = request.state.request_id
+
+async def score_one(state: State, body: RiskRequest, rid: str, token: str | None) -> Response:
+    """One patient validated, scored and audited: the response, 422 naming the problems, or
+    503 when the audit record cannot be written.
+
+    Scored on the event loop, not in the thread pool: a request is a few milliseconds of CPU
+    under the GIL either way, and the hop to a worker thread and back costs a sizeable share
+    of that. (The batch route, which runs for seconds, uses the pool.)"""
     snap = state.store.snapshot
     try:
         valid = validate_requests([body])
@@ -106,7 +114,7 @@ async def risk(body: RiskRequest, request: Request, state: AppState) -> Any:
         _versions(resp.results),
         digest,
         _outputs(resp.results),
-        request.state.token_name,
+        token,
     )
     # on the audit writer thread: a locked file never blocks the event loop; the response is
     # serialised meanwhile (SQLite releases the GIL) and leaves only once the record is written

@@ -7,6 +7,7 @@ champion alias moves to another version and ``/v1/models/reload``, responses nam
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -128,6 +129,25 @@ def test_health_auth_and_error_contract(service: Service, examples):
         big = b'{"patient": {}, "pad": "' + b"x" * (17 * 1024 * 1024) + b'"}'
         r = c.post("/v1/risk", content=big, headers={"Content-Type": "application/json"})
         assert r.status_code == 413
+
+
+def test_the_fast_route_and_fastapis_route_answer_alike(service: Service, examples):
+    """``serving.routes.risk_fast`` on the real service: a JSON body (the fast route) and the
+    same body as ``+json`` (FastAPI's route) get the same answer, errors included."""
+    bad = dict(examples[0]["request"])
+    bad["top_k"] = "many"
+    bodies = [e["request"] for e in examples[:3]] + [bad, {}]
+    with service.client() as c:
+        for body in bodies:
+            raw = json.dumps(body).encode()
+            answers = []
+            for ctype in ("application/json", "application/vnd.crs-risk+json"):
+                r = c.post("/v1/risk", content=raw, headers={"Content-Type": ctype})
+                answer = r.json()
+                answer.pop("request_id", None)
+                answers.append((r.status_code, answer))
+            assert answers[0] == answers[1]
+            assert answers[0][0] == (422 if body is bad else 200)
 
 
 def test_models_listing(service: Service):
