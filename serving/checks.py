@@ -46,16 +46,15 @@ def _apart(
     highest value (5 h earlier)" would contradict itself). ``edges``: the column's bounds in
     words by (bound, decimals), filled here (a batch words each bound once)."""
     for digits in range(4):
-        a = value_words(column, value, _number(value, unit, digits), digits)
-        said = edges.get((edge, digits))
-        if said is None:
-            said = edges[(edge, digits)] = value_words(
+        words = value_words(column, value, _number(value, unit, digits), digits)
+        bound = edges.get((edge, digits))
+        if bound is None:
+            bound = edges[(edge, digits)] = value_words(
                 column, edge, _number(edge, unit, digits), digits
             )
-        b = said
-        if a != b:
+        if words != bound:
             break
-    return a, b
+    return words, bound
 
 
 @dataclass(frozen=True)

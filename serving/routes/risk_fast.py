@@ -2,11 +2,13 @@
 straight to :func:`serving.routes.risk.score_one`; every other body goes to the FastAPI route.
 
 Why: FastAPI's request handling of the route — the content-type check, ``json.loads``, the
-dependency solver, validating the parsed body in Python mode — cost ≈0.25–0.45 ms of a 5 ms
-budget (in-process ASGI calls of the real app, alternated: 4.93 → 4.48 ms p50 with this path
-on a fast stretch of the machine, 7.50 → 7.09 ms on a slow one). Here the body is validated
-from its bytes in one pydantic call (``RiskRequest.model_validate_json``), and the scoring,
-the audit and the response are the route's own (one function, :func:`score_one`).
+dependency solver, validating the parsed body in Python mode — cost ≈0.3–0.5 ms of a 5 ms
+budget: in-process ASGI calls of the real app, alternated, read 4.93 → 4.48 ms p50 with this
+path on a fast stretch of the machine and 7.50 → 7.09 ms on a slow one; over HTTP, two live
+services alternating 20 blocks of 200 requests, 0.93× (block minimum 5.59 → 5.01 ms). Here
+the body is validated from its bytes in one pydantic call (``RiskRequest.model_validate_json``),
+and the scoring, the audit and the response are the route's own (one function,
+:func:`score_one`).
 
 Exactness: only a body whose media type is ``application/json`` and that
 ``model_validate_json`` accepts is taken here — FastAPI parses such a body with ``json.loads``
