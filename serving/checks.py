@@ -47,11 +47,13 @@ def _apart(
     words by (bound, decimals), filled here (a batch words each bound once)."""
     for digits in range(4):
         words = value_words(column, value, _number(value, unit, digits), digits)
-        bound = edges.get((edge, digits))
-        if bound is None:
-            bound = edges[(edge, digits)] = value_words(
-                column, edge, _number(edge, unit, digits), digits
-            )
+        known = edges.get((edge, digits))
+        bound = (
+            known
+            if known is not None
+            else value_words(column, edge, _number(edge, unit, digits), digits)
+        )
+        edges[(edge, digits)] = bound
         if words != bound:
             break
     return words, bound
