@@ -39,21 +39,21 @@ def _number(value: float, unit: str, digits: int = 0) -> str:
 
 
 def _apart(
-    column: str, value: float, edge: float, unit: str, edges: dict[tuple[float, int], str]
+    column: str, value: float, edge: float, unit: str, edges: dict[tuple[str, float, int], str]
 ) -> tuple[str, str]:
     """A value outside the training range and the range's bound, in words that differ: with
     more decimals when the usual rounding makes them read the same ("5 h earlier is above the
-    highest value (5 h earlier)" would contradict itself). ``edges``: the column's bounds in
-    words by (bound, decimals), filled here (a batch words each bound once)."""
+    highest value (5 h earlier)" would contradict itself). ``edges``: bounds in words by
+    (column, bound, decimals), filled here (a batch words each bound once)."""
     for digits in range(4):
         words = value_words(column, value, _number(value, unit, digits), digits)
-        known = edges.get((edge, digits))
+        known = edges.get((column, edge, digits))
         bound = (
             known
             if known is not None
             else value_words(column, edge, _number(edge, unit, digits), digits)
         )
-        edges[(edge, digits)] = bound
+        edges[(column, edge, digits)] = bound
         if words != bound:
             break
     return words, bound
@@ -190,7 +190,7 @@ def row_warnings(
     code = "outside_training_data" if checks.source == "training" else "outside_plausible_range"
     where = "the training data" if checks.source == "training" else "the plausible range"
     said: dict[tuple[int, float], Warning_] = {}  # one text per distinct (column, value)
-    bounds_said: dict[int, dict[tuple[float, int], str]] = {}  # the bounds in words, per column
+    bounds_said: dict[tuple[str, float, int], str] = {}  # the bounds in words
     for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
         v = float(X[i, j])
         known = said.get((j, v))
@@ -199,7 +199,7 @@ def row_warnings(
             continue
         lo, hi, unit = checks.low[j], checks.high[j], checks.units[j]
         edge = lo if v < lo else hi
-        value, edge_words = _apart(columns[j], v, edge, unit, bounds_said.setdefault(j, {}))
+        value, edge_words = _apart(columns[j], v, edge, unit, bounds_said)
         if checks.source == "training" and checks.range_k is not None:
             # a real cohort's bound (training.distribution): not any one patient's value
             side = "below" if v < lo else "above"

@@ -109,6 +109,11 @@ class Gate:
         await _send_json(send, 413, payload, rid, [(b"connection", b"close")])
 
 
+def media_type(content_type: str | None) -> str:
+    """The media type of a ``Content-Type`` header, lower case, without parameters ("" if none)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 def replaying(body: bytes, receive: Callable) -> Callable:
     """An ASGI receive that gives ``body`` (already read) once, then whatever the connection
     says next (a disconnect)."""

@@ -19,6 +19,7 @@ from features.vocabulary import ANALYTES
 from serving.audit import OUTPUT_KEYS, AuditRecord
 from serving.batch_body import parse_and_score
 from serving.conversion import RequestProblems, validate_requests
+from serving.gate import media_type
 from serving.responses import ERRORS, audit_failed, json_response, model_json, problems
 from serving.schemas import BatchResponse, ExamplesResponse, RiskRequest, RiskResponse
 from serving.scoring import request_digest, score_valid
@@ -156,7 +157,7 @@ async def score_one(state: State, body: RiskRequest, rid: str, token: str | None
 )
 async def risk_batch(request: Request, state: AppState) -> Any:
     raw = await request.body()
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = media_type(request.headers.get("content-type"))
     rid = request.state.request_id
     if ctype not in ("text/csv", "application/csv", "application/json", ""):
         return json_response(

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from serving.gate import replaying
+from serving.gate import media_type, replaying
 from serving.routes.risk import score_one
 from serving.schemas import RiskRequest
 from serving.state import get_state
@@ -43,9 +43,7 @@ EXACT = "crs_risk.exact"
 
 def parse(content_type: str | None, body: bytes) -> RiskRequest | None:
     """The request when this path takes it (a JSON body the model accepts), else None."""
-    if not body or content_type is None:
-        return None
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+    if not body or media_type(content_type) != "application/json":
         return None
     try:
         return RiskRequest.model_validate_json(body)
